@@ -1,0 +1,1 @@
+//! The office agent (issue 4).

@@ -1,0 +1,1 @@
+//! Queries and publishing (issue 5).

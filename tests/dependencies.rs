@@ -1,0 +1,78 @@
+//! The agent stays small: neither it nor the contract crate may depend, even
+//! transitively, on Arrow, Parquet or DataFusion. And the workspace holds a
+//! single Arrow, the one DataFusion is built on.
+
+use std::collections::{BTreeSet, HashMap};
+
+fn lock() -> Vec<(String, String, Vec<String>)> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock")).expect("Cargo.lock");
+    let doc: toml::Table = toml::from_str(&text).expect("Cargo.lock is TOML");
+    doc["package"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .map(|p| {
+            let deps = p
+                .get("dependencies")
+                .and_then(|d| d.as_array())
+                .map(|d| d.iter().map(|s| s.as_str().unwrap().to_string()).collect())
+                .unwrap_or_default();
+            (p["name"].as_str().unwrap().to_string(), p["version"].as_str().unwrap().to_string(), deps)
+        })
+        .collect()
+}
+
+/// Every package reachable from `root` in Cargo.lock (an over-approximation:
+/// the lock records dependencies of every platform and feature in use).
+fn closure(root: &str) -> BTreeSet<String> {
+    let pkgs = lock();
+    let mut by_name: HashMap<&str, Vec<&(String, String, Vec<String>)>> = HashMap::new();
+    for p in &pkgs {
+        by_name.entry(p.0.as_str()).or_default().push(p);
+    }
+    let mut seen = BTreeSet::new();
+    let mut todo = vec![(root.to_string(), None::<String>)];
+    while let Some((name, version)) = todo.pop() {
+        let key = format!("{name} {}", version.clone().unwrap_or_default());
+        if !seen.insert(key) {
+            continue;
+        }
+        for p in by_name.get(name.as_str()).into_iter().flatten() {
+            if version.as_ref().is_some_and(|v| v != &p.1) {
+                continue;
+            }
+            for d in &p.2 {
+                let mut parts = d.split(' ');
+                let n = parts.next().unwrap().to_string();
+                todo.push((n, parts.next().map(str::to_string)));
+            }
+        }
+    }
+    seen.into_iter().map(|k| k.split(' ').next().unwrap().to_string()).collect()
+}
+
+fn heavy(names: &BTreeSet<String>) -> Vec<&String> {
+    names.iter().filter(|n| n.starts_with("arrow") || n.starts_with("parquet") || n.starts_with("datafusion")).collect()
+}
+
+#[test]
+fn agent_has_no_arrow_parquet_or_datafusion() {
+    let deps = closure("sifa-agent");
+    assert!(deps.contains("tonic") && deps.contains("sifa-proto"), "the walk reaches the agent's real dependencies");
+    assert_eq!(heavy(&deps), Vec::<&String>::new());
+}
+
+#[test]
+fn contract_has_no_arrow_parquet_or_datafusion() {
+    let deps = closure("sifa-proto");
+    assert!(deps.contains("prost"));
+    assert_eq!(heavy(&deps), Vec::<&String>::new());
+}
+
+#[test]
+fn one_arrow_the_one_datafusion_uses() {
+    let pkgs = lock();
+    let arrows: Vec<_> = pkgs.iter().filter(|p| p.0 == "arrow").map(|p| p.1.clone()).collect();
+    assert_eq!(arrows.len(), 1, "arrow versions in Cargo.lock: {arrows:?}");
+    assert!(heavy(&closure("sifa-queries")).iter().any(|n| n.as_str() == "datafusion"));
+}
