@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod check;
+mod pki;
 
 #[derive(Parser)]
 #[command(
@@ -25,12 +26,27 @@ enum Command {
         #[command(subcommand)]
         what: check::What,
     },
+    /// Run a tier of the tree (county, city or province), or ask a running one: status, lock, override
+    Aggregator(sifa_aggregator::cli::AggregatorArgs),
+    /// The office agent: read an office's ledger and deliver its monthly reports (run, push --once, status, check, synth)
+    Agent(sifa_agent::cli::AgentArgs),
+    /// SQL over an aggregator's data directory: ad-hoc queries, standard rollups, an interactive prompt
+    Query(sifa_queries::cli::QueryArgs),
+    /// Write a year's official figures (index.html, figures.csv, figures.json) from an aggregator's data
+    Publish(sifa_queries::cli::PublishArgs),
+    /// The province's certificate authority: init, issue a unit's certificate, revoke one
+    Pki(pki::PkiArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check { what } => check::run(what),
+        Command::Aggregator(args) => sifa_aggregator::cli::run(args),
+        Command::Agent(args) => sifa_agent::cli::run(args),
+        Command::Query(args) => sifa_queries::cli::run_query(args),
+        Command::Publish(args) => sifa_queries::cli::run_publish(args),
+        Command::Pki(args) => pki::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,3 +1,22 @@
 //! An aggregator: one tier of the reporting tree (county, city or province).
+//!
+//! - [`config`]: the config file; [`cli`]: `sifa aggregator ...`;
+//! - [`ingest`]: validation and the single log writer (group commit); [`wal`]: the write-ahead log;
+//! - [`index`]: what is stored, for duplicates, conflicts and completeness;
+//! - [`flush`]: the log to Parquet ([`store`]), trimming and compaction;
+//! - [`forward`]: to the tier above; [`completeness`]; [`locks`]: closed periods;
+//! - [`service`]: the gRPC services; [`server`]: running a tier.
 
+pub mod auth;
+pub mod cli;
+pub mod completeness;
+pub mod config;
+pub mod flush;
+pub mod forward;
+pub mod index;
+pub mod ingest;
+pub mod locks;
+pub mod server;
+pub mod service;
 pub mod store;
+pub mod wal;

@@ -4,7 +4,8 @@
 //! - [`catalog`]: the data dictionary of statistics (flows and stocks, bounds, cross-field rules);
 //! - [`registry`]: the tree of units (province → city → county → reporting units);
 //! - [`validate`]: the one validation library, used by the agent and the aggregator alike;
-//! - [`period`]: the reporting month; [`text`]: UTF-8/GBK text as offices write it.
+//! - [`period`]: the reporting month; [`text`]: UTF-8/GBK text as offices write it;
+//! - [`tls`]: the `[tls]` config table and the client side of mutual TLS.
 //!
 //! This crate has no Arrow, Parquet or DataFusion in its dependency tree, so the
 //! office agent that links it stays small.
@@ -13,6 +14,7 @@ pub mod catalog;
 pub mod period;
 pub mod registry;
 pub mod text;
+pub mod tls;
 pub mod validate;
 
 /// The generated gRPC types and services of package `sifa.v1`.

@@ -1,0 +1,214 @@
+//! The agent's commands, shared by the `sifa-agent` binary and the umbrella
+//! `sifa agent ...`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use sifa_proto::{Period, Registry};
+
+use crate::config::Config;
+use crate::{catalog_cache, compute, daemon, status, synth};
+
+/// `sifa-agent`: the office agent of sifa.
+#[derive(Parser)]
+#[command(
+    name = "sifa-agent",
+    version,
+    about = "The office agent: reads a judicial office's ledger and delivers its monthly statistics to its aggregator"
+)]
+pub struct AgentCli {
+    #[command(flatten)]
+    pub args: AgentArgs,
+}
+
+#[derive(Args)]
+pub struct AgentArgs {
+    #[command(subcommand)]
+    pub command: AgentCommand,
+}
+
+#[derive(Subcommand)]
+pub enum AgentCommand {
+    /// Run as a daemon: read the books on the schedule and deliver what changed
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// One round (read the books, queue what changed, deliver) and exit: for cron or Task Scheduler
+    Push {
+        /// Required: one round, then exit (`run` is the daemon)
+        #[arg(long, required = true)]
+        once: bool,
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Show the queue, the last acknowledgements, rejections and ledger problems (中文 / English)
+    Status {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Read the books and print each month's figures and every problem; queues and sends nothing
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Write realistic, deterministic demo books and an agent config for one office
+    Synth {
+        /// The office's unit code
+        #[arg(long)]
+        unit: String,
+        #[arg(long)]
+        year: u16,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Write months 1 to this one
+        #[arg(long, default_value_t = 12)]
+        until_month: u8,
+        /// In the last month, write rows up to this day (month to date)
+        #[arg(long)]
+        until_day: Option<u8>,
+        /// Correct one row of this month (repeatable)
+        #[arg(long = "correct-month")]
+        corrections: Vec<u8>,
+        /// csv-utf8, csv-gbk or xlsx; default chosen per office
+        #[arg(long)]
+        format: Option<synth::LedgerFormat>,
+        /// The registry the unit is in (default: the demo registry)
+        #[arg(long)]
+        registry: Option<PathBuf>,
+        /// The aggregator URL written into the config
+        #[arg(long, default_value = "http://127.0.0.1:7401")]
+        aggregator: String,
+        /// The outbox written into the config (relative to --out)
+        #[arg(long, default_value = "outbox")]
+        outbox: PathBuf,
+        /// The folder to write into
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// The `sifa-agent` binary's entry point.
+pub fn main() -> ExitCode {
+    let cli = AgentCli::parse();
+    match run(cli.args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    // Two worker threads are plenty for one office's traffic and keep memory low.
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("starting the runtime")
+}
+
+/// Runs one agent command.
+pub fn run(args: AgentArgs) -> anyhow::Result<()> {
+    init_logging();
+    match args.command {
+        AgentCommand::Run { config } => {
+            let config = Config::load(&config)?;
+            runtime()?.block_on(daemon::run(&config))
+        }
+        AgentCommand::Push { once: _, config } => {
+            let config = Config::load(&config)?;
+            let r = runtime()?.block_on(daemon::round(&config))?;
+            print_round(&r);
+            Ok(())
+        }
+        AgentCommand::Status { config } => {
+            let config = Config::load(&config)?;
+            print!("{}", status::render(&config)?);
+            Ok(())
+        }
+        AgentCommand::Check { config } => check(&Config::load(&config)?),
+        AgentCommand::Synth {
+            unit,
+            year,
+            seed,
+            until_month,
+            until_day,
+            corrections,
+            format,
+            registry,
+            aggregator,
+            outbox,
+            out,
+        } => {
+            let registry = match registry {
+                Some(p) => Registry::load(&p)?,
+                None => Registry::demo(),
+            };
+            let u = registry.get(&unit).with_context(|| format!("unit {unit} is not in the registry"))?;
+            anyhow::ensure!((1..=12).contains(&until_month), "--until-month {until_month} must be a month 1 to 12");
+            anyhow::ensure!(Period::new(year, 1).is_some(), "--year {year} must be between 2000 and 2099");
+            let spec = synth::SynthSpec { year, seed, until_month, until_day, format, corrections };
+            let w = synth::write_office(&out, u, &spec, &aggregator, &outbox)?;
+            println!("{}\n{}\n{}", w.ledger.display(), w.totals.display(), w.config.display());
+            Ok(())
+        }
+    }
+}
+
+fn print_round(r: &daemon::Round) {
+    let c = &r.collected;
+    println!(
+        "台账已读取 books read (catalog {}): {} 份新排队 newly queued, {} 个月无变化 unchanged",
+        c.catalog_version,
+        c.queued.len(),
+        c.unchanged
+    );
+    for q in &c.queued {
+        println!("  queued {q}");
+    }
+    for (p, why) in &c.held {
+        println!("  暂缓 held back {p}: {}", why.first().map(String::as_str).unwrap_or(""));
+    }
+    for p in &c.problems {
+        eprintln!("台账问题 ledger problem: {p}");
+    }
+    if let Some(d) = &r.delivery {
+        println!(
+            "已发送 delivered: {} accepted, {} duplicate, {} rejected; {} 份待发送 still queued",
+            d.accepted, d.duplicate, d.rejected, r.remaining
+        );
+    }
+    if let Some(e) = &r.delivery_error {
+        println!("未能发送 not delivered: {e}; {} 份报表保存在发件箱中 report(s) kept in the outbox", r.remaining);
+    }
+}
+
+fn check(config: &Config) -> anyhow::Result<()> {
+    let (catalog, source) = catalog_cache::cached_or_builtin(&config.outbox_dir);
+    let current = Period::current();
+    let c = compute::collect(config, &catalog, current)?;
+    println!("catalog {} ({source:?})", catalog.version);
+    for r in &c.reports {
+        let mut values: Vec<_> = r.values.iter().collect();
+        values.sort_by_key(|(k, _)| catalog.metrics().iter().position(|m| &m.code == *k));
+        let shown: Vec<String> =
+            values.iter().map(|(k, v)| format!("{k}={}", crate::ledger::format_number(**v))).collect();
+        println!("{} {}", r.period, shown.join(" "));
+    }
+    for (p, why) in &c.held {
+        println!("{p} HELD BACK");
+        for w in why {
+            println!("  - {w}");
+        }
+    }
+    for p in &c.problems {
+        eprintln!("problem: {p}");
+    }
+    Ok(())
+}

@@ -1,0 +1,355 @@
+//! The agent's config file (`config/agent.example.toml` is the commented
+//! reference): which office this is, where its aggregator is, which ledger
+//! files to read and how their rows map to statistics, the schedule and the
+//! outbox directory. Relative paths are relative to the config file's folder.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sifa_proto::{Catalog, MetricKind, Period};
+
+/// Why a config file was not accepted. Every message names the file and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("config {path} is not valid: {message}")]
+    Parse { path: String, message: String },
+    #[error("config {path}: `{key}` {message}")]
+    Invalid { path: String, key: String, message: String },
+}
+
+/// One accepted value, or several.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn values(&self) -> Vec<&str> {
+        match self {
+            OneOrMany::One(s) => vec![s.trim()],
+            OneOrMany::Many(v) => v.iter().map(|s| s.trim()).collect(),
+        }
+    }
+}
+
+/// A rule of the mapping: which rows of a case ledger count toward a statistic.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CountRule {
+    /// The catalog code of the statistic (a flow).
+    pub metric: String,
+    /// Column header → the value(s) a row must have in that column to count.
+    /// An empty table counts every row.
+    #[serde(rename = "where", default)]
+    pub conditions: BTreeMap<String, OneOrMany>,
+    /// A column whose number is added for each matching row (e.g. 人数 for
+    /// person-times) instead of counting the row once.
+    #[serde(default)]
+    pub sum: Option<String>,
+}
+
+/// A case ledger (台账): one row per case or activity.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerSource {
+    pub path: PathBuf,
+    /// The worksheet of an .xlsx file; default the first one.
+    #[serde(default)]
+    pub sheet: Option<String>,
+    /// The header of the column holding each row's date.
+    #[serde(default = "default_date_column")]
+    pub date_column: String,
+    #[serde(default, rename = "count")]
+    pub rules: Vec<CountRule>,
+}
+
+/// A totals sheet (月度汇总): one row per month, one column per statistic.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TotalsSource {
+    pub path: PathBuf,
+    #[serde(default)]
+    pub sheet: Option<String>,
+    /// The header of the column holding the month.
+    #[serde(default = "default_period_column")]
+    pub period_column: String,
+    /// Columns that are not statistics (remarks, who filled it in).
+    #[serde(default = "default_ignore_columns")]
+    pub ignore_columns: Vec<String>,
+}
+
+fn default_date_column() -> String {
+    "日期".into()
+}
+fn default_period_column() -> String {
+    "月份".into()
+}
+fn default_ignore_columns() -> Vec<String> {
+    ["备注", "说明", "填表人", "填报人", "审核人", "序号"].map(String::from).to_vec()
+}
+fn default_outbox() -> PathBuf {
+    PathBuf::from("outbox")
+}
+fn default_collect_interval() -> u64 {
+    300
+}
+fn default_retry_min() -> u64 {
+    5
+}
+fn default_retry_max() -> u64 {
+    3600
+}
+fn default_connect_timeout() -> u64 {
+    10
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    unit: String,
+    aggregator: String,
+    #[serde(default = "default_outbox")]
+    outbox_dir: PathBuf,
+    #[serde(default)]
+    skip_bad_rows: bool,
+    #[serde(default)]
+    first_period: Option<String>,
+    #[serde(default)]
+    last_period: Option<String>,
+    #[serde(default = "default_collect_interval")]
+    collect_interval_seconds: u64,
+    #[serde(default = "default_retry_min")]
+    retry_min_seconds: u64,
+    #[serde(default = "default_retry_max")]
+    retry_max_seconds: u64,
+    #[serde(default = "default_connect_timeout")]
+    connect_timeout_seconds: u64,
+    #[serde(default)]
+    ledger: Vec<LedgerSource>,
+    #[serde(default)]
+    totals: Vec<TotalsSource>,
+}
+
+/// A loaded, checked config with paths resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The config file itself (named in messages).
+    pub path: PathBuf,
+    /// The office's own unit code; also its sender identity (`x-sifa-sender`).
+    pub unit: String,
+    /// The aggregator's URL, e.g. `http://10.1.2.3:7401`.
+    pub aggregator: String,
+    pub outbox_dir: PathBuf,
+    /// Deliver the other rows' figures even when some rows are malformed.
+    pub skip_bad_rows: bool,
+    /// Rows and totals before this month are not reported.
+    pub first_period: Option<Period>,
+    /// Rows and totals after this month are not reported (default: the current month).
+    pub last_period: Option<Period>,
+    pub collect_interval_seconds: u64,
+    pub retry_min_seconds: u64,
+    pub retry_max_seconds: u64,
+    pub connect_timeout_seconds: u64,
+    pub ledgers: Vec<LedgerSource>,
+    pub totals: Vec<TotalsSource>,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        Config::from_toml(&text, path)
+    }
+
+    /// Parses a config document; `path` names it in messages and anchors relative paths.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let p = path.display().to_string();
+        let file: ConfigFile =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: p.clone(), message: e.to_string() })?;
+        let invalid = |key: &str, message: String| ConfigError::Invalid { path: p.clone(), key: key.into(), message };
+        let unit = file.unit.trim().to_string();
+        if unit.len() < 2 || unit.len() > 12 || !unit.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid(
+                "unit",
+                format!("= {:?} is not a division code of 2 to 12 digits (e.g. \"620982100\")", file.unit),
+            ));
+        }
+        let aggregator = file.aggregator.trim().to_string();
+        if !(aggregator.starts_with("http://") || aggregator.starts_with("https://")) {
+            return Err(invalid(
+                "aggregator",
+                format!(
+                    "= {aggregator:?} must be a URL starting with http:// or https:// (e.g. \"http://10.0.0.5:7401\")"
+                ),
+            ));
+        }
+        let period = |key: &str, v: &Option<String>| -> Result<Option<Period>, ConfigError> {
+            v.as_deref().map(|s| s.parse::<Period>().map_err(|e| invalid(key, e.to_string()))).transpose()
+        };
+        let first_period = period("first_period", &file.first_period)?;
+        let last_period = period("last_period", &file.last_period)?;
+        if let (Some(f), Some(l)) = (first_period, last_period)
+            && f > l
+        {
+            return Err(invalid("last_period", format!("= {l} is before first_period = {f}")));
+        }
+        if file.retry_min_seconds == 0 || file.retry_max_seconds < file.retry_min_seconds {
+            return Err(invalid(
+                "retry_max_seconds",
+                format!(
+                    "retry_min_seconds = {} must be at least 1 and at most retry_max_seconds = {}",
+                    file.retry_min_seconds, file.retry_max_seconds
+                ),
+            ));
+        }
+        if file.collect_interval_seconds == 0 {
+            return Err(invalid("collect_interval_seconds", "must be at least 1".into()));
+        }
+        if file.ledger.is_empty() && file.totals.is_empty() {
+            return Err(invalid(
+                "ledger",
+                "and `totals` are both missing: name at least one [[ledger]] or [[totals]] file to read".into(),
+            ));
+        }
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+        let mut ledgers = file.ledger;
+        for (i, l) in ledgers.iter_mut().enumerate() {
+            l.path = resolve(&l.path);
+            if l.rules.is_empty() {
+                return Err(invalid(
+                    &format!("ledger[{}]", i + 1),
+                    format!(
+                        "({}) has no [[ledger.count]] rule: say which rows count toward which statistic",
+                        l.path.display()
+                    ),
+                ));
+            }
+        }
+        let mut totals = file.totals;
+        for t in totals.iter_mut() {
+            t.path = resolve(&t.path);
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            unit,
+            aggregator,
+            outbox_dir: resolve(&file.outbox_dir),
+            skip_bad_rows: file.skip_bad_rows,
+            first_period,
+            last_period,
+            collect_interval_seconds: file.collect_interval_seconds,
+            retry_min_seconds: file.retry_min_seconds,
+            retry_max_seconds: file.retry_max_seconds,
+            connect_timeout_seconds: file.connect_timeout_seconds,
+            ledgers,
+            totals,
+        })
+    }
+
+    /// Checks the mapping against the catalog in force: every rule names a
+    /// known flow statistic (stocks come from a totals sheet).
+    pub fn check_mapping(&self, catalog: &Catalog) -> Result<(), ConfigError> {
+        for (i, l) in self.ledgers.iter().enumerate() {
+            for (j, r) in l.rules.iter().enumerate() {
+                let key = format!("ledger[{}].count[{}].metric", i + 1, j + 1);
+                let invalid = |message: String| ConfigError::Invalid {
+                    path: self.path.display().to_string(),
+                    key: key.clone(),
+                    message,
+                };
+                match catalog.metric(&r.metric).or_else(|| catalog.metric_for_header(&r.metric)) {
+                    None => {
+                        return Err(invalid(format!(
+                            "= {:?} is not a statistic of catalog {} (see docs/CATALOG.md for the codes)",
+                            r.metric, catalog.version
+                        )));
+                    }
+                    Some(m) if m.kind == MetricKind::Stock => {
+                        return Err(invalid(format!(
+                            "= {:?} ({}) is a stock, a size at the end of the month: give it in a [[totals]] sheet, not by counting ledger rows",
+                            r.metric, m.name_zh
+                        )));
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The catalog code a count rule's `metric` means (a code or a Chinese name).
+    pub fn rule_metric<'c>(&self, catalog: &'c Catalog, rule: &CountRule) -> Option<&'c str> {
+        catalog.metric(&rule.metric).or_else(|| catalog.metric_for_header(&rule.metric)).map(|m| m.code.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+unit = "620982100"
+aggregator = "http://127.0.0.1:7401"
+outbox_dir = "box"
+[[ledger]]
+path = "台账.csv"
+[[ledger.count]]
+metric = "disputes_resolved"
+where = { "类别" = "人民调解", "结果" = ["调解成功", "成功"] }
+[[ledger.count]]
+metric = "consultations"
+where = { "类别" = "法律咨询" }
+sum = "人数"
+"#;
+
+    #[test]
+    fn a_good_config_resolves_paths_relative_to_its_file() {
+        let c = Config::from_toml(GOOD, Path::new("/office/agent.toml")).unwrap();
+        assert_eq!(c.unit, "620982100");
+        assert_eq!(c.outbox_dir, Path::new("/office/box"));
+        assert_eq!(c.ledgers[0].path, Path::new("/office/台账.csv"));
+        assert_eq!(c.ledgers[0].date_column, "日期");
+        assert_eq!(c.ledgers[0].rules[0].conditions["结果"].values(), ["调解成功", "成功"]);
+        assert_eq!(c.ledgers[0].rules[1].sum.as_deref(), Some("人数"));
+        c.check_mapping(&Catalog::builtin()).unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_file_and_the_key() {
+        let p = Path::new("/office/agent.toml");
+        let e = Config::from_toml(&GOOD.replace("620982100", "62098x"), p).unwrap_err().to_string();
+        assert!(e.contains("/office/agent.toml") && e.contains("`unit`") && e.contains("62098x"), "{e}");
+        let e = Config::from_toml(&GOOD.replace("http://", "tcp://"), p).unwrap_err().to_string();
+        assert!(e.contains("`aggregator`"), "{e}");
+        let e = Config::from_toml(&GOOD.replace("outbox_dir", "outbox_folder"), p).unwrap_err().to_string();
+        assert!(e.contains("outbox_folder"), "{e}");
+        let e = Config::from_toml(&format!("{GOOD}first_period = \"2024-3\"\n"), p);
+        // A top-level key after a table belongs to that table: TOML puts it in [[ledger.count]].
+        assert!(e.is_err());
+        let e = Config::from_toml(&GOOD.replace("unit = ", "first_period = \"2024-3\"\nunit = "), p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`first_period`") && e.contains("YYYY-MM"), "{e}");
+        let c = Config::from_toml(&GOOD.replace("disputes_resolved", "disputes_resolvd"), p).unwrap();
+        let e = c.check_mapping(&Catalog::builtin()).unwrap_err().to_string();
+        assert!(e.contains("ledger[1].count[1].metric") && e.contains("disputes_resolvd"), "{e}");
+        let c = Config::from_toml(&GOOD.replace("disputes_resolved", "staff_actual"), p).unwrap();
+        let e = c.check_mapping(&Catalog::builtin()).unwrap_err().to_string();
+        assert!(e.contains("is a stock"), "{e}");
+    }
+
+    #[test]
+    fn the_shipped_example_is_valid() {
+        let text = include_str!("../../config/agent.example.toml");
+        let c = Config::from_toml(text, Path::new("/office/agent.toml")).unwrap();
+        c.check_mapping(&Catalog::builtin()).unwrap();
+        assert_eq!(c.totals[0].path, Path::new("/office/月度汇总.csv"));
+        assert!(!c.skip_bad_rows);
+    }
+}

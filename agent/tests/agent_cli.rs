@@ -1,0 +1,325 @@
+//! The `sifa-agent` binary on real files: ledgers in UTF-8, GBK and .xlsx,
+//! malformed rows, revisions, and the outbox across restarts and kill -9.
+//! Delivery here is to an address nothing listens on (the office is
+//! offline); delivery to a real aggregator is tests/agent_e2e.rs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use sifa_agent::synth::{self, LedgerFormat, SynthSpec};
+use sifa_proto::Registry;
+
+const OFFLINE: &str = "http://127.0.0.1:1";
+
+fn agent(args: &[&str], config: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sifa-agent"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run sifa-agent")
+}
+
+fn ok(out: &Output) -> (String, String) {
+    let (o, e) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+    assert!(out.status.success(), "sifa-agent failed: {}\nstdout:\n{o}\nstderr:\n{e}", out.status);
+    (o, e)
+}
+
+/// (period, revision) of every report in the outbox queue.
+fn queue(outbox: &Path) -> Vec<(String, u64)> {
+    sifa_agent::outbox::list_queue(outbox).unwrap().into_iter().map(|q| (q.period, q.revision)).collect()
+}
+
+/// The figures `check` prints, per month.
+fn figures(stdout: &str) -> BTreeMap<String, String> {
+    stdout
+        .lines()
+        .filter(|l| l.len() > 8 && l.as_bytes()[4] == b'-' && !l.contains("HELD"))
+        .map(|l| (l[..7].to_string(), l[8..].to_string()))
+        .collect()
+}
+
+const MAPPING: &str = r#"
+[[ledger.count]]
+metric = "disputes_mediated"
+where = { "类别" = "人民调解", "结果" = ["调解成功", "调解不成功"] }
+[[ledger.count]]
+metric = "disputes_resolved"
+where = { "类别" = "人民调解", "结果" = "调解成功" }
+[[ledger.count]]
+metric = "consultations"
+where = { "类别" = "法律咨询" }
+sum = "人数"
+"#;
+
+fn write_config(dir: &Path, ledger: &str, extra: &str) -> PathBuf {
+    let cfg = format!(
+        "unit = \"620982100\"\naggregator = \"{OFFLINE}\"\noutbox_dir = \"outbox\"\nfirst_period = \"2024-01\"\nlast_period = \"2024-03\"\nretry_min_seconds = 1\n{extra}\n[[ledger]]\npath = \"{ledger}\"\n{MAPPING}"
+    );
+    let p = dir.join("agent.toml");
+    std::fs::write(&p, cfg).unwrap();
+    p
+}
+
+/// A hand-written ledger with a title row above the headers, dates in four
+/// styles, and (when `bad`) a consultation whose 人数 reads "两人".
+fn hand_ledger(bad: bool) -> String {
+    format!(
+        "沙州镇司法所工作台账（2024年）\r\n序号,日期,类别,事项,结果,人数,备注\r\n\
+1,2024-01-05,人民调解,邻里纠纷,调解成功,2,\r\n\
+2,2024/1/20,人民调解,婚姻家庭纠纷,调解不成功,2,引导诉讼\r\n\
+3,2024年2月3日,法律咨询,劳动报酬咨询,已解答,3,\r\n\
+4,20240210,人民调解,土地承包纠纷,调解成功,2,\r\n\
+5,2024-03-02,法律咨询,继承咨询,已解答,{},\r\n\
+6,2024-03-09,人民调解,合同纠纷,调解成功,2,\r\n",
+        if bad { "两人" } else { "2" }
+    )
+}
+
+#[test]
+fn a_hand_written_ledger_in_utf8_and_gbk_is_counted_by_the_mapping() {
+    for gbk in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let text = hand_ledger(false);
+        let bytes = if gbk { encoding_rs::GBK.encode(&text).0.into_owned() } else { text.into_bytes() };
+        std::fs::write(dir.path().join("台账.csv"), bytes).unwrap();
+        let cfg = write_config(dir.path(), "台账.csv", "");
+        let (out, _) = ok(&agent(&["check"], &cfg));
+        let f = figures(&out);
+        assert_eq!(f["2024-01"], "disputes_mediated=2 disputes_resolved=1 consultations=0", "gbk={gbk}\n{out}");
+        assert_eq!(f["2024-02"], "disputes_mediated=1 disputes_resolved=1 consultations=3");
+        assert_eq!(f["2024-03"], "disputes_mediated=1 disputes_resolved=1 consultations=2");
+    }
+}
+
+#[test]
+fn a_bad_row_is_named_holds_back_its_month_only_and_is_sent_once_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("台账.csv");
+    std::fs::write(&ledger, hand_ledger(true)).unwrap();
+    let cfg = write_config(dir.path(), "台账.csv", "");
+    let (out, err) = ok(&agent(&["push", "--once"], &cfg));
+    // The problem names the file, the row as Excel numbers it, the column and the value.
+    assert!(
+        err.contains(
+            "台账.csv, row 7, column 人数 (value \"两人\"): is not a number; consultations adds up this column"
+        ),
+        "{err}"
+    );
+    assert!(out.contains("held back 2024-03"), "{out}");
+    let outbox = dir.path().join("outbox");
+    assert_eq!(queue(&outbox), [("2024-01".into(), 1), ("2024-02".into(), 1)]);
+    let (status, _) = ok(&agent(&["status"], &cfg));
+    assert!(status.contains("待发送 Waiting to be sent: 2"), "{status}");
+    assert!(status.contains("Months held back until the ledger is fixed: 2024-03"), "{status}");
+    assert!(status.contains("row 7, column 人数"), "{status}");
+    assert!(status.contains("failed attempt(s) in a row"), "the offline attempt is shown:\n{status}");
+
+    // Fixed: March goes out, January and February are unchanged and not sent again.
+    std::fs::write(&ledger, hand_ledger(false)).unwrap();
+    ok(&agent(&["push", "--once"], &cfg));
+    assert_eq!(queue(&outbox), [("2024-01".into(), 1), ("2024-02".into(), 1), ("2024-03".into(), 1)]);
+}
+
+#[test]
+fn skip_bad_rows_sends_the_rest_of_the_month() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("台账.csv"), hand_ledger(true)).unwrap();
+    let cfg = write_config(dir.path(), "台账.csv", "skip_bad_rows = true");
+    let (out, err) = ok(&agent(&["check"], &cfg));
+    assert!(err.contains("row 7"), "the problem is still reported: {err}");
+    assert_eq!(figures(&out)["2024-03"], "disputes_mediated=1 disputes_resolved=1 consultations=0", "{out}");
+}
+
+#[test]
+fn an_unreadable_date_or_a_missing_column_holds_back_every_month() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = hand_ledger(false).replace("2024/1/20", "1月20日");
+    std::fs::write(dir.path().join("台账.csv"), text).unwrap();
+    let cfg = write_config(dir.path(), "台账.csv", "");
+    let (out, err) = ok(&agent(&["check"], &cfg));
+    assert!(err.contains("row 4, column 日期 (value \"1月20日\"): is not a date"), "{err}");
+    assert!(figures(&out).is_empty(), "{out}");
+    assert_eq!(out.matches("HELD BACK").count(), 3, "{out}");
+
+    let text = hand_ledger(false).replace(",结果,", ",处理结果,");
+    std::fs::write(dir.path().join("台账.csv"), text).unwrap();
+    let (out, err) = ok(&agent(&["check"], &cfg));
+    assert!(err.contains("has no column \"结果\""), "{err}");
+    assert!(figures(&out).is_empty(), "{out}");
+}
+
+#[test]
+fn a_report_the_validation_refuses_is_held_back_with_the_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("台账.csv"), hand_ledger(false)).unwrap();
+    std::fs::write(
+        dir.path().join("汇总.csv"),
+        "月份,辖区村(社区)数,配备法律顾问的村(社区)数,星级评定\n2024-01,12,12,4\n2024-02,12,14,4\n",
+    )
+    .unwrap();
+    let cfg = write_config(dir.path(), "台账.csv", "");
+    std::fs::write(&cfg, std::fs::read_to_string(&cfg).unwrap() + "\n[[totals]]\npath = \"汇总.csv\"\n").unwrap();
+    let (out, _) = ok(&agent(&["check"], &cfg));
+    let f = figures(&out);
+    assert!(f["2024-01"].ends_with("villages_total=12 villages_with_adviser=12 star_rating=4"), "{out}");
+    assert!(out.contains("2024-02 HELD BACK"), "{out}");
+    assert!(out.contains("[adviser_villages_le_villages]"), "{out}");
+    // February's stocks are refused, so March inherits them and is held back too.
+    assert!(out.contains("2024-03 HELD BACK"), "{out}");
+}
+
+#[test]
+fn synthesised_books_read_the_same_in_utf8_gbk_and_xlsx_and_match_their_rows() {
+    let reg = Registry::demo();
+    let unit = reg.get("620982101").unwrap();
+    let mut outputs = Vec::new();
+    for format in [LedgerFormat::CsvUtf8, LedgerFormat::CsvGbk, LedgerFormat::Xlsx] {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = SynthSpec { format: Some(format), until_month: 6, ..SynthSpec::year(2024, 11) };
+        let w = synth::write_office(dir.path(), unit, &spec, OFFLINE, Path::new("outbox")).unwrap();
+        if format == LedgerFormat::CsvGbk {
+            assert!(std::str::from_utf8(&std::fs::read(&w.ledger).unwrap()).is_err(), "really GBK");
+        }
+        let (out, err) = ok(&agent(&["check"], &w.config));
+        assert!(!err.contains("problem"), "{err}");
+        outputs.push(figures(&out));
+    }
+    assert_eq!(outputs[0].len(), 6);
+    assert_eq!(outputs[0], outputs[1]);
+    assert_eq!(outputs[0], outputs[2]);
+    // Counted independently from the generated rows.
+    let books = synth::books(unit, &SynthSpec { until_month: 6, ..SynthSpec::year(2024, 11) });
+    for m in 1..=6u8 {
+        let rows = books.cases.iter().filter(|r| r.day.month == m);
+        let resolved = rows.clone().filter(|r| r.category == "人民调解" && r.outcome == "调解成功").count();
+        let consult: u32 = rows.clone().filter(|r| r.category == "法律咨询").map(|r| r.people).sum();
+        let line = &outputs[0][&format!("2024-{m:02}")];
+        assert!(line.contains(&format!(" disputes_resolved={resolved} ")), "{line}");
+        assert!(line.contains(&format!(" consultations={consult} ")), "{line}");
+        assert!(line.contains(" office_area_m2=") && line.contains(" star_rating="), "{line}");
+    }
+}
+
+#[test]
+fn an_unchanged_month_sends_nothing_and_a_changed_one_gets_the_next_revision() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Registry::demo();
+    let unit = reg.get("620982102").unwrap();
+    let spec = SynthSpec { format: Some(LedgerFormat::CsvUtf8), until_month: 3, ..SynthSpec::year(2024, 5) };
+    let w = synth::write_office(dir.path(), unit, &spec, OFFLINE, Path::new("outbox")).unwrap();
+    let outbox = dir.path().join("outbox");
+    ok(&agent(&["push", "--once"], &w.config));
+    let first = queue(&outbox);
+    assert_eq!(first, [("2024-01".into(), 1), ("2024-02".into(), 1), ("2024-03".into(), 1)]);
+    let (out, _) = ok(&agent(&["push", "--once"], &w.config));
+    assert!(out.contains("0 份新排队 newly queued, 3 个月无变化 unchanged"), "{out}");
+    assert_eq!(queue(&outbox), first);
+    // April appended, February corrected.
+    let spec = SynthSpec { until_month: 4, corrections: vec![2], ..spec };
+    synth::write_office(dir.path(), unit, &spec, OFFLINE, Path::new("outbox")).unwrap();
+    ok(&agent(&["push", "--once"], &w.config));
+    assert_eq!(
+        queue(&outbox),
+        [
+            ("2024-01".into(), 1),
+            ("2024-02".into(), 1),
+            ("2024-02".into(), 2),
+            ("2024-03".into(), 1),
+            ("2024-04".into(), 1)
+        ]
+    );
+}
+
+/// A totals sheet of `months` months from 2000-01, every value shifted by `k`.
+fn write_big_totals(path: &Path, months: usize, k: usize) {
+    let mut s = String::from("月份,法治讲座,专职人民调解员\n");
+    let mut p: sifa_proto::Period = "2000-01".parse().unwrap();
+    for i in 0..months {
+        s += &format!("{p},{},{}\n", (i + k) % 50, k % 7 + 1);
+        p = p.next();
+    }
+    std::fs::write(path, s).unwrap();
+}
+
+#[test]
+fn kill_9_at_any_moment_never_reuses_a_revision_with_other_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("agent.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "unit = \"620982100\"\naggregator = \"{OFFLINE}\"\noutbox_dir = \"outbox\"\nlast_period = \"2019-12\"\n[[totals]]\npath = \"totals.csv\"\n"
+        ),
+    )
+    .unwrap();
+    let outbox = dir.path().join("outbox");
+    let months = 240;
+    // Every (period, revision) ever seen in the queue, with its content.
+    let mut seen: BTreeMap<(String, u64), Vec<u8>> = BTreeMap::new();
+    let record = |seen: &mut BTreeMap<(String, u64), Vec<u8>>| {
+        for q in sifa_agent::outbox::list_queue(&outbox).unwrap() {
+            let content = sifa_agent::outbox::read_report(&q.path).expect("a queued file is whole");
+            let digest = sifa_proto::validate::content_digest(&content).to_vec();
+            let prev = seen.entry((q.period.clone(), q.revision)).or_insert_with(|| digest.clone());
+            assert_eq!(*prev, digest, "{} rev {} was queued twice with different content", q.period, q.revision);
+        }
+    };
+    let mut interrupted = 0;
+    for k in 0..6usize {
+        write_big_totals(&dir.path().join("totals.csv"), months, k);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sifa-agent"))
+            .args(["push", "--once", "--config"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Kill it while it is queueing: after it has queued something new, at a varying moment.
+        let before = queue(&outbox).len();
+        let t0 = Instant::now();
+        while queue(&outbox).len() < before + 1 + k * 17 && t0.elapsed() < Duration::from_secs(30) {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let _ = child.kill(); // SIGKILL
+        child.wait().unwrap();
+        if queue(&outbox).len() < before + months {
+            interrupted += 1;
+        }
+        record(&mut seen);
+    }
+    assert!(interrupted >= 3, "only {interrupted} of 6 runs were killed while queueing");
+    // A clean run completes the last version: every month's newest revision holds its final content.
+    ok(&agent(&["push", "--once"], &cfg));
+    record(&mut seen);
+    let q = sifa_agent::outbox::list_queue(&outbox).unwrap();
+    let mut latest: BTreeMap<String, u64> = BTreeMap::new();
+    for e in &q {
+        let l = latest.entry(e.period.clone()).or_default();
+        assert!(e.revision > *l, "revisions of {} in order and unique", e.period);
+        *l = e.revision;
+    }
+    assert_eq!(latest.len(), months);
+    let mut p: sifa_proto::Period = "2000-01".parse().unwrap();
+    for i in 0..months {
+        let e = q.iter().rfind(|e| e.period == p.to_string()).unwrap();
+        let r = sifa_agent::outbox::read_report(&e.path).unwrap();
+        assert_eq!(r.values["lectures"], ((i + 5) % 50) as f64, "{p}");
+        assert_eq!(r.revision, e.revision);
+        p = p.next();
+    }
+    // Nothing half-written is left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(outbox.join("queue"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty());
+}

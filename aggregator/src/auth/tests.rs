@@ -1,0 +1,621 @@
+//! Tests of identities, the CA, the revocation list, every authorization rule, the limits, and
+//! mutual TLS over real sockets. Every certificate is made by [`pki`].
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use tonic::Code;
+use tonic::metadata::MetadataMap;
+use tonic::transport::CertificateDer;
+
+use super::pki::{self, Ca, IssueRequest, Issued};
+use super::*;
+
+fn registry() -> Registry {
+    Registry::demo()
+}
+
+fn id(role: Role, unit: &str) -> Identity {
+    Identity::new(role, unit).unwrap()
+}
+
+fn der(pem: &str) -> CertificateDer<'static> {
+    CertificateDer::from(pem_block(pem.as_bytes(), "CERTIFICATE").expect("PEM certificate"))
+}
+
+fn new_ca(dir: &Path) -> Ca {
+    pki::init_ca(dir, "甘肃省司法厅", pki::CA_DAYS).unwrap();
+    Ca::load(dir).unwrap()
+}
+
+fn issue(ca: &Ca, role: Role, unit: &str) -> Issued {
+    ca.issue(&IssueRequest::new(id(role, unit), 30)).unwrap()
+}
+
+fn expired(ca: &Ca, role: Role, unit: &str) -> Issued {
+    let mut req = IssueRequest::new(id(role, unit), 30);
+    req.not_before = SystemTime::now() - Duration::from_secs(10 * 86_400);
+    req.not_after = SystemTime::now() - Duration::from_secs(86_400);
+    ca.issue(&req).unwrap()
+}
+
+fn assert_status<T: std::fmt::Debug>(r: Result<T, Status>, code: Code, needles: &[&str]) {
+    let e = r.expect_err("expected a refusal");
+    assert_eq!(e.code(), code, "{}", e.message());
+    for n in needles {
+        assert!(e.message().contains(n), "{:?} lacks {n:?}", e.message());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// identities
+
+#[test]
+fn identity_uris_round_trip_and_bad_ones_are_named() {
+    for role in Role::ALL {
+        let i = id(role, "620902001");
+        assert_eq!(Identity::from_uri(&i.uri()).unwrap(), i);
+        assert_eq!(i.uri(), format!("urn:sifa:{role}:620902001"));
+    }
+    assert_eq!(id(Role::Office, "620902001").to_string(), "office 620902001");
+    for (bad, why) in [
+        ("urn:other:office:1", "urn:sifa:"),
+        ("urn:sifa:office", "<role>:<unit>"),
+        ("urn:sifa:king:62", "no role"),
+        ("urn:sifa:office:62:1", "letters and digits"),
+        ("urn:sifa:office:", "letters and digits"),
+    ] {
+        let e = Identity::from_uri(bad).unwrap_err().to_string();
+        assert!(e.contains(why), "{bad}: {e}");
+    }
+    assert!("admin".parse::<Role>().is_ok());
+    assert!("Admin".parse::<Role>().unwrap_err().to_string().contains("office, aggregator, analyst or admin"));
+    assert!(Role::Office.fits(UnitKind::MediationCentre) && !Role::Office.fits(UnitKind::County));
+    assert!(Role::Admin.fits(UnitKind::Province) && !Role::Aggregator.fits(UnitKind::Office));
+}
+
+#[test]
+fn serials_are_hex_without_leading_zeros() {
+    assert_eq!(serial_hex(&[0x00, 0x8f, 0x01]), "8f01");
+    assert_eq!(serial_hex(&[0x7f]), "7f");
+    assert_eq!(serial_hex(&[0x00]), "00");
+}
+
+// ---------------------------------------------------------------------------
+// the CA
+
+#[test]
+fn init_creates_a_private_key_a_ca_and_an_empty_crl_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_dir = dir.path().join("pki");
+    let paths = pki::init_ca(&ca_dir, "甘肃省司法厅", 3650).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&paths.key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "ca.key must be private");
+    }
+    let ca_pem = std::fs::read(&paths.cert).unwrap();
+    let ca_der = pem_block(&ca_pem, "CERTIFICATE").unwrap();
+    let (_, ca) = x509_parser::parse_x509_certificate(&ca_der).unwrap();
+    assert!(ca.is_ca());
+    assert!(ca.subject().to_string().contains("甘肃省司法厅"), "{}", ca.subject());
+    let crl = RevocationList::load(&paths.crl, &ca_pem).unwrap();
+    assert!(crl.is_empty());
+    let e = pki::init_ca(&ca_dir, "again", 10).unwrap_err().to_string();
+    assert!(e.contains("never overwritten"), "{e}");
+    let e = Ca::load(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("sifa pki init"), "{e}");
+}
+
+#[test]
+fn issued_certificates_name_the_unit_and_role_and_aggregators_are_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = new_ca(dir.path());
+    let office = issue(&ca, Role::Office, "620902001");
+    let parsed = parse_certificate(&der(&office.cert_pem)).unwrap();
+    assert_eq!(parsed.identity, id(Role::Office, "620902001"));
+    assert_eq!(parsed.serial, office.serial);
+    assert!(parsed.not_after > parsed.not_before);
+
+    let mut req = IssueRequest::new(id(Role::Aggregator, "620902"), 30);
+    req.names = vec!["suzhou.example".into(), "10.9.8.7".into()];
+    let agg = ca.issue(&req).unwrap();
+    let d = der(&agg.cert_pem);
+    let (_, cert) = x509_parser::parse_x509_certificate(&d).unwrap();
+    let san: Vec<String> =
+        cert.subject_alternative_name().unwrap().unwrap().value.general_names.iter().map(|n| format!("{n}")).collect();
+    let all = san.join(" ");
+    // x509-parser prints IP addresses as hex bytes: 127.0.0.1 and 10.9.8.7.
+    for want in [
+        "URI(urn:sifa:aggregator:620902)",
+        "DNSName(localhost)",
+        "DNSName(suzhou.example)",
+        "7f:00:00:01",
+        "0a:09:08:07",
+    ] {
+        assert!(all.contains(want), "{want} not in {all}");
+    }
+    let eku = cert.extended_key_usage().unwrap().unwrap().value;
+    assert!(eku.server_auth && eku.client_auth);
+    let office_der = parsed_der(&office);
+    let (_, office_cert) = x509_parser::parse_x509_certificate(&office_der).unwrap();
+    let eku = office_cert.extended_key_usage().unwrap().unwrap().value;
+    assert!(eku.client_auth && !eku.server_auth);
+    assert!(office_cert.subject().to_string().contains("office 620902001"));
+
+    let mut bad = IssueRequest::new(id(Role::Office, "620902001"), 30);
+    bad.names = vec!["x.example".into()];
+    assert!(ca.issue(&bad).unwrap_err().to_string().contains("--name is for aggregator"));
+
+    // Written with a private key, never over an existing pair.
+    let out = dir.path().join("out");
+    let (c, k) = office.write_to(&out).unwrap();
+    assert!(c.ends_with("office-620902001.pem") && k.ends_with("office-620902001.key"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&k).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    assert!(office.write_to(&out).unwrap_err().to_string().contains("already exists"));
+    let issued = std::fs::read_to_string(dir.path().join(pki::ISSUED_FILE)).unwrap();
+    assert!(issued.contains(&format!("{},office,620902001,", office.serial)), "{issued}");
+    assert!(!format!("{office:?}").contains("PRIVATE"), "Debug never prints the key");
+}
+
+fn parsed_der(i: &Issued) -> Vec<u8> {
+    pem_block(i.cert_pem.as_bytes(), "CERTIFICATE").unwrap()
+}
+
+#[test]
+fn revocation_reaches_a_loaded_list_without_reloading_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = new_ca(dir.path());
+    let a = issue(&ca, Role::Office, "620902001");
+    let b = issue(&ca, Role::Office, "620902002");
+    let list = RevocationList::load(&ca.paths().crl, ca.cert_pem().as_bytes()).unwrap();
+    assert!(!list.is_revoked(&a.serial));
+
+    let entry = ca.revoke_cert(a.cert_pem.as_bytes(), "key-compromise: laptop stolen").unwrap();
+    assert_eq!(entry.identity, "urn:sifa:office:620902001");
+    assert!(list.is_revoked(&a.serial), "picked up on use, no restart");
+    assert!(!list.is_revoked(&b.serial));
+
+    // By serial (a lost file), the identity from issued.csv; revoking twice is harmless.
+    let entry = ca.revoke_serial(&b.serial.to_uppercase(), "superseded").unwrap();
+    assert_eq!(entry.identity, "urn:sifa:office:620902002");
+    assert!(list.is_revoked(&b.serial));
+    assert_eq!(ca.revoke_serial(&b.serial, "again").unwrap().reason, "superseded");
+    let record = ca.revoked_record().unwrap();
+    assert_eq!(record.revoked.len(), 2);
+    assert!(record.crl_number >= 3, "init, then two revocations");
+    assert!(ca.revoke_serial("xyz", "").unwrap_err().to_string().contains("not hex"));
+
+    // The CRL is a real one: parsed independently, it lists both serials.
+    let crl_pem = std::fs::read(&ca.paths().crl).unwrap();
+    let crl_der = pem_block(&crl_pem, "X509 CRL").unwrap();
+    let (_, crl) = x509_parser::parse_x509_crl(&crl_der).unwrap();
+    let serials: Vec<String> = crl.iter_revoked_certificates().map(|r| serial_hex(r.raw_serial())).collect();
+    assert!(serials.contains(&a.serial) && serials.contains(&b.serial));
+
+    // A damaged file keeps the last good list in force.
+    std::fs::write(&ca.paths().crl, b"garbage, not a CRL at all").unwrap();
+    assert!(list.reload_if_changed().unwrap_err().to_string().contains("not an X.509 CRL"));
+    assert!(list.is_revoked(&a.serial));
+    assert_eq!(list.len(), 2);
+}
+
+#[test]
+fn a_foreign_ca_cannot_revoke_or_sign_our_crl() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = new_ca(&dir.path().join("ours"));
+    let theirs = new_ca(&dir.path().join("theirs"));
+    let foreign = issue(&theirs, Role::Office, "620902001");
+    let e = ours.revoke_cert(foreign.cert_pem.as_bytes(), "").unwrap_err().to_string();
+    assert!(e.contains("was not issued by the CA"), "{e}");
+    // Their CRL (same subject name, other key) is refused as ours.
+    let e = RevocationList::load(&theirs.paths().crl, ours.cert_pem().as_bytes()).unwrap_err().to_string();
+    assert!(e.contains("signature is not the CA's"), "{e}");
+    let e = RevocationList::load(&dir.path().join("missing.pem"), ours.cert_pem().as_bytes()).unwrap_err();
+    assert!(e.to_string().contains("missing.pem"), "{e}");
+}
+
+// ---------------------------------------------------------------------------
+// authentication
+
+#[test]
+fn authenticate_refuses_missing_foreign_identityless_expired_and_revoked_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = new_ca(dir.path());
+    let list = RevocationList::load(&ca.paths().crl, ca.cert_pem().as_bytes()).unwrap();
+    let good = issue(&ca, Role::Office, "620902001");
+    assert_eq!(authenticate(Some(&[der(&good.cert_pem)]), &list).unwrap(), id(Role::Office, "620902001"));
+
+    assert_status(authenticate(None, &list), Code::Unauthenticated, &["no client certificate"]);
+    assert_status(authenticate(Some(&[]), &list), Code::Unauthenticated, &["no client certificate"]);
+    let junk = CertificateDer::from(vec![1u8, 2, 3]);
+    assert_status(authenticate(Some(&[junk]), &list), Code::Unauthenticated, &["not an X.509 certificate"]);
+
+    // A certificate without a sifa identity.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let plain = rcgen::CertificateParams::new(vec!["example.org".to_string()]).unwrap().self_signed(&key).unwrap();
+    assert_status(
+        authenticate(Some(&[plain.der().clone()]), &list),
+        Code::Unauthenticated,
+        &["names no sifa identity"],
+    );
+
+    let old = expired(&ca, Role::Office, "620902003");
+    assert_status(
+        authenticate(Some(&[der(&old.cert_pem)]), &list),
+        Code::Unauthenticated,
+        &["office 620902003", "expired", &old.serial],
+    );
+
+    ca.revoke_cert(good.cert_pem.as_bytes(), "").unwrap();
+    assert_status(
+        authenticate(Some(&[der(&good.cert_pem)]), &list),
+        Code::Unauthenticated,
+        &["office 620902001", "revoked"],
+    );
+}
+
+#[test]
+fn without_tls_a_caller_is_taken_at_its_word_only_as_far_as_the_registry_allows() {
+    let reg = registry();
+    let auth = Authenticator::InsecureLoopback;
+    let ask = |pairs: &[(&'static str, &str)]| {
+        let mut md = MetadataMap::new();
+        for (k, v) in pairs {
+            md.insert(*k, v.parse().unwrap());
+        }
+        auth.identify_parts(None, &md, &reg)
+    };
+    assert_eq!(ask(&[(IDENTITY_METADATA_KEY, "urn:sifa:admin:62")]).unwrap(), id(Role::Admin, "62"));
+    assert_eq!(ask(&[(sifa_proto::SENDER_METADATA_KEY, "620902001")]).unwrap(), id(Role::Office, "620902001"));
+    assert_eq!(ask(&[(sifa_proto::SENDER_METADATA_KEY, "620902900")]).unwrap(), id(Role::Office, "620902900"));
+    assert_eq!(ask(&[(sifa_proto::SENDER_METADATA_KEY, "620902")]).unwrap(), id(Role::Aggregator, "620902"));
+    assert_status(ask(&[]), Code::Unauthenticated, &["no identity", IDENTITY_METADATA_KEY]);
+    assert_status(ask(&[(sifa_proto::SENDER_METADATA_KEY, "999")]), Code::Unauthenticated, &["999"]);
+    assert_status(ask(&[(IDENTITY_METADATA_KEY, "urn:sifa:king:62")]), Code::Unauthenticated, &["no role"]);
+    // With TLS the metadata is ignored: only a certificate counts.
+    let tls = Authenticator::Tls { revocations: RevocationList::none() };
+    let mut md = MetadataMap::new();
+    md.insert(IDENTITY_METADATA_KEY, "urn:sifa:admin:62".parse().unwrap());
+    assert_status(tls.identify_parts(None, &md, &reg), Code::Unauthenticated, &["no client certificate"]);
+}
+
+// ---------------------------------------------------------------------------
+// authorization
+
+#[test]
+fn an_office_submits_only_its_own_reports() {
+    let reg = registry();
+    let me = id(Role::Office, "620902001");
+    assert!(authorize_submit(&me, "620902001", &reg).is_ok());
+    assert!(authorize_own_report(&me, "620902001", &reg).is_ok());
+    assert_status(
+        authorize_submit(&me, "620902002", &reg),
+        Code::PermissionDenied,
+        &["office 620902001", "620902002", "only its own"],
+    );
+    // A mediation centre is an office for this purpose.
+    assert!(authorize_submit(&id(Role::Office, "620902900"), "620902900", &reg).is_ok());
+    // Roles that fit no unit kind, and units the registry does not know.
+    assert_status(authorize_submit(&id(Role::Office, "620902"), "620902", &reg), Code::PermissionDenied, &["county"]);
+    assert_status(
+        authorize_submit(&id(Role::Office, "999999999"), "999999999", &reg),
+        Code::PermissionDenied,
+        &["not in this tier's registry"],
+    );
+    assert_status(
+        authorize_own_report(&id(Role::Aggregator, "620902"), "620902001", &reg),
+        Code::PermissionDenied,
+        &["not an office"],
+    );
+    // Analysts and admins submit nothing.
+    for role in [Role::Analyst, Role::Admin] {
+        assert_status(
+            authorize_submit(&id(role, "620902"), "620902001", &reg),
+            Code::PermissionDenied,
+            &["may not submit reports"],
+        );
+    }
+}
+
+#[test]
+fn an_aggregator_forwards_only_its_subtree() {
+    let reg = registry();
+    let county = id(Role::Aggregator, "620902");
+    assert!(authorize_submit(&county, "620902001", &reg).is_ok());
+    assert!(authorize_forward(&county, "620902900", &reg).is_ok());
+    assert_status(
+        authorize_submit(&county, "620921100", &reg),
+        Code::PermissionDenied,
+        &["aggregator 620902", "620921100", "subtree"],
+    );
+    assert_status(authorize_forward(&county, "does-not-exist", &reg), Code::PermissionDenied, &["does-not-exist"]);
+    let city = id(Role::Aggregator, "6209");
+    assert!(authorize_submit(&city, "620921100", &reg).is_ok());
+    assert!(authorize_submit(&city, "620900901", &reg).is_ok(), "the city bureau is under the city");
+    assert_status(authorize_submit(&city, "620702900", &reg), Code::PermissionDenied, &["620702900"]);
+    assert_status(
+        authorize_forward(&id(Role::Office, "620902001"), "620902001", &reg),
+        Code::PermissionDenied,
+        &["not an aggregator"],
+    );
+}
+
+#[test]
+fn provenance_is_set_only_by_aggregators_and_only_for_their_subtree() {
+    let reg = registry();
+    let city = id(Role::Aggregator, "6209");
+    let office = id(Role::Office, "620902001");
+    assert!(authorize_provenance(&office, "", &reg).is_ok());
+    assert!(authorize_provenance(&city, "620902", &reg).is_ok());
+    assert!(authorize_provenance(&city, "6209", &reg).is_ok());
+    assert_status(authorize_provenance(&city, "620702", &reg), Code::PermissionDenied, &["620702"]);
+    assert_status(authorize_provenance(&office, "620902", &reg), Code::PermissionDenied, &["office 620902001"]);
+}
+
+#[test]
+fn directory_calls_answer_only_for_the_callers_subtree() {
+    let reg = registry();
+    let county = "620902";
+    // An office of the county: its own unit only.
+    let office = id(Role::Office, "620902001");
+    assert!(authorize_catalog(&office, county, &reg).is_ok());
+    assert_eq!(authorize_subtree(&office, "", county, &reg).unwrap(), "620902001");
+    assert_eq!(authorize_subtree(&office, "620902001", county, &reg).unwrap(), "620902001");
+    assert_status(
+        authorize_subtree(&office, "620902", county, &reg),
+        Code::PermissionDenied,
+        &["office 620902001", "620902"],
+    );
+    assert_status(authorize_subtree(&office, "620902002", county, &reg), Code::PermissionDenied, &["620902002"]);
+    // A neighbouring county's office or county asks this county nothing.
+    let neighbour = id(Role::Office, "620921100");
+    assert_status(authorize_catalog(&neighbour, county, &reg), Code::PermissionDenied, &["neither within nor above"]);
+    assert_status(
+        authorize_subtree(&id(Role::Analyst, "620921"), "", county, &reg),
+        Code::PermissionDenied,
+        &["620902"],
+    );
+    // A city analyst asking the county sees the county's subtree, and may narrow it.
+    let city = id(Role::Analyst, "6209");
+    assert_eq!(authorize_subtree(&city, "", county, &reg).unwrap(), "620902");
+    assert_eq!(authorize_subtree(&city, " 620902001 ", county, &reg).unwrap(), "620902001");
+    assert_status(authorize_subtree(&city, "620921", county, &reg), Code::PermissionDenied, &["620921"]);
+    // At the province, the city analyst sees its city.
+    assert_eq!(authorize_subtree(&city, "", "62", &reg).unwrap(), "6209");
+    assert_status(authorize_subtree(&city, "6207", "62", &reg), Code::PermissionDenied, &["6207"]);
+}
+
+#[test]
+fn lock_and_override_need_an_admin_of_this_tier_or_above() {
+    let reg = registry();
+    assert!(authorize_admin(&id(Role::Admin, "620902"), "620902", &reg).is_ok());
+    assert!(authorize_admin(&id(Role::Admin, "6209"), "620902", &reg).is_ok());
+    assert!(authorize_admin(&id(Role::Admin, "62"), "620902", &reg).is_ok());
+    assert_status(
+        authorize_admin(&id(Role::Admin, "620921"), "620902", &reg),
+        Code::PermissionDenied,
+        &["admin 620921", "620902"],
+    );
+    assert_status(authorize_admin(&id(Role::Admin, "620902"), "6209", &reg), Code::PermissionDenied, &["6209"]);
+    for role in [Role::Aggregator, Role::Analyst] {
+        assert_status(
+            authorize_admin(&id(role, "620902"), "620902", &reg),
+            Code::PermissionDenied,
+            &["needs an admin certificate"],
+        );
+    }
+    assert_status(
+        authorize_admin(&id(Role::Office, "620902001"), "620902", &reg),
+        Code::PermissionDenied,
+        &["office 620902001"],
+    );
+}
+
+// ---------------------------------------------------------------------------
+// limits
+
+#[test]
+fn message_size_and_stream_length_limits_are_resource_exhausted() {
+    let limits = Limits { max_message_bytes: 100, max_reports_per_stream: 3, ..Limits::default() };
+    let me = id(Role::Office, "620902001");
+    assert!(limits.check_message_size(&me, 100).is_ok());
+    assert_status(limits.check_message_size(&me, 101), Code::ResourceExhausted, &["101 bytes", "100 bytes", "office"]);
+    assert!((1..=3).all(|n| limits.check_stream_count(&me, n).is_ok()));
+    assert_status(limits.check_stream_count(&me, 4), Code::ResourceExhausted, &["more than 3", "new stream"]);
+    let parsed: Limits = toml::from_str("max_reports_per_stream = 5").unwrap();
+    assert_eq!(parsed.max_reports_per_stream, 5);
+    assert_eq!(parsed.max_message_bytes, Limits::default().max_message_bytes);
+    assert!(toml::from_str::<Limits>("max_reports = 5").is_err());
+}
+
+#[test]
+fn the_rate_limiter_is_a_token_bucket_per_identity() {
+    let limiter = RateLimiter::new(10, 3);
+    let a = id(Role::Office, "620902001");
+    let b = id(Role::Office, "620902002");
+    let t0 = Instant::now();
+    for _ in 0..3 {
+        limiter.check_at(&a, t0).unwrap();
+    }
+    let e = limiter.check_at(&a, t0).unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted);
+    assert!(e.message().contains("office 620902001 may send 10 reports per second"), "{}", e.message());
+    assert!(e.message().contains("retry in 100 ms"), "{}", e.message());
+    assert_eq!(e.metadata().get(RETRY_AFTER_MS_METADATA_KEY).unwrap(), "100");
+    // Another identity has its own bucket.
+    limiter.check_at(&b, t0).unwrap();
+    // A token every 100 ms, never more than the burst.
+    assert!(limiter.check_at(&a, t0 + Duration::from_millis(50)).is_err());
+    limiter.check_at(&a, t0 + Duration::from_millis(110)).unwrap();
+    assert!(limiter.check_at(&a, t0 + Duration::from_millis(120)).is_err());
+    let later = t0 + Duration::from_secs(60);
+    for _ in 0..3 {
+        limiter.check_at(&a, later).unwrap();
+    }
+    assert!(limiter.check_at(&a, later).is_err());
+}
+
+// ---------------------------------------------------------------------------
+// mutual TLS over real sockets
+
+mod sockets {
+    use std::sync::{Arc, Mutex};
+
+    use sifa_proto::tls::{TlsFiles, TlsMode, endpoint};
+    use sifa_proto::v1::directory_service_client::DirectoryServiceClient;
+    use sifa_proto::v1::directory_service_server::{DirectoryService, DirectoryServiceServer};
+    use sifa_proto::v1::{
+        CatalogDocument, CompletenessReport, CompletenessRequest, GetCatalogRequest, GetRegistryRequest,
+        RegistryDocument,
+    };
+    use tokio_stream::wrappers::TcpListenerStream;
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+    use tonic::{Response, Status};
+
+    use super::super::tls::ServerSecurity;
+    use super::*;
+
+    /// A directory whose catalog answers with the caller's identity, and records each caller.
+    struct Echo {
+        auth: Authenticator,
+        registry: Registry,
+        seen: Arc<Mutex<Vec<Identity>>>,
+    }
+
+    #[tonic::async_trait]
+    impl DirectoryService for Echo {
+        async fn get_catalog(&self, request: Request<GetCatalogRequest>) -> Result<Response<CatalogDocument>, Status> {
+            let who = self.auth.identify(&request, &self.registry)?;
+            authorize_catalog(&who, "620902", &self.registry)?;
+            self.seen.lock().unwrap().push(who.clone());
+            Ok(Response::new(CatalogDocument { version: who.uri(), toml: String::new() }))
+        }
+        async fn get_registry(&self, _: Request<GetRegistryRequest>) -> Result<Response<RegistryDocument>, Status> {
+            Err(Status::unimplemented("test"))
+        }
+        async fn get_completeness(
+            &self,
+            _: Request<CompletenessRequest>,
+        ) -> Result<Response<CompletenessReport>, Status> {
+            Err(Status::unimplemented("test"))
+        }
+    }
+
+    fn write(dir: &Path, issued: &Issued) -> (std::path::PathBuf, std::path::PathBuf) {
+        issued.write_to(dir).unwrap()
+    }
+
+    async fn call(ep: Endpoint) -> Result<String, Status> {
+        let channel = ep
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(10))
+            .connect()
+            .await
+            .map_err(|e| Status::unavailable(format!("connect: {e:?}")))?;
+        let mut client = DirectoryServiceClient::new(channel);
+        Ok(client.get_catalog(GetCatalogRequest::default()).await?.into_inner().version)
+    }
+
+    #[tokio::test]
+    async fn only_a_valid_unrevoked_certificate_of_our_ca_gets_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = new_ca(&dir.path().join("ca"));
+        let other = new_ca(&dir.path().join("other-ca"));
+        let certs = dir.path().join("certs");
+
+        let server = ca.issue(&IssueRequest::new(id(Role::Aggregator, "620902"), 30)).unwrap();
+        let (server_cert, server_key) = write(&certs, &server);
+        let server_files = TlsFiles { ca: ca.paths().cert.clone(), cert: server_cert, key: server_key };
+        let security = ServerSecurity::secure(&server_files, Some(&ca.paths().crl)).unwrap();
+
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let svc = Echo { auth: security.authenticator, registry: registry(), seen: seen.clone() };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let tls = security.tls.unwrap();
+        let server_task = tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .tls_config(tls)
+                .unwrap()
+                .add_service(DirectoryServiceServer::new(svc))
+                .serve_with_incoming(TcpListenerStream::new(listener))
+                .await
+                .unwrap();
+        });
+        let url = format!("https://127.0.0.1:{port}");
+        let mode_for = |issued: &Issued| {
+            let sub = certs.join(format!("{}", issued.serial));
+            let (cert, key) = write(&sub, issued);
+            TlsMode::Secure { files: TlsFiles { ca: ca.paths().cert.clone(), cert, key }, crl: None }
+        };
+
+        // A good certificate works, and the server sees who it is.
+        let good = issue(&ca, Role::Office, "620902001");
+        let good_mode = mode_for(&good);
+        assert_eq!(call(endpoint(&url, &good_mode).unwrap()).await.unwrap(), "urn:sifa:office:620902001");
+        // Also by name (localhost is in every aggregator's certificate).
+        let by_name = endpoint(&format!("https://localhost:{port}"), &good_mode).unwrap();
+        assert_eq!(call(by_name).await.unwrap(), "urn:sifa:office:620902001");
+        assert_eq!(seen.lock().unwrap().len(), 2);
+
+        // A valid identity of another county: through TLS, then refused by authorization.
+        let neighbour = issue(&ca, Role::Office, "620921100");
+        let e = call(endpoint(&url, &mode_for(&neighbour)).unwrap()).await.unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+
+        // Refused at the handshake: another CA's certificate, an expired one, none at all, plaintext.
+        let foreign = issue(&other, Role::Office, "620902001");
+        let e = call(endpoint(&url, &mode_for(&foreign)).unwrap()).await.expect_err("foreign CA");
+        // Same CA name, other key: the signature check fails (UnknownCA for a CA of another name).
+        assert!(format!("{e:?}").contains("DecryptError") || format!("{e:?}").contains("UnknownCA"), "{e:?}");
+        let old = expired(&ca, Role::Office, "620902001");
+        let e = call(endpoint(&url, &mode_for(&old)).unwrap()).await.expect_err("expired");
+        assert!(format!("{e:?}").contains("CertificateExpired"), "{e:?}");
+        let no_cert =
+            ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca.cert_pem())).domain_name("127.0.0.1");
+        let ep = Endpoint::from_shared(url.clone()).unwrap().tls_config(no_cert).unwrap();
+        let e = call(ep).await.expect_err("no client certificate");
+        assert!(format!("{e:?}").contains("CertificateRequired"), "{e:?}");
+        let plain = Endpoint::from_shared(format!("http://127.0.0.1:{port}")).unwrap();
+        let e = call(plain).await.expect_err("plaintext to a TLS port");
+        assert!(matches!(e.code(), Code::Unknown | Code::Unavailable | Code::Internal), "{e:?}");
+        assert_eq!(seen.lock().unwrap().len(), 2, "no refused caller reached the service");
+
+        // Revoked after it connected: the running server refuses it, no restart.
+        let channel = endpoint(&url, &good_mode).unwrap().connect().await.unwrap();
+        let mut client = DirectoryServiceClient::new(channel);
+        client.get_catalog(GetCatalogRequest::default()).await.unwrap();
+        ca.revoke_cert(good.cert_pem.as_bytes(), "superseded").unwrap();
+        let e = client.get_catalog(GetCatalogRequest::default()).await.unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
+        assert!(e.message().contains("revoked"), "{}", e.message());
+        let e = call(endpoint(&url, &good_mode).unwrap()).await.unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated);
+        assert_eq!(seen.lock().unwrap().len(), 3);
+        // Others still work.
+        let second = issue(&ca, Role::Office, "620902002");
+        assert_eq!(call(endpoint(&url, &mode_for(&second)).unwrap()).await.unwrap(), "urn:sifa:office:620902002");
+
+        server_task.abort();
+    }
+
+    #[test]
+    fn plaintext_is_refused_off_loopback_and_tls_needs_its_files() {
+        let insecure = sifa_proto::tls::TlsConfig { insecure: true, ..Default::default() };
+        let e = super::super::tls::server_security(&insecure, false, "0.0.0.0:7401".parse().unwrap()).unwrap_err();
+        assert!(e.to_string().contains("not a loopback address"), "{e}");
+        let ok = super::super::tls::server_security(&insecure, false, "127.0.0.1:7401".parse().unwrap()).unwrap();
+        assert!(ok.tls.is_none() && matches!(ok.authenticator, Authenticator::InsecureLoopback));
+        let flag = super::super::tls::server_security(&Default::default(), true, "[::1]:1".parse().unwrap()).unwrap();
+        assert!(flag.tls.is_none());
+        let e =
+            super::super::tls::server_security(&Default::default(), false, "127.0.0.1:1".parse().unwrap()).unwrap_err();
+        assert!(e.to_string().contains("missing: ca, cert, key"), "{e}");
+    }
+}

@@ -1,0 +1,141 @@
+//! `sifa aggregator ...`: run a tier, and talk to a running one (status, lock,
+//! override).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use sifa_proto::v1::admin_service_client::AdminServiceClient;
+use sifa_proto::v1::directory_service_client::DirectoryServiceClient;
+use sifa_proto::v1::{CompletenessRequest, LockRequest, OverrideRequest};
+use tonic::transport::Channel;
+
+use crate::completeness;
+use crate::config::Config;
+
+/// `sifa aggregator`: without a subcommand, runs the tier the config describes.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = false, subcommand_negates_reqs = true)]
+pub struct AggregatorArgs {
+    /// The aggregator's config file (see config/aggregator.example.toml)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<AggregatorCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AggregatorCommand {
+    /// Print the completeness and timeliness of a month: expected, received, missing and late units
+    Status {
+        /// The month, YYYY-MM
+        #[arg(long)]
+        period: String,
+        /// A subtree of this tier to report on (default: the whole tier)
+        #[arg(long)]
+        root: Option<String>,
+    },
+    /// Close a year (YYYY) or a month (YYYY-MM): later reports and revisions of it are refused
+    Lock {
+        #[arg(long)]
+        period: String,
+        /// Who closes it and why; recorded with the lock
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Admit one more report of a unit into a closed month; recorded with its reason
+    Override {
+        #[arg(long)]
+        unit: String,
+        #[arg(long)]
+        period: String,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+/// Runs `sifa aggregator ...`.
+pub fn run(args: AggregatorArgs) -> anyhow::Result<()> {
+    let path = args.config.context("--config FILE is required (see config/aggregator.example.toml)")?;
+    let config = Config::load(&path)?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match args.command {
+        None => {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .with_writer(std::io::stderr)
+                .try_init();
+            rt.block_on(crate::server::run(config))
+        }
+        Some(cmd) => rt.block_on(admin(&config, cmd)),
+    }
+}
+
+/// The address of the running server: DATA_DIR/aggregator.addr, else `listen`.
+pub fn server_url(config: &Config) -> String {
+    let addr = std::fs::read_to_string(config.addr_file())
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| config.listen.to_string());
+    format!("http://{addr}")
+}
+
+async fn channel(config: &Config) -> anyhow::Result<Channel> {
+    let url = server_url(config);
+    tonic::transport::Endpoint::from_shared(url.clone())?
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .connect()
+        .await
+        .with_context(|| {
+            format!(
+                "cannot reach the aggregator at {url}; is `sifa aggregator --config {}` running?",
+                config.path.display()
+            )
+        })
+}
+
+fn status_error(s: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{} ({:?})", s.message(), s.code())
+}
+
+async fn admin(config: &Config, cmd: AggregatorCommand) -> anyhow::Result<()> {
+    let ch = channel(config).await?;
+    match cmd {
+        AggregatorCommand::Status { period, root } => {
+            let mut c = DirectoryServiceClient::new(ch);
+            let r = c
+                .get_completeness(CompletenessRequest { period, root: root.clone().unwrap_or_default() })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            let root = root.unwrap_or_else(|| config.unit.clone());
+            let name = registry_name(&config.data_dir, &root).unwrap_or_default();
+            print!("{}", completeness::render(&r, &format!("{root} {name}").trim_end().to_string()));
+        }
+        AggregatorCommand::Lock { period, reason } => {
+            let r = AdminServiceClient::new(ch)
+                .lock_period(LockRequest { period, reason })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            println!("locked {} month(s): {}", r.locked.len(), r.locked.join(" "));
+        }
+        AggregatorCommand::Override { unit, period, reason } => {
+            AdminServiceClient::new(ch)
+                .grant_override(OverrideRequest { unit_code: unit.clone(), period: period.clone(), reason })
+                .await
+                .map_err(status_error)?;
+            println!("override granted: the next report of {unit} for {period} is admitted despite the lock");
+        }
+    }
+    Ok(())
+}
+
+fn registry_name(data_dir: &Path, code: &str) -> Option<String> {
+    let reg = sifa_proto::Registry::load(&data_dir.join(crate::store::REGISTRY_FILE)).ok()?;
+    reg.get(code).map(|u| u.name.clone())
+}

@@ -1,0 +1,301 @@
+//! Flushing the write-ahead log to Parquet, trimming the log behind it, and
+//! compacting small files.
+//!
+//! Order of operations, so a crash at any point loses and doubles nothing:
+//! 1. the accepted records are written as one file per year (atomically, see
+//!    `store::write_file`);
+//! 2. only then may the log segments holding them be deleted (and only once
+//!    they are forwarded too). After a crash between 1 and 2 the records are
+//!    in both; on restart the log records whose key is already in Parquet are
+//!    recognised (the index holds each key once) and not written again.
+//!
+//! Compaction merges a year's small files: it records its intent in
+//! `state/compaction.json` (inputs and output), writes the merged file
+//! atomically, deletes the inputs, then the intent. On restart an intent whose
+//! output exists has its remaining inputs deleted; one whose output does not
+//! exist is simply dropped (the inputs are intact).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sifa_proto::v1::SubmitRequest;
+use sifa_proto::{Catalog, Period, Registry};
+
+use crate::ingest::Unflushed;
+use crate::store::{self, StoreError, StoredReport};
+use crate::wal::{self, Lsn};
+
+/// A year with at least this many small files gets them merged.
+pub const COMPACT_MIN_FILES: usize = 8;
+/// Files smaller than this are "small".
+pub const SMALL_FILE_BYTES: u64 = 16 << 20;
+pub const COMPACTION_FILE: &str = "compaction.json";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct CompactionIntent {
+    year: u16,
+    inputs: Vec<u64>,
+    output: u64,
+}
+
+/// Everything the flusher works with.
+pub struct Flusher {
+    pub data_dir: PathBuf,
+    pub catalog: Arc<Catalog>,
+    pub registry: Arc<Registry>,
+    pub unflushed: Unflushed,
+    /// Next file sequence number of the store.
+    pub next_seq: u64,
+    /// Every record up to this LSN is in Parquet.
+    pub flushed: Arc<AtomicU64>,
+    /// Every record up to this LSN is forwarded (`u64::MAX` without an upstream).
+    pub forwarded: Arc<AtomicU64>,
+}
+
+impl Flusher {
+    fn wal_dir(&self) -> PathBuf {
+        self.data_dir.join("wal")
+    }
+
+    /// Writes what is pending to Parquet, then trims the log. Returns the rows written.
+    pub fn flush(&mut self) -> Result<usize, StoreError> {
+        let pending: Vec<(Lsn, SubmitRequest)> = std::mem::take(&mut *self.unflushed.lock().expect("unflushed"));
+        let Some(&(last, _)) = pending.last() else {
+            self.trim();
+            return Ok(0);
+        };
+        let n = pending.len();
+        let mut by_year: BTreeMap<u16, Vec<(Lsn, SubmitRequest)>> = BTreeMap::new();
+        for rec in pending {
+            let year = rec.1.report.as_ref().and_then(|r| r.period.get(..4)?.parse().ok()).unwrap_or(0);
+            by_year.entry(year).or_default().push(rec);
+        }
+        while let Some((year, recs)) = by_year.pop_first() {
+            let rows: Vec<StoredReport> = recs.iter().map(|(_, r)| stored_report(r, &self.registry)).collect();
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            if let Err(e) = store::write_file(&self.data_dir, &self.catalog, year, seq, &rows) {
+                // What is not in Parquet yet goes back in front, in log order
+                // (it is safe in the log meanwhile), and is tried again later.
+                let mut back: Vec<(Lsn, SubmitRequest)> = recs;
+                back.extend(by_year.into_values().flatten());
+                back.sort_by_key(|(lsn, _)| *lsn);
+                let mut u = self.unflushed.lock().expect("unflushed");
+                back.append(&mut u);
+                *u = back;
+                return Err(e);
+            }
+        }
+        self.flushed.store(last, Ordering::SeqCst);
+        self.trim();
+        Ok(n)
+    }
+
+    fn trim(&self) {
+        let upto = self.flushed.load(Ordering::SeqCst).min(self.forwarded.load(Ordering::SeqCst));
+        if let Err(e) = wal::trim(&self.wal_dir(), upto) {
+            tracing::warn!("cannot trim the write-ahead log: {e}");
+        }
+    }
+
+    /// Merges the small files of each year that has many.
+    pub fn compact(&mut self) -> Result<usize, StoreError> {
+        let mut merged = 0;
+        let mut by_year: BTreeMap<u16, Vec<(u64, PathBuf)>> = BTreeMap::new();
+        for (year, seq, path) in store::list_files(&self.data_dir)? {
+            let small = std::fs::metadata(&path).map(|m| m.len() < SMALL_FILE_BYTES).unwrap_or(false);
+            if small {
+                by_year.entry(year).or_default().push((seq, path));
+            }
+        }
+        for (year, files) in by_year {
+            if files.len() < COMPACT_MIN_FILES {
+                continue;
+            }
+            let mut rows = Vec::new();
+            for (_, path) in &files {
+                rows.extend(store::read_file(path, &self.catalog)?);
+            }
+            let output = self.next_seq;
+            self.next_seq += 1;
+            let intent = CompactionIntent { year, inputs: files.iter().map(|(s, _)| *s).collect(), output };
+            let state = self.data_dir.join("state");
+            store::write_atomic(&state, COMPACTION_FILE, &serde_json::to_vec(&intent).expect("plain"))?;
+            store::write_file(&self.data_dir, &self.catalog, year, output, &rows)?;
+            finish_compaction(&self.data_dir, &intent)?;
+            merged += files.len();
+            tracing::info!(year, files = files.len(), rows = rows.len(), output, "compacted small Parquet files");
+        }
+        Ok(merged)
+    }
+
+    /// Flushes every `interval` until `stop` is set, then flushes once more.
+    pub fn run(mut self, interval: Duration, stop: Arc<std::sync::atomic::AtomicBool>) {
+        let mut ticks: u64 = 0;
+        loop {
+            let stopping = stop.load(Ordering::SeqCst);
+            match self.flush() {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(rows = n, "flushed the write-ahead log to Parquet"),
+                Err(e) => tracing::error!("cannot flush to Parquet (the reports stay safe in the log): {e}"),
+            }
+            if stopping {
+                break;
+            }
+            ticks += 1;
+            if ticks.is_multiple_of(10)
+                && let Err(e) = self.compact()
+            {
+                tracing::error!("cannot compact Parquet files: {e}");
+            }
+            // Sleep in short steps so a stop is noticed promptly.
+            let t0 = std::time::Instant::now();
+            while t0.elapsed() < interval && !stop.load(Ordering::SeqCst) {
+                std::thread::sleep(interval.min(Duration::from_millis(20)));
+            }
+        }
+    }
+}
+
+/// The row stored for an accepted record.
+pub fn stored_report(rec: &SubmitRequest, registry: &Registry) -> StoredReport {
+    let report = rec.report.clone().expect("accepted records carry a report");
+    let period: Period = report.period.parse().expect("accepted records have a valid period");
+    let prov = rec.provenance.clone().unwrap_or_default();
+    StoredReport::new(report, period, registry, prov.received_at_ms, &prov.first_accepted_by)
+}
+
+fn finish_compaction(data_dir: &Path, intent: &CompactionIntent) -> Result<(), StoreError> {
+    let dir = store::year_dir(data_dir, intent.year);
+    for seq in &intent.inputs {
+        let p = dir.join(store::file_name(*seq));
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::Io { what: "cannot delete compacted file", path: p, source: e }),
+        }
+    }
+    store::sync_dir(&dir)?;
+    let intent_path = data_dir.join("state").join(COMPACTION_FILE);
+    let _ = std::fs::remove_file(&intent_path);
+    Ok(())
+}
+
+/// Completes or abandons a compaction interrupted by a crash (see the module notes).
+pub fn recover_compaction(data_dir: &Path) -> Result<(), StoreError> {
+    let path = data_dir.join("state").join(COMPACTION_FILE);
+    let Ok(text) = std::fs::read(&path) else { return Ok(()) };
+    let Ok(intent) = serde_json::from_slice::<CompactionIntent>(&text) else {
+        let _ = std::fs::remove_file(&path);
+        return Ok(());
+    };
+    if store::year_dir(data_dir, intent.year).join(store::file_name(intent.output)).exists() {
+        tracing::info!(year = intent.year, "finishing a compaction interrupted by a crash");
+        finish_compaction(data_dir, &intent)
+    } else {
+        tracing::info!(year = intent.year, "abandoning a compaction interrupted by a crash; its inputs are intact");
+        let _ = std::fs::remove_file(&path);
+        Ok(())
+    }
+}
+
+/// The sequence number after every file of the store.
+pub fn next_seq(data_dir: &Path) -> Result<u64, StoreError> {
+    Ok(store::list_files(data_dir)?.iter().map(|(_, s, _)| s + 1).max().unwrap_or(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sifa_proto::v1::{Provenance, Report};
+    use std::sync::Mutex;
+
+    fn rec(i: u64) -> SubmitRequest {
+        SubmitRequest {
+            report: Some(Report {
+                unit_code: format!("620982{}", 100 + i % 9),
+                period: format!("{}-03", 2023 + i % 2),
+                revision: 1 + i / 9,
+                values: [("lectures".to_string(), i as f64)].into(),
+                comment: None,
+                generated_at_ms: 1,
+                generator: "t".into(),
+            }),
+            provenance: Some(Provenance { first_accepted_by: "620982".into(), received_at_ms: 5 }),
+        }
+    }
+
+    fn flusher(dir: &Path) -> Flusher {
+        Flusher {
+            data_dir: dir.to_path_buf(),
+            catalog: Arc::new(Catalog::builtin()),
+            registry: Arc::new(Registry::demo()),
+            unflushed: Arc::new(Mutex::new(Vec::new())),
+            next_seq: next_seq(dir).unwrap(),
+            flushed: Arc::new(AtomicU64::new(0)),
+            forwarded: Arc::new(AtomicU64::new(u64::MAX)),
+        }
+    }
+
+    fn keys(dir: &Path) -> Vec<(String, String, u64)> {
+        let mut k: Vec<_> = store::list_files(dir)
+            .unwrap()
+            .iter()
+            .flat_map(|(_, _, p)| store::read_file(p, &Catalog::builtin()).unwrap())
+            .map(|r| (r.report.unit_code, r.report.period, r.report.revision))
+            .collect();
+        k.sort();
+        k
+    }
+
+    #[test]
+    fn flush_writes_one_file_per_year_and_compaction_keeps_every_row_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = flusher(dir.path());
+        for round in 0..COMPACT_MIN_FILES as u64 {
+            f.unflushed.lock().unwrap().extend((0..4).map(|i| (round * 4 + i + 1, rec(round * 4 + i))));
+            assert_eq!(f.flush().unwrap(), 4);
+        }
+        assert_eq!(f.flushed.load(Ordering::SeqCst), 4 * COMPACT_MIN_FILES as u64);
+        let before = keys(dir.path());
+        assert_eq!(before.len(), 4 * COMPACT_MIN_FILES);
+        assert_eq!(store::list_files(dir.path()).unwrap().len(), 2 * COMPACT_MIN_FILES, "one file per year per flush");
+        assert_eq!(f.compact().unwrap(), 2 * COMPACT_MIN_FILES);
+        assert_eq!(store::list_files(dir.path()).unwrap().len(), 2);
+        assert_eq!(keys(dir.path()), before);
+    }
+
+    #[test]
+    fn a_compaction_interrupted_after_writing_its_output_is_finished_on_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = flusher(dir.path());
+        for round in 0..3u64 {
+            f.unflushed.lock().unwrap().push((round + 1, rec(round * 2)));
+            f.flush().unwrap();
+        }
+        let before = keys(dir.path());
+        let inputs: Vec<u64> = store::list_files(dir.path()).unwrap().iter().map(|(_, s, _)| *s).collect();
+        // The crash: intent recorded, merged output written, inputs not yet deleted.
+        let rows: Vec<StoredReport> = store::list_files(dir.path())
+            .unwrap()
+            .iter()
+            .flat_map(|(_, _, p)| store::read_file(p, &Catalog::builtin()).unwrap())
+            .collect();
+        let intent = CompactionIntent { year: 2023, inputs: inputs.clone(), output: 99 };
+        store::write_atomic(&dir.path().join("state"), COMPACTION_FILE, &serde_json::to_vec(&intent).unwrap()).unwrap();
+        store::write_file(dir.path(), &Catalog::builtin(), 2023, 99, &rows).unwrap();
+        assert_eq!(keys(dir.path()).len(), 2 * before.len(), "doubled until recovery");
+        recover_compaction(dir.path()).unwrap();
+        assert_eq!(keys(dir.path()), before);
+        assert!(!dir.path().join("state").join(COMPACTION_FILE).exists());
+        // Interrupted before its output existed: abandoned, inputs intact.
+        let intent = CompactionIntent { year: 2023, inputs: vec![99], output: 100 };
+        store::write_atomic(&dir.path().join("state"), COMPACTION_FILE, &serde_json::to_vec(&intent).unwrap()).unwrap();
+        recover_compaction(dir.path()).unwrap();
+        assert_eq!(keys(dir.path()), before);
+    }
+}

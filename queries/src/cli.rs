@@ -1,0 +1,137 @@
+//! `sifa query` and `sifa publish`.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use crate::format::{self, Format};
+use crate::rollup::{self, Params};
+use crate::{publish, query, repl, session};
+
+/// `sifa query --data DIR [SQL | -f FILE.sql | --rollup NAME --year YYYY]`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Tables and views: reports (figures in force), report_revisions (every revision), units, metrics, \
+facts, yearly, yearly_facts, periods. queries/README.md documents their columns and the rollups.
+
+Examples:
+  sifa query --data data \"SELECT city_code, sum(disputes_resolved) FROM reports WHERE year = 2024 GROUP BY 1\"
+  sifa query --data data --rollup share_of_mediations --year 2024
+  sifa query --data data --rollup ranking --year 2024 --metric consultations --limit 5 --format csv
+  sifa query --data data -f my_figures.sql --format json
+  sifa query --data data            (interactive prompt; or pipe SQL on stdin)")]
+pub struct QueryArgs {
+    /// The data directory of an aggregator (or a copy of it)
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// SQL to run (one or more statements separated by ';')
+    #[arg(conflicts_with_all = ["file", "rollup"])]
+    pub sql: Option<String>,
+    /// Run the SQL in this file
+    #[arg(short = 'f', long = "file", value_name = "FILE.sql", conflicts_with = "rollup")]
+    pub file: Option<PathBuf>,
+    /// Run a standard rollup by name (see --list-rollups)
+    #[arg(long, value_name = "NAME", requires = "year")]
+    pub rollup: Option<String>,
+    /// The year of the rollup
+    #[arg(long, value_name = "YYYY")]
+    pub year: Option<u16>,
+    /// The statistic to rank by (rollup `ranking`; a catalog code)
+    #[arg(long, value_name = "CODE")]
+    pub metric: Option<String>,
+    /// How many units at each end (rollup `ranking`)
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u32>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// List the standard rollups and exit
+    #[arg(long)]
+    pub list_rollups: bool,
+}
+
+/// `sifa publish --data DIR --year YYYY --out DIR`
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The data directory of an aggregator (or a copy of it)
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// The year to publish
+    #[arg(long, value_name = "YYYY")]
+    pub year: u16,
+    /// Where to write index.html, figures.csv and figures.json (created if missing)
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the query runtime")
+}
+
+/// Runs `sifa query`.
+pub fn run_query(args: QueryArgs) -> anyhow::Result<()> {
+    if args.list_rollups {
+        for r in rollup::ROLLUPS {
+            println!("{:<20} {}", r.name, r.summary);
+        }
+        return Ok(());
+    }
+    if args.rollup.is_none() && (args.metric.is_some() || args.limit.is_some()) {
+        bail!("--metric and --limit belong to a rollup: add --rollup ranking --year YYYY");
+    }
+    runtime()?.block_on(async move {
+        let (store, ctx) = session::open(&args.data).await?;
+        let sql = if let Some(name) = &args.rollup {
+            let params =
+                Params { year: args.year.expect("clap requires --year"), metric: args.metric, limit: args.limit };
+            rollup::find(name)?.sql_for(&params, &store.catalog)?
+        } else if let Some(file) = &args.file {
+            std::fs::read_to_string(file).with_context(|| format!("cannot read the SQL file {}", file.display()))?
+        } else if let Some(sql) = args.sql {
+            sql
+        } else if std::io::stdin().is_terminal() {
+            let root = store.root();
+            let banner = format!(
+                "sifa query: {} ({} {}), years {}",
+                args.data.display(),
+                root.code,
+                root.name,
+                years(&store.years)
+            );
+            return repl::run(&ctx, args.format, &banner).await;
+        } else {
+            let mut sql = String::new();
+            std::io::stdin().read_to_string(&mut sql).context("cannot read SQL from stdin")?;
+            sql
+        };
+        let answers = query::run(&ctx, &sql).await?;
+        let mut out = std::io::stdout().lock();
+        for a in &answers {
+            out.write_all(format::render_for_terminal(args.format, a)?.as_bytes())?;
+        }
+        out.flush()?;
+        Ok(())
+    })
+}
+
+fn years(years: &[u16]) -> String {
+    match (years.first(), years.last()) {
+        (Some(a), Some(b)) if a != b => format!("{a}–{b}"),
+        (Some(a), _) => a.to_string(),
+        _ => "none yet".to_string(),
+    }
+}
+
+/// Runs `sifa publish`.
+pub fn run_publish(args: PublishArgs) -> anyhow::Result<()> {
+    runtime()?.block_on(async move {
+        let (store, ctx) = session::open(&args.data).await?;
+        let written = publish::publish(&store, &ctx, args.year, &args.out).await?;
+        for path in written {
+            println!("wrote {}", path.display());
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,264 @@
+//! Opening a store for SQL: a DataFusion session with sifa's tables and views
+//! registered (queries/README.md documents each one and its columns).
+//!
+//! Base tables:
+//! - `report_files`: the Parquet files under `reports/` as they are (a ListingTable
+//!   with the Hive partition column `year`), before deduplication;
+//! - `units`, `metrics`, `periods`: built here from registry.csv, catalog.toml and
+//!   store.toml.
+//!
+//! Views over them (the SQL is in [`crate::views`]): `report_revisions`, `reports`,
+//! `facts`, `yearly`, `yearly_facts`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, StringArray};
+use datafusion::arrow::array::{RecordBatch, TimestampMillisecondArray, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::error::DataFusionError;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use sifa_aggregator::completeness::deadline_ms;
+use sifa_aggregator::store::{self, StoreMeta};
+use sifa_proto::Period;
+use sifa_proto::catalog::Catalog;
+use sifa_proto::registry::Registry;
+
+use crate::error::{QueryError, Result};
+use crate::views;
+
+/// A data directory opened for reading: its description, catalog and registry.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub dir: PathBuf,
+    pub meta: StoreMeta,
+    pub catalog: Catalog,
+    /// The registry in force, restricted to the store's root unit, its subtree
+    /// and its ancestors.
+    pub registry: Registry,
+    /// The years that have a partition directory under `reports/`, ascending.
+    pub years: Vec<u16>,
+}
+
+impl Store {
+    /// Reads `store.toml`, `catalog.toml` and `registry.csv` of a data directory.
+    pub fn open(dir: &Path) -> Result<Store> {
+        for (file, what) in [
+            (store::STORE_META_FILE, "store.toml"),
+            (store::CATALOG_FILE, "catalog.toml"),
+            (store::REGISTRY_FILE, "registry.csv"),
+        ] {
+            if !dir.join(file).is_file() {
+                return Err(QueryError::NotAStore { path: dir.to_path_buf(), what });
+            }
+        }
+        let meta = StoreMeta::read(dir)?;
+        let catalog_path = dir.join(store::CATALOG_FILE);
+        let catalog =
+            Catalog::load(&catalog_path).map_err(|source| QueryError::Catalog { path: catalog_path, source })?;
+        let registry_path = dir.join(store::REGISTRY_FILE);
+        let full =
+            Registry::load(&registry_path).map_err(|source| QueryError::Registry { path: registry_path, source })?;
+        if full.get(&meta.root_unit).is_none() {
+            return Err(QueryError::UnknownRoot(meta.root_unit.clone()));
+        }
+        let registry = full.restricted_to(&meta.root_unit);
+        let mut years: Vec<u16> = store::list_files(dir)?.into_iter().map(|(y, _, _)| y).collect();
+        years.sort_unstable();
+        years.dedup();
+        Ok(Store { dir: dir.to_path_buf(), meta, catalog, registry, years })
+    }
+
+    /// The store's root unit (a province, city or county).
+    pub fn root(&self) -> &sifa_proto::Unit {
+        self.registry.get(&self.meta.root_unit).expect("checked in open")
+    }
+
+    /// A session over this store with every table and view registered.
+    pub async fn session(&self) -> Result<SessionContext> {
+        let config =
+            SessionConfig::new().with_information_schema(true).with_default_catalog_and_schema("sifa", "store");
+        let ctx = SessionContext::new_with_config(config);
+        self.register_report_files(&ctx).await?;
+        ctx.register_batch("units", units_batch(&self.registry, &self.meta.root_unit)?)?;
+        ctx.register_batch("metrics", metrics_batch(&self.catalog)?)?;
+        ctx.register_batch("periods", periods_batch(&self.years, self.meta.deadline_day)?)?;
+        for (name, sql) in views::all(&self.catalog) {
+            ctx.sql(&sql).await.map_err(|e| QueryError::Sql(format!("defining view {name}: {e}")))?;
+        }
+        Ok(ctx)
+    }
+
+    async fn register_report_files(&self, ctx: &SessionContext) -> Result<()> {
+        let file_schema = store::arrow_schema(&self.catalog);
+        let reports = self.dir.join(store::REPORTS_DIR);
+        if !reports.is_dir() {
+            // A store that has not flushed anything yet: the same columns, no rows.
+            let mut fields: Vec<Field> = file_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+            fields.push(Field::new("year", DataType::Int32, false));
+            let schema: SchemaRef = Arc::new(Schema::new(fields));
+            ctx.register_table("report_files", Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
+            return Ok(());
+        }
+        let abs = reports.canonicalize().map_err(|source| QueryError::Io {
+            what: "cannot resolve",
+            path: reports.clone(),
+            source,
+        })?;
+        let url = ListingTableUrl::parse(format!("{}/", abs.display()))?;
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+            .with_file_extension(".parquet")
+            .with_table_partition_cols(vec![("year".to_string(), DataType::Int32)]);
+        let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(file_schema);
+        ctx.register_table("report_files", Arc::new(ListingTable::try_new(config)?))?;
+        Ok(())
+    }
+}
+
+/// Opens a data directory and returns the store and a session over it.
+pub async fn open(dir: &Path) -> Result<(Store, SessionContext)> {
+    let store = Store::open(dir)?;
+    let ctx = store.session().await?;
+    Ok((store, ctx))
+}
+
+fn strings<'a>(it: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
+    Arc::new(it.collect::<StringArray>())
+}
+
+#[derive(Clone, Copy)]
+enum Level {
+    Province,
+    City,
+    County,
+}
+
+/// The `units` table: the registry with each unit's province, city and county.
+fn units_batch(registry: &Registry, root: &str) -> Result<RecordBatch> {
+    let units = registry.units();
+    let lineages: Vec<_> = units.iter().map(|u| registry.lineage(&u.code)).collect();
+    let level = |pick: Level, name: bool| -> ArrayRef {
+        strings(lineages.iter().map(|l| {
+            let unit = match pick {
+                Level::Province => l.province,
+                Level::City => l.city,
+                Level::County => l.county,
+            };
+            unit.map(|u| if name { u.name.as_str() } else { u.code.as_str() })
+        }))
+    };
+    let schema = Schema::new(vec![
+        Field::new("code", DataType::Utf8, false),
+        Field::new("name", DataType::Utf8, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("kind_zh", DataType::Utf8, false),
+        Field::new("is_reporting", DataType::Boolean, false),
+        Field::new("in_store", DataType::Boolean, false),
+        Field::new("parent", DataType::Utf8, true),
+        Field::new("province_code", DataType::Utf8, true),
+        Field::new("province_name", DataType::Utf8, true),
+        Field::new("city_code", DataType::Utf8, true),
+        Field::new("city_name", DataType::Utf8, true),
+        Field::new("county_code", DataType::Utf8, true),
+        Field::new("county_name", DataType::Utf8, true),
+        Field::new("population", DataType::UInt64, true),
+        Field::new("villages", DataType::Int64, true),
+    ]);
+    let columns: Vec<ArrayRef> = vec![
+        strings(units.iter().map(|u| Some(u.code.as_str()))),
+        strings(units.iter().map(|u| Some(u.name.as_str()))),
+        strings(units.iter().map(|u| Some(u.kind.as_str()))),
+        strings(units.iter().map(|u| Some(u.kind.name_zh()))),
+        Arc::new(units.iter().map(|u| Some(u.kind.is_reporting())).collect::<BooleanArray>()),
+        Arc::new(units.iter().map(|u| Some(registry.is_within(&u.code, root))).collect::<BooleanArray>()),
+        strings(units.iter().map(|u| u.parent.as_deref())),
+        level(Level::Province, false),
+        level(Level::Province, true),
+        level(Level::City, false),
+        level(Level::City, true),
+        level(Level::County, false),
+        level(Level::County, true),
+        Arc::new(units.iter().map(|u| u.population).collect::<UInt64Array>()),
+        Arc::new(units.iter().map(|u| u.villages.map(i64::from)).collect::<Int64Array>()),
+    ];
+    RecordBatch::try_new(Arc::new(schema), columns).map_err(|e| DataFusionError::from(e).into())
+}
+
+/// The `metrics` table: the catalog in force, in catalog order.
+fn metrics_batch(catalog: &Catalog) -> Result<RecordBatch> {
+    let m = catalog.metrics();
+    let schema = Schema::new(vec![
+        Field::new("position", DataType::Int32, false),
+        Field::new("code", DataType::Utf8, false),
+        Field::new("name_zh", DataType::Utf8, false),
+        Field::new("name_en", DataType::Utf8, false),
+        Field::new("unit", DataType::Utf8, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("type", DataType::Utf8, false),
+        Field::new("min", DataType::Float64, false),
+        Field::new("max", DataType::Float64, true),
+        Field::new("group", DataType::Utf8, false),
+        Field::new("note", DataType::Utf8, true),
+    ]);
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int32Array::from_iter_values(1..=m.len() as i32)),
+        strings(m.iter().map(|x| Some(x.code.as_str()))),
+        strings(m.iter().map(|x| Some(x.name_zh.as_str()))),
+        strings(m.iter().map(|x| Some(x.name_en.as_str()))),
+        strings(m.iter().map(|x| Some(x.unit.as_str()))),
+        strings(m.iter().map(|x| Some(x.kind.as_str()))),
+        strings(m.iter().map(|x| Some(x.value_type.as_str()))),
+        Arc::new(m.iter().map(|x| Some(x.min)).collect::<Float64Array>()),
+        Arc::new(m.iter().map(|x| x.max).collect::<Float64Array>()),
+        strings(m.iter().map(|x| Some(x.group.as_str()))),
+        strings(m.iter().map(|x| x.note.as_deref())),
+    ];
+    RecordBatch::try_new(Arc::new(schema), columns).map_err(|e| DataFusionError::from(e).into())
+}
+
+/// The `periods` table: every month of every year the store holds, with its
+/// deadline (the same rule the aggregator's completeness uses).
+fn periods_batch(years: &[u16], deadline_day: u8) -> Result<RecordBatch> {
+    let periods: Vec<Period> =
+        years.iter().flat_map(|&y| (1..=12).filter_map(move |m| Period::new(y, m))).collect::<Vec<_>>();
+    let texts: Vec<String> = periods.iter().map(|p| p.to_string()).collect();
+    let ts = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+    let schema = Schema::new(vec![
+        Field::new("period", DataType::Utf8, false),
+        Field::new("year", DataType::Int32, false),
+        Field::new("month", DataType::Int32, false),
+        Field::new("due_at", ts, false),
+    ]);
+    let columns: Vec<ArrayRef> = vec![
+        strings(texts.iter().map(|t| Some(t.as_str()))),
+        Arc::new(Int32Array::from_iter_values(periods.iter().map(|p| p.year() as i32))),
+        Arc::new(Int32Array::from_iter_values(periods.iter().map(|p| p.month() as i32))),
+        Arc::new(
+            TimestampMillisecondArray::from_iter_values(periods.iter().map(|p| deadline_ms(*p, deadline_day)))
+                .with_timezone("UTC"),
+        ),
+    ];
+    RecordBatch::try_new(Arc::new(schema), columns).map_err(|e| DataFusionError::from(e).into())
+}
+
+/// A DataFusion error as a person should read it: the first line of the
+/// message without the internal wrapping, and what to look at.
+pub fn explain_error(e: &DataFusionError) -> String {
+    let root = e.find_root();
+    let text = root.to_string();
+    let text = text
+        .trim_start_matches("Error during planning: ")
+        .trim_start_matches("SQL error: ")
+        .trim_start_matches("Schema error: ")
+        .to_string();
+    let hint = if text.contains("table") && text.contains("not found") {
+        "\n  the tables and views are: reports, report_revisions, units, metrics, facts, yearly, yearly_facts, \
+         periods, report_files (SHOW TABLES lists them; queries/README.md documents their columns)"
+    } else {
+        ""
+    };
+    format!("{text}{hint}")
+}

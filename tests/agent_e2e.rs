@@ -1,0 +1,238 @@
+//! End to end: the real `sifa-agent` binary delivering an office's books to a
+//! real `sifa aggregator` process — offline for weeks then reconnecting,
+//! kill -9 between queueing and acknowledgement, rejections — with exact
+//! counts read from the aggregator's Parquet store.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use sifa_agent::synth::{self, LedgerFormat, SynthSpec};
+use support::{TestAggregator, TierSpec};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// The `sifa-agent` binary, built next to `sifa` (agent/tests has integration tests).
+fn agent_bin() -> PathBuf {
+    let sifa = Path::new(support::sifa_bin());
+    let p = sifa.with_file_name(format!("sifa-agent{}", std::env::consts::EXE_SUFFIX));
+    assert!(p.exists(), "{} is missing: build it with `cargo build -p sifa-agent`", p.display());
+    p
+}
+
+fn agent(args: &[&str], config: &Path) -> Output {
+    Command::new(agent_bin())
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run sifa-agent")
+}
+
+fn ok(out: Output) -> String {
+    let (o, e) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+    assert!(out.status.success(), "sifa-agent failed: {}\nstdout:\n{o}\nstderr:\n{e}", out.status);
+    o
+}
+
+fn queued(outbox: &Path) -> usize {
+    sifa_agent::outbox::list_queue(outbox).unwrap().len()
+}
+
+/// (unit, period, revision) of every stored row, and how often each occurs.
+fn identities(agg: &TestAggregator) -> BTreeMap<(String, String, u64), usize> {
+    let mut m = BTreeMap::new();
+    for r in agg.rows() {
+        *m.entry((r.report.unit_code.clone(), r.report.period.clone(), r.report.revision)).or_default() += 1;
+    }
+    m
+}
+
+#[test]
+fn an_office_offline_for_weeks_delivers_everything_once_when_it_reconnects() {
+    let mut county = TestAggregator::spawn(TierSpec::top("620982"));
+    let url = county.url();
+    county.kill9(); // the link is down
+    let reg = sifa_proto::Registry::demo();
+    let unit = reg.get("620982103").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = dir.path().join("outbox");
+    let spec = SynthSpec { format: Some(LedgerFormat::CsvGbk), until_month: 2, ..SynthSpec::year(2024, 21) };
+    let w = synth::write_office(dir.path(), unit, &spec, &url, Path::new("outbox")).unwrap();
+
+    // Weeks offline: January and February, then March and a correction of
+    // February, then April: each round queues, nothing is delivered.
+    let out = ok(agent(&["push", "--once"], &w.config));
+    assert!(out.contains("not delivered"), "{out}");
+    synth::write_office(
+        dir.path(),
+        unit,
+        &SynthSpec { until_month: 3, corrections: vec![2], ..spec.clone() },
+        &url,
+        Path::new("outbox"),
+    )
+    .unwrap();
+    ok(agent(&["push", "--once"], &w.config));
+    let last = SynthSpec { until_month: 4, corrections: vec![2], ..spec.clone() };
+    synth::write_office(dir.path(), unit, &last, &url, Path::new("outbox")).unwrap();
+    ok(agent(&["push", "--once"], &w.config));
+    let waiting: Vec<(String, u64)> =
+        sifa_agent::outbox::list_queue(&outbox).unwrap().into_iter().map(|q| (q.period, q.revision)).collect();
+    assert_eq!(
+        waiting,
+        [
+            ("2024-01".into(), 1),
+            ("2024-02".into(), 1),
+            ("2024-02".into(), 2),
+            ("2024-03".into(), 1),
+            ("2024-04".into(), 1)
+        ]
+    );
+    let status = ok(agent(&["status"], &w.config));
+    assert!(status.contains("待发送 Waiting to be sent: 5"), "{status}");
+
+    // The link is back.
+    county.restart();
+    let out = ok(agent(&["push", "--once"], &w.config));
+    assert!(out.contains("5 accepted, 0 duplicate, 0 rejected; 0 份待发送 still queued"), "{out}");
+    let rows = county.wait_for_rows(WAIT, |r| r.len() >= 5);
+    let ids = identities(&county);
+    let want: BTreeSet<_> = waiting.iter().map(|(p, r)| ("620982103".to_string(), p.clone(), *r)).collect();
+    assert_eq!(ids.keys().cloned().collect::<BTreeSet<_>>(), want);
+    assert!(ids.values().all(|&n| n == 1), "each revision stored once: {ids:?}");
+    // The figures in force are the books' own, counted independently from the generated rows.
+    let books = synth::books(unit, &last);
+    for m in 1..=4u8 {
+        let period = format!("2024-{m:02}");
+        let latest = rows.iter().filter(|r| r.report.period == period).max_by_key(|r| r.report.revision).unwrap();
+        let resolved = books
+            .cases
+            .iter()
+            .filter(|r| r.day.month == m && r.category == "人民调解" && r.outcome == "调解成功")
+            .count();
+        assert_eq!(latest.report.values["disputes_resolved"], resolved as f64, "{period}");
+        assert_eq!(latest.report.generator, sifa_agent::compute::GENERATOR);
+        assert!(latest.report.values.contains_key("star_rating"));
+    }
+    // The catalog was fetched and cached for working offline.
+    let cached = std::fs::read_to_string(outbox.join("catalog.toml")).unwrap();
+    assert_eq!(cached, std::fs::read_to_string(county.data_dir().join("catalog.toml")).unwrap());
+
+    // Nothing changed: nothing more is sent, the store is unchanged.
+    let out = ok(agent(&["push", "--once"], &w.config));
+    assert!(out.contains("0 份新排队 newly queued"), "{out}");
+    assert_eq!(queued(&outbox), 0);
+    assert_eq!(county.rows().len(), 5);
+    let status = ok(agent(&["status"], &w.config));
+    assert!(status.contains("待发送 Waiting to be sent: 0"), "{status}");
+    assert!(status.contains("2024-04 第1版 rev 1  已接收 accepted"), "{status}");
+}
+
+/// A totals sheet with `months` months from 2000-01.
+fn backlog_config(dir: &Path, unit: &str, url: &str, months: usize) -> PathBuf {
+    let mut s = String::from("月份,法治讲座,专职人民调解员\n");
+    let mut p: sifa_proto::Period = "2000-01".parse().unwrap();
+    let mut last = p;
+    for i in 0..months {
+        s += &format!("{p},{},2\n", i % 40);
+        last = p;
+        p = p.next();
+    }
+    std::fs::write(dir.join("totals.csv"), s).unwrap();
+    let cfg = dir.join("agent.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "unit = {unit:?}\naggregator = {url:?}\noutbox_dir = \"outbox\"\nretry_min_seconds = 1\nretry_max_seconds = 2\ncollect_interval_seconds = 3600\nlast_period = \"{last}\"\n[[totals]]\npath = \"totals.csv\"\n"
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+fn spawn_daemon(config: &Path) -> Child {
+    Command::new(agent_bin())
+        .args(["run", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn sifa-agent run")
+}
+
+#[test]
+fn kill_9_between_queueing_and_acknowledgement_delivers_each_report_once() {
+    let mut county = TestAggregator::spawn(TierSpec::top("620982"));
+    let url = county.url();
+    county.kill9();
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = dir.path().join("outbox");
+    let months = 300;
+    let cfg = backlog_config(dir.path(), "620982104", &url, months);
+
+    // Queued while the aggregator is down; the daemon is killed with reports queued and unacknowledged.
+    let mut daemon = spawn_daemon(&cfg);
+    let t0 = Instant::now();
+    while queued(&outbox) < months {
+        assert!(t0.elapsed() < WAIT, "the daemon did not queue the backlog");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+
+    // The aggregator comes back; a new daemon is killed -9 in the middle of delivering.
+    county.restart();
+    let mut daemon = spawn_daemon(&cfg);
+    let t0 = Instant::now();
+    while queued(&outbox) == months {
+        assert!(t0.elapsed() < WAIT, "the daemon did not start delivering");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    let left = queued(&outbox);
+    assert!(left < months);
+
+    // One more round delivers the rest; reports the aggregator had already
+    // made durable come back as duplicates, and nothing is stored twice.
+    ok(agent(&["push", "--once"], &cfg));
+    assert_eq!(queued(&outbox), 0);
+    county.wait_for_rows(WAIT, |r| r.len() >= months);
+    std::thread::sleep(Duration::from_millis(300));
+    let ids = identities(&county);
+    assert_eq!(ids.len(), months, "one stored revision per month");
+    assert!(ids.values().all(|&n| n == 1), "a report stored twice: {:?}", ids.iter().find(|(_, n)| **n > 1));
+    assert!(ids.keys().all(|(u, _, r)| u == "620982104" && *r == 1));
+}
+
+#[test]
+fn a_rejected_report_moves_aside_with_its_reason_shown_by_status() {
+    // An office of 玉门市 (620981) sending to Dunhuang's aggregator (620982): not its subtree.
+    let county = TestAggregator::spawn(TierSpec::top("620982"));
+    let reg = sifa_proto::Registry::demo();
+    let stranger =
+        reg.units().iter().find(|u| u.parent.as_deref() == Some("620981") && u.kind == sifa_proto::UnitKind::Office);
+    let Some(stranger) = stranger else { panic!("the demo registry has an office under 620981") };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = backlog_config(dir.path(), &stranger.code, &county.url(), 2);
+    let out = ok(agent(&["push", "--once"], &cfg));
+    assert!(out.contains("0 accepted, 0 duplicate, 2 rejected"), "{out}");
+    let outbox = dir.path().join("outbox");
+    assert_eq!(queued(&outbox), 0);
+    let rejected = sifa_agent::outbox::list_rejected(&outbox).unwrap();
+    assert_eq!(rejected.len(), 2);
+    assert_eq!(rejected[0].code, tonic::Code::PermissionDenied as i32);
+    assert_eq!(rejected[0].problems[0].rule, "outside_subtree");
+    let status = ok(agent(&["status"], &cfg));
+    assert!(status.contains("被退回的报表 Rejected reports: 2"), "{status}");
+    assert!(status.contains("[outside_subtree]"), "{status}");
+    // The same content is not sent again.
+    let out = ok(agent(&["push", "--once"], &cfg));
+    assert!(out.contains("0 份新排队 newly queued"), "{out}");
+    assert!(county.rows().is_empty());
+}

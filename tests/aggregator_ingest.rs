@@ -1,0 +1,238 @@
+//! An aggregator's ingest, end to end with the real binary: offices → county →
+//! province, duplicates, conflicts, units outside the subtree, invalid reports,
+//! period locks with overrides, completeness.
+
+mod support;
+
+use std::time::Duration;
+
+use sifa_proto::v1::{Ack, SubmitRequest, ack};
+use support::{TestAggregator, TierSpec, as_agent, from_sender, report};
+
+const WAIT: Duration = Duration::from_secs(45);
+
+fn outcome(a: &Ack) -> ack::Outcome {
+    ack::Outcome::try_from(a.outcome).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn office_reports_reach_the_province_store_unchanged() {
+    let province = TestAggregator::spawn(TierSpec::top("62"));
+    let county = TestAggregator::spawn(TierSpec::below("620982", &province.url()));
+    // The county fetched and cached the province's catalog and its own subtree of the registry.
+    let cached = std::fs::read_to_string(county.data_dir().join("registry.csv")).unwrap();
+    assert!(cached.contains("620982100,沙州镇司法所") && !cached.contains("620981100"), "{cached}");
+
+    let mut c = county.client().await;
+    let mut r1 = report("620982100", "2024-03", 1, &[("disputes_mediated", 12.0), ("office_area_m2", 120.5)]);
+    r1.comment = Some("三月".into());
+    let r2 = report("620982900", "2024-03", 1, &[("consultations", 40.0)]);
+    let r3 = report("620982100", "2024-03", 2, &[("disputes_mediated", 13.0), ("disputes_resolved", 11.0)]);
+    for r in [&r1, &r2, &r3] {
+        let a = c.submit(as_agent(r.clone())).await.unwrap().into_inner();
+        assert_eq!(outcome(&a), ack::Outcome::Accepted, "{a:?}");
+        assert_eq!((a.unit_code.as_str(), a.revision), (r.unit_code.as_str(), r.revision));
+    }
+
+    let mut rows = province.wait_for_rows(WAIT, |rows| rows.len() >= 3);
+    assert_eq!(rows.len(), 3, "each report exactly once at the province");
+    rows.sort_by(|a, b| (&a.report.unit_code, a.report.revision).cmp(&(&b.report.unit_code, b.report.revision)));
+    for (row, sent) in rows.iter().zip([&r1, &r3, &r2]) {
+        assert_eq!(&row.report, sent, "the report arrives with its identity and values unchanged");
+        assert_eq!(row.first_accepted_by, "620982", "provenance: the county accepted it first");
+        assert_eq!(row.county_code.as_deref(), Some("620982"));
+        assert_eq!(row.city_code.as_deref(), Some("6209"));
+        assert_eq!(row.province_code.as_deref(), Some("62"));
+        assert!(row.received_at_ms > 1_700_000_000_000);
+    }
+    assert_eq!(rows[2].unit_kind.as_str(), "mediation_centre");
+    // The county's own rows are the very same rows (same received_at: timeliness is the first tier's).
+    let mut county_rows = county.wait_for_rows(WAIT, |rows| rows.len() >= 3);
+    county_rows.sort_by(|a, b| (&a.report.unit_code, a.report.revision).cmp(&(&b.report.unit_code, b.report.revision)));
+    assert_eq!(county_rows, rows);
+    // The store describes itself.
+    let meta = std::fs::read_to_string(province.data_dir().join("store.toml")).unwrap();
+    assert!(meta.contains("root_unit = \"62\""), "{meta}");
+
+    // The province takes a forwarded report only from units of the forwarding aggregator's subtree.
+    let mut p = province.client().await;
+    let foreign =
+        SubmitRequest { report: Some(report("620981100", "2024-03", 1, &[("lectures", 1.0)])), provenance: None };
+    let e = p.submit(from_sender("620982", foreign)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+    assert!(e.message().contains("620981100 (中丰镇司法所) is not under 620982 (敦煌市)"), "{}", e.message());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicates_conflicts_subtree_and_invalid_reports() {
+    let county = TestAggregator::spawn(TierSpec::top("620982"));
+    let mut c = county.client().await;
+    let r = report("620982101", "2024-02", 1, &[("lectures", 3.0), ("consultations", 20.0)]);
+    assert_eq!(outcome(&c.submit(as_agent(r.clone())).await.unwrap().into_inner()), ack::Outcome::Accepted);
+    // A retry (even generated again later) is a duplicate, stored once.
+    let mut again = r.clone();
+    again.generated_at_ms += 60_000;
+    assert_eq!(outcome(&c.submit(as_agent(again)).await.unwrap().into_inner()), ack::Outcome::Duplicate);
+
+    // Different content under the same revision is a conflict; the store keeps the first.
+    let mut changed = r.clone();
+    changed.values.insert("lectures".into(), 4.0);
+    let e = c.submit(as_agent(changed)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::AlreadyExists, "{e:?}");
+    assert!(
+        e.message().contains("report 620982101 2024-02 rev 1 is already stored with different content"),
+        "{}",
+        e.message()
+    );
+    assert!(e.message().contains("[conflict]"), "{}", e.message());
+
+    // A unit of another county.
+    let e = c.submit(as_agent(report("620981100", "2024-02", 1, &[("lectures", 1.0)]))).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied);
+    assert!(e.message().contains("[outside_subtree]"), "{}", e.message());
+    // An office reporting for another office.
+    let other =
+        SubmitRequest { report: Some(report("620982102", "2024-02", 1, &[("lectures", 1.0)])), provenance: None };
+    let e = c.submit(from_sender("620982101", other.clone())).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied);
+    assert!(e.message().contains("620982102 (肃州镇司法所) is not under 620982101"), "{}", e.message());
+    // No sender at all.
+    let e = c.submit(tonic::Request::new(other)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied);
+    assert!(e.message().contains("x-sifa-sender"), "{}", e.message());
+
+    // Every problem of an invalid report, one per line.
+    let bad = report("620982103", "2024-02", 1, &[("lectures", -1.5), ("disputes_mediatd", 2.0)]);
+    let e = c.submit(as_agent(bad)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    let m = e.message();
+    assert!(m.starts_with("report 620982103 2024-02 rev 1\n"), "{m}");
+    assert!(m.contains("lectures (法治讲座) = -1.5 is not a whole number") && m.contains("[negative]"), "{m}");
+    assert!(m.contains("unknown metric \"disputes_mediatd\" = 2"), "{m}");
+    assert_eq!(m.lines().count(), 4, "{m}");
+    // A county node is not a reporting unit.
+    let e = c
+        .submit(from_sender(
+            "620982",
+            SubmitRequest { report: Some(report("620982", "2024-02", 1, &[("lectures", 1.0)])), provenance: None },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.message().contains("[not_reporting_unit]"), "{}", e.message());
+
+    // On a stream a rejection is an Ack and the stream goes on, acks in request order.
+    let reqs = vec![
+        SubmitRequest { report: Some(report("620982104", "2024-02", 1, &[("lectures", 1.0)])), provenance: None },
+        SubmitRequest { report: Some(report("620981100", "2024-02", 1, &[("lectures", 1.0)])), provenance: None },
+        SubmitRequest { report: Some(r.clone()), provenance: None },
+        SubmitRequest { report: Some(report("620982104", "2024-02", 1, &[("lectures", 2.0)])), provenance: None },
+        SubmitRequest { report: Some(report("620982104", "2024-02", 2, &[("lectures", 2.0)])), provenance: None },
+    ];
+    let mut acks = c.submit_stream(from_sender("620982", tokio_stream::iter(reqs))).await.unwrap().into_inner();
+    let mut got = Vec::new();
+    while let Some(a) = acks.message().await.unwrap() {
+        got.push((a.unit_code.clone(), a.revision, outcome(&a), a.code));
+    }
+    use ack::Outcome::*;
+    assert_eq!(
+        got,
+        vec![
+            ("620982104".to_string(), 1, Accepted, 0),
+            ("620981100".to_string(), 1, Rejected, tonic::Code::PermissionDenied as i32),
+            ("620982101".to_string(), 1, Duplicate, 0),
+            ("620982104".to_string(), 1, Rejected, tonic::Code::AlreadyExists as i32),
+            ("620982104".to_string(), 2, Accepted, 0),
+        ]
+    );
+
+    // Exactly the accepted revisions are stored, once each, with their first content.
+    let rows = county.wait_for_rows(WAIT, |rows| rows.len() >= 3);
+    std::thread::sleep(Duration::from_millis(500));
+    let rows_later = county.rows();
+    assert_eq!(rows.len(), rows_later.len());
+    let mut keys: Vec<_> = rows_later.iter().map(|r| (r.report.unit_code.clone(), r.report.revision)).collect();
+    keys.sort();
+    assert_eq!(keys, [("620982101".into(), 1), ("620982104".into(), 1), ("620982104".into(), 2)]);
+    let kept = rows_later.iter().find(|r| r.report.unit_code == "620982101").unwrap();
+    assert_eq!(kept.report.values["lectures"], 3.0);
+    assert_eq!(kept.report.generated_at_ms, r.generated_at_ms, "the first copy is the one kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_period_refuses_reports_except_by_a_recorded_override() {
+    let agg = TestAggregator::spawn(TierSpec::top("620982"));
+    let mut c = agg.client().await;
+    let accepted = report("620982100", "2024-03", 1, &[("lectures", 1.0)]);
+    assert_eq!(outcome(&c.submit(as_agent(accepted.clone())).await.unwrap().into_inner()), ack::Outcome::Accepted);
+
+    let out = agg.cli(&["lock", "--period", "2024", "--reason", "annual close by the province"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("locked 12 month(s): 2024-01"), "{out:?}");
+
+    let late = report("620982101", "2024-03", 1, &[("lectures", 2.0)]);
+    let e = c.submit(as_agent(late.clone())).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+    assert!(e.message().contains("period 2024-03 is closed (annual close by the province)"), "{}", e.message());
+    assert!(e.message().contains("[period_locked]"), "{}", e.message());
+    // A revision of an already stored report is refused too; its retry is still a duplicate.
+    let e = c.submit(as_agent(report("620982100", "2024-03", 2, &[("lectures", 5.0)]))).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+    assert_eq!(outcome(&c.submit(as_agent(accepted)).await.unwrap().into_inner()), ack::Outcome::Duplicate);
+
+    let out =
+        agg.cli(&["override", "--unit", "620982101", "--period", "2024-03", "--reason", "flood, approved by 张三"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(outcome(&c.submit(as_agent(late)).await.unwrap().into_inner()), ack::Outcome::Accepted);
+    // One override admits one report.
+    let e = c.submit(as_agent(report("620982101", "2024-03", 2, &[("lectures", 3.0)]))).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+    // The override is on record with its reason and the revision it admitted.
+    let book = std::fs::read_to_string(agg.data_dir().join("state/locks.json")).unwrap();
+    assert!(book.contains("flood, approved by 张三") && book.contains("\"used_by_revision\": 1"), "{book}");
+    // The lock survives a restart.
+    let mut agg = agg;
+    agg.restart();
+    let mut c = agg.client().await;
+    let e = c.submit(as_agent(report("620982102", "2024-03", 1, &[("lectures", 1.0)]))).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+    // Other periods are open.
+    let open = report("620982102", "2023-12", 1, &[("lectures", 1.0)]);
+    assert_eq!(outcome(&c.submit(as_agent(open)).await.unwrap().into_inner()), ack::Outcome::Accepted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_prints_completeness_and_timeliness() {
+    let province = TestAggregator::spawn(TierSpec::top("62"));
+    let mut c = province.client().await;
+    for unit in ["620982100", "620982101", "620981100"] {
+        let r = report(unit, "2024-03", 1, &[("lectures", 1.0)]);
+        assert_eq!(outcome(&c.submit(as_agent(r)).await.unwrap().into_inner()), ack::Outcome::Accepted);
+    }
+    let out = province.cli(&["status", "--period", "2024-03", "--root", "620982"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let registry = sifa_proto::Registry::demo();
+    let expected = registry.reporting_units("620982").len();
+    // Received today, long after 2024-04-05: both are late.
+    assert!(text.contains(&format!("expected {expected}  received 2  missing {}  late 2", expected - 2)), "{text}");
+    assert!(text.contains("due by 2024-04-05 CST"), "{text}");
+    assert!(text.contains("county   620982"), "{text}");
+    assert!(text.contains("620982102 肃州镇司法所"), "missing units are listed: {text}");
+
+    // Over gRPC, per county and city of the whole province.
+    let mut d = province.directory().await;
+    let r = d
+        .get_completeness(sifa_proto::v1::CompletenessRequest { period: "2024-03".into(), root: String::new() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.expected as usize, registry.reporting_units("62").len());
+    assert_eq!((r.received, r.late.len()), (3, 3));
+    let g = |code: &str| r.groups.iter().find(|g| g.code == code).unwrap().clone();
+    assert_eq!((g("620981").received, g("620982").received, g("6209").received), (1, 2, 3));
+    assert_eq!(g("6209").level, "city");
+    let out = province.cli(&["status", "--period", "2024-3"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("YYYY-MM"), "{out:?}");
+}

@@ -1,0 +1,303 @@
+//! Shared end-to-end helpers: a real `sifa aggregator` process in a temporary
+//! directory, its gRPC clients, kill -9 and restart, and the rows of its
+//! Parquet store (read as docs/STORAGE.md describes, through the store's schema).
+//!
+//! Use from a test file with `mod support;`.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use sifa_aggregator::store::{self, StoredReport};
+use sifa_proto::Catalog;
+use sifa_proto::v1::admin_service_client::AdminServiceClient;
+use sifa_proto::v1::directory_service_client::DirectoryServiceClient;
+use sifa_proto::v1::report_service_client::ReportServiceClient;
+use sifa_proto::v1::{Report, SubmitRequest};
+use tonic::transport::Channel;
+
+/// The demo registry shipped in the repository.
+pub fn demo_registry_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("proto/registry/demo.csv")
+}
+
+/// The `sifa` binary under test.
+pub fn sifa_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_sifa")
+}
+
+/// What one tier is: the keys of its config file.
+#[derive(Debug, Clone)]
+pub struct TierSpec {
+    pub unit: String,
+    /// The tier above, e.g. `other.url()`.
+    pub upstream: Option<String>,
+    /// The registry file (top tier); lower tiers fetch it from upstream.
+    pub registry: Option<PathBuf>,
+    pub catalog: Option<PathBuf>,
+    pub deadline_day: u8,
+    pub flush_interval_ms: u64,
+}
+
+impl TierSpec {
+    /// A top tier (no upstream) with the demo registry.
+    pub fn top(unit: &str) -> TierSpec {
+        TierSpec {
+            unit: unit.into(),
+            upstream: None,
+            registry: Some(demo_registry_path()),
+            catalog: None,
+            deadline_day: 5,
+            flush_interval_ms: 100,
+        }
+    }
+
+    /// A tier forwarding to `upstream` (a URL such as `TestAggregator::url()`).
+    pub fn below(unit: &str, upstream: &str) -> TierSpec {
+        TierSpec { upstream: Some(upstream.into()), registry: None, ..TierSpec::top(unit) }
+    }
+}
+
+/// A running (or stopped) `sifa aggregator` process with its own temporary directory.
+pub struct TestAggregator {
+    pub spec: TierSpec,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    addr: Option<String>,
+    /// The listen address written into the config: port 0 at first, then the
+    /// bound address, so a restart keeps the URL lower tiers forward to.
+    listen: String,
+    starts: u32,
+}
+
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl TestAggregator {
+    /// Writes a config for `spec` in a new temporary directory, starts the
+    /// aggregator and waits until it has written DATA_DIR/aggregator.addr.
+    pub fn spawn(spec: TierSpec) -> TestAggregator {
+        let dir = tempfile::Builder::new().prefix(&format!("sifa-agg-{}-", spec.unit)).tempdir().expect("temp dir");
+        let mut a = TestAggregator { spec, dir, child: None, addr: None, listen: "127.0.0.1:0".into(), starts: 0 };
+        a.start();
+        a
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("aggregator.toml")
+    }
+
+    /// Where the process's stdout and stderr go (one file per start).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join(format!("aggregator-{}.log", self.starts))
+    }
+
+    /// Everything the process logged since its last start.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn write_config(&self) {
+        let s = &self.spec;
+        let q = |p: &Path| format!("{:?}", p.display().to_string());
+        let mut t = format!(
+            "unit = {:?}\nlisten = {:?}\ndata_dir = \"data\"\ndeadline_day = {}\nflush_interval_ms = {}\n",
+            s.unit, self.listen, s.deadline_day, s.flush_interval_ms
+        );
+        if let Some(u) = &s.upstream {
+            t += &format!("upstream = {u:?}\n");
+        }
+        if let Some(r) = &s.registry {
+            t += &format!("registry = {}\n", q(r));
+        }
+        if let Some(c) = &s.catalog {
+            t += &format!("catalog = {}\n", q(c));
+        }
+        std::fs::write(self.config_path(), t).expect("write config");
+    }
+
+    fn start(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        self.starts += 1;
+        self.write_config();
+        let addr_file = self.data_dir().join("aggregator.addr");
+        let _ = std::fs::remove_file(&addr_file);
+        let log = std::fs::File::create(self.log_path()).expect("log file");
+        let child = Command::new(sifa_bin())
+            .args(["aggregator", "--config"])
+            .arg(self.config_path())
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn sifa aggregator");
+        self.child = Some(child);
+        let t0 = Instant::now();
+        loop {
+            if let Ok(a) = std::fs::read_to_string(&addr_file)
+                && !a.trim().is_empty()
+            {
+                self.addr = Some(a.trim().to_string());
+                self.listen = a.trim().to_string();
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                self.child = None;
+                panic!("aggregator {} exited with {status} before listening:\n{}", self.spec.unit, self.log());
+            }
+            assert!(t0.elapsed() < START_TIMEOUT, "aggregator {} did not start:\n{}", self.spec.unit, self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The bound address, e.g. `127.0.0.1:45123`.
+    pub fn addr(&self) -> &str {
+        self.addr.as_deref().expect("started")
+    }
+
+    /// The URL a client or a lower tier connects to.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr())
+    }
+
+    async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url()).unwrap().connect().await.expect("connect to aggregator")
+    }
+
+    pub async fn client(&self) -> ReportServiceClient<Channel> {
+        ReportServiceClient::new(self.channel().await)
+    }
+
+    pub async fn directory(&self) -> DirectoryServiceClient<Channel> {
+        DirectoryServiceClient::new(self.channel().await)
+    }
+
+    pub async fn admin(&self) -> AdminServiceClient<Channel> {
+        AdminServiceClient::new(self.channel().await)
+    }
+
+    /// Kills the process with SIGKILL (no chance to clean up) and waits for it.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().expect("kill -9");
+            c.wait().expect("wait");
+        }
+    }
+
+    /// Stops the process with SIGTERM (graceful shutdown) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let t0 = Instant::now();
+            while c.try_wait().unwrap().is_none() {
+                if t0.elapsed() > Duration::from_secs(30) {
+                    let _ = c.kill();
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// Starts the process again on the same address and data directory (after `kill9` or `stop`).
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.start();
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+
+    /// Runs `sifa aggregator ARGS --config CONFIG` (status, lock, override) and returns its output.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(sifa_bin())
+            .arg("aggregator")
+            .args(args)
+            .arg("--config")
+            .arg(self.config_path())
+            .output()
+            .expect("run sifa aggregator")
+    }
+
+    /// Every row of the Parquet store, as written (a row stored twice shows twice).
+    /// A compaction may replace files while they are read; the read is repeated
+    /// until the listing is the same before and after it.
+    pub fn rows(&self) -> Vec<StoredReport> {
+        let data = self.data_dir();
+        let catalog = Catalog::load(&data.join(store::CATALOG_FILE)).unwrap_or_else(|_| Catalog::builtin());
+        'again: loop {
+            let files = store::list_files(&data).expect("list store");
+            let mut rows = Vec::new();
+            for (_, _, path) in &files {
+                match store::read_file(path, &catalog) {
+                    Ok(r) => rows.extend(r),
+                    Err(_) if !path.exists() => continue 'again,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            if store::list_files(&data).expect("list store") == files {
+                return rows;
+            }
+        }
+    }
+
+    /// Polls the store until `pred(rows)` holds, or panics after `timeout`.
+    pub fn wait_for_rows(&self, timeout: Duration, pred: impl Fn(&[StoredReport]) -> bool) -> Vec<StoredReport> {
+        let t0 = Instant::now();
+        loop {
+            let rows = self.rows();
+            if pred(&rows) {
+                return rows;
+            }
+            assert!(
+                t0.elapsed() < timeout,
+                "store of {} never reached the expected state; it has {} rows; log:\n{}",
+                self.spec.unit,
+                rows.len(),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for TestAggregator {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A report of `unit` for `period`, revision `revision`, with `values`.
+pub fn report(unit: &str, period: &str, revision: u64, values: &[(&str, f64)]) -> Report {
+    Report {
+        unit_code: unit.into(),
+        period: period.into(),
+        revision,
+        values: values.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        comment: None,
+        generated_at_ms: 1_711_000_000_000,
+        generator: "sifa-test/1".into(),
+    }
+}
+
+/// A gRPC request carrying the `x-sifa-sender` metadata.
+pub fn from_sender<T>(sender: &str, message: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(message);
+    r.metadata_mut().insert(sifa_proto::SENDER_METADATA_KEY, sender.parse().expect("ascii sender"));
+    r
+}
+
+/// A submission as an agent of `report.unit_code` sends it (sender = the unit itself).
+pub fn as_agent(report: Report) -> tonic::Request<SubmitRequest> {
+    let sender = report.unit_code.clone();
+    from_sender(&sender, SubmitRequest { report: Some(report), provenance: None })
+}
