@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod check;
+mod demo;
 mod pki;
 
 #[derive(Parser)]
@@ -21,6 +22,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a province on this machine end to end: aggregators, agents, a county killed and restarted, figures
+    Demo(demo::DemoArgs),
     /// Check a registry or catalog file a statistician edited, naming what is wrong
     Check {
         #[command(subcommand)]
@@ -41,6 +44,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(args) => demo::run(args),
         Command::Check { what } => check::run(what),
         Command::Aggregator(args) => sifa_aggregator::cli::run(args),
         Command::Agent(args) => sifa_agent::cli::run(args),

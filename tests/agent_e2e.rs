@@ -11,6 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use sifa_agent::synth::{self, LedgerFormat, SynthSpec};
+use sifa_aggregator::auth::Role;
 use support::{TestAggregator, TierSpec};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -62,23 +63,16 @@ fn an_office_offline_for_weeks_delivers_everything_once_when_it_reconnects() {
     let dir = tempfile::tempdir().unwrap();
     let outbox = dir.path().join("outbox");
     let spec = SynthSpec { format: Some(LedgerFormat::CsvGbk), until_month: 2, ..SynthSpec::year(2024, 21) };
-    let w = synth::write_office(dir.path(), unit, &spec, &url, Path::new("outbox")).unwrap();
+    let w = write_office(dir.path(), unit, &spec, &url);
 
     // Weeks offline: January and February, then March and a correction of
     // February, then April: each round queues, nothing is delivered.
     let out = ok(agent(&["push", "--once"], &w.config));
     assert!(out.contains("not delivered"), "{out}");
-    synth::write_office(
-        dir.path(),
-        unit,
-        &SynthSpec { until_month: 3, corrections: vec![2], ..spec.clone() },
-        &url,
-        Path::new("outbox"),
-    )
-    .unwrap();
+    write_office(dir.path(), unit, &SynthSpec { until_month: 3, corrections: vec![2], ..spec.clone() }, &url);
     ok(agent(&["push", "--once"], &w.config));
     let last = SynthSpec { until_month: 4, corrections: vec![2], ..spec.clone() };
-    synth::write_office(dir.path(), unit, &last, &url, Path::new("outbox")).unwrap();
+    write_office(dir.path(), unit, &last, &url);
     ok(agent(&["push", "--once"], &w.config));
     let waiting: Vec<(String, u64)> =
         sifa_agent::outbox::list_queue(&outbox).unwrap().into_iter().map(|q| (q.period, q.revision)).collect();
@@ -132,6 +126,14 @@ fn an_office_offline_for_weeks_delivers_everything_once_when_it_reconnects() {
     assert!(status.contains("2024-04 第1版 rev 1  已接收 accepted"), "{status}");
 }
 
+/// An office's books and agent config, with the office's certificate in its `[tls]` table.
+fn write_office(dir: &Path, unit: &sifa_proto::Unit, spec: &SynthSpec, url: &str) -> synth::Written {
+    let w = synth::write_office(dir, unit, spec, url, Path::new("outbox")).unwrap();
+    let config = std::fs::read_to_string(&w.config).unwrap() + &support::tls_table(Role::Office, &unit.code);
+    std::fs::write(&w.config, config).unwrap();
+    w
+}
+
 /// A totals sheet with `months` months from 2000-01.
 fn backlog_config(dir: &Path, unit: &str, url: &str, months: usize) -> PathBuf {
     let mut s = String::from("月份,法治讲座,专职人民调解员\n");
@@ -147,7 +149,8 @@ fn backlog_config(dir: &Path, unit: &str, url: &str, months: usize) -> PathBuf {
     std::fs::write(
         &cfg,
         format!(
-            "unit = {unit:?}\naggregator = {url:?}\noutbox_dir = \"outbox\"\nretry_min_seconds = 1\nretry_max_seconds = 2\ncollect_interval_seconds = 3600\nlast_period = \"{last}\"\n[[totals]]\npath = \"totals.csv\"\n"
+            "unit = {unit:?}\naggregator = {url:?}\noutbox_dir = \"outbox\"\nretry_min_seconds = 1\nretry_max_seconds = 2\ncollect_interval_seconds = 3600\nlast_period = \"{last}\"\n[[totals]]\npath = \"totals.csv\"\n{}",
+            support::tls_table(Role::Office, unit)
         ),
     )
     .unwrap();

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use sifa_aggregator::auth::Role;
 use sifa_aggregator::store::StoredReport;
 use sifa_proto::v1::report_service_client::ReportServiceClient;
 use sifa_proto::v1::{Report, SubmitRequest, ack};
@@ -49,7 +50,10 @@ fn exactly_once(rows: &[StoredReport], what: &str) -> BTreeMap<Key, Report> {
 /// (sender: the county, so one stream may carry every office); records every
 /// acknowledged key into `acked`. Returns when the stream ends or breaks.
 async fn stream(url: String, batch: Vec<Report>, acked: Arc<Mutex<Vec<Key>>>) -> Result<(), tonic::Status> {
-    let mut client = ReportServiceClient::connect(url).await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let channel = support::try_connect(&url, Role::Aggregator, "620982")
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let mut client = ReportServiceClient::new(channel);
     let keys: Vec<Key> = batch.iter().map(key).collect();
     let reqs = batch.into_iter().map(|r| SubmitRequest { report: Some(r), provenance: None });
     let mut acks = client.submit_stream(from_sender("620982", tokio_stream::iter(reqs))).await?.into_inner();

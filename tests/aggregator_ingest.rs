@@ -6,6 +6,7 @@ mod support;
 
 use std::time::Duration;
 
+use sifa_aggregator::auth::Role;
 use sifa_proto::v1::{Ack, SubmitRequest, ack};
 use support::{TestAggregator, TierSpec, as_agent, from_sender, report};
 
@@ -55,12 +56,14 @@ async fn office_reports_reach_the_province_store_unchanged() {
     assert!(meta.contains("root_unit = \"62\""), "{meta}");
 
     // The province takes a forwarded report only from units of the forwarding aggregator's subtree.
-    let mut p = province.client().await;
+    // The county's identity is its certificate, whatever the request claims.
+    let mut p = province.client_as(Role::Aggregator, "620982").await;
     let foreign =
         SubmitRequest { report: Some(report("620981100", "2024-03", 1, &[("lectures", 1.0)])), provenance: None };
-    let e = p.submit(from_sender("620982", foreign)).await.unwrap_err();
+    let e = p.submit(from_sender("62", foreign)).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
-    assert!(e.message().contains("620981100 (中丰镇司法所) is not under 620982 (敦煌市)"), "{}", e.message());
+    assert!(e.message().contains("aggregator 620982 may not forward a report for unit 620981100"), "{}", e.message());
+    assert!(e.message().contains("[not_authorized]"), "{}", e.message());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,20 +89,28 @@ async fn duplicates_conflicts_subtree_and_invalid_reports() {
     );
     assert!(e.message().contains("[conflict]"), "{}", e.message());
 
-    // A unit of another county.
-    let e = c.submit(as_agent(report("620981100", "2024-02", 1, &[("lectures", 1.0)]))).await.unwrap_err();
+    // An office of another county, sending its own report to the wrong aggregator.
+    let mut stranger = county.client_as(Role::Office, "620981100").await;
+    let e = stranger.submit(as_agent(report("620981100", "2024-02", 1, &[("lectures", 1.0)]))).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::PermissionDenied);
     assert!(e.message().contains("[outside_subtree]"), "{}", e.message());
     // An office reporting for another office.
     let other =
         SubmitRequest { report: Some(report("620982102", "2024-02", 1, &[("lectures", 1.0)])), provenance: None };
-    let e = c.submit(from_sender("620982101", other.clone())).await.unwrap_err();
+    let mut office = county.client_as(Role::Office, "620982101").await;
+    let e = office.submit(tonic::Request::new(other.clone())).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::PermissionDenied);
-    assert!(e.message().contains("620982102 (肃州镇司法所) is not under 620982101"), "{}", e.message());
-    // No sender at all.
-    let e = c.submit(tonic::Request::new(other)).await.unwrap_err();
+    assert!(
+        e.message()
+            .contains("office 620982101 may not submit a report for unit 620982102: an office submits only its own"),
+        "{}",
+        e.message()
+    );
+    // An analyst reads; it submits nothing.
+    let mut analyst = county.client_as(Role::Analyst, "620982").await;
+    let e = analyst.submit(tonic::Request::new(other)).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::PermissionDenied);
-    assert!(e.message().contains("x-sifa-sender"), "{}", e.message());
+    assert!(e.message().contains("analyst 620982 may not submit reports"), "{}", e.message());
 
     // Every problem of an invalid report, one per line.
     let bad = report("620982103", "2024-02", 1, &[("lectures", -1.5), ("disputes_mediatd", 2.0)]);

@@ -77,7 +77,8 @@ pub async fn refresh(config: &Config) -> (Catalog, CatalogSource) {
 }
 
 async fn fetch(config: &Config, cached_version: &str) -> Result<sifa_proto::v1::CatalogDocument, String> {
-    let endpoint = tonic::transport::Endpoint::from_shared(config.aggregator.clone())
+    let endpoint = config
+        .endpoint()
         .map_err(|e| e.to_string())?
         .connect_timeout(Duration::from_secs(config.connect_timeout_seconds))
         .timeout(Duration::from_secs(config.connect_timeout_seconds.max(1) * 3));

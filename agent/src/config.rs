@@ -3,6 +3,7 @@
 //! files to read and how their rows map to statistics, the schedule and the
 //! outbox directory. Relative paths are relative to the config file's folder.
 
+use sifa_proto::tls::TlsConfig;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -133,6 +134,8 @@ struct ConfigFile {
     ledger: Vec<LedgerSource>,
     #[serde(default)]
     totals: Vec<TotalsSource>,
+    #[serde(default)]
+    tls: TlsConfig,
 }
 
 /// A loaded, checked config with paths resolved.
@@ -157,6 +160,16 @@ pub struct Config {
     pub connect_timeout_seconds: u64,
     pub ledgers: Vec<LedgerSource>,
     pub totals: Vec<TotalsSource>,
+    /// The `[tls]` table, paths resolved: the province CA, this office's certificate and key
+    /// (`sifa pki issue --role office`), or `insecure = true` for plaintext to a loopback aggregator.
+    pub tls: TlsConfig,
+}
+
+impl Config {
+    /// The aggregator's gRPC endpoint, secured as `[tls]` says (a clear error if it is incomplete).
+    pub fn endpoint(&self) -> Result<tonic::transport::Endpoint, sifa_proto::tls::TlsError> {
+        sifa_proto::tls::endpoint(&self.aggregator, &self.tls.mode(false)?)
+    }
 }
 
 impl Config {
@@ -249,6 +262,7 @@ impl Config {
             connect_timeout_seconds: file.connect_timeout_seconds,
             ledgers,
             totals,
+            tls: file.tls.resolved(&base),
         })
     }
 

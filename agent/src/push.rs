@@ -91,7 +91,8 @@ async fn deliver_inner(outbox: &mut Outbox, config: &Config) -> Result<Delivery,
         return Ok(summary);
     }
     let unreachable = |message: String| PushError::Unreachable { url: url.clone(), message };
-    let endpoint = tonic::transport::Endpoint::from_shared(url.clone())
+    let endpoint = config
+        .endpoint()
         .map_err(|e| unreachable(e.to_string()))?
         .connect_timeout(Duration::from_secs(config.connect_timeout_seconds))
         // A batch that takes longer than this is a dead link, not a slow one.

@@ -671,7 +671,10 @@ period_column = \"月份\"\n\
 [[ledger]]\n\
 path = {ledger}\n\
 date_column = \"日期\"\n\
-\n{MAPPING_TOML}",
+\n{MAPPING_TOML}{tls}",
+        // Plaintext is for an aggregator on this machine only; an https:// aggregator needs the
+        // office's certificate, which the caller adds as a [tls] table (see config/agent.example.toml).
+        tls = if aggregator.starts_with("http://") { "\n[tls]\ninsecure = true\n" } else { "" },
         name = unit.name,
         code = unit.code,
         outbox = toml_path(outbox_dir, dir),

@@ -20,6 +20,16 @@ pub struct AggregatorArgs {
     /// The aggregator's config file (see config/aggregator.example.toml)
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Plaintext gRPC instead of mutual TLS: refused unless the address is loopback (tests, a demo)
+    #[arg(long, global = true)]
+    pub insecure: bool,
+    /// status, lock, override: the certificate to call with (default: the tier's own from [tls]);
+    /// lock and override need an admin certificate (`sifa pki issue --role admin`)
+    #[arg(long, global = true, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// The private key of --cert
+    #[arg(long, global = true, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Option<AggregatorCommand>,
 }
@@ -68,25 +78,39 @@ pub fn run(args: AggregatorArgs) -> anyhow::Result<()> {
                 )
                 .with_writer(std::io::stderr)
                 .try_init();
-            rt.block_on(crate::server::run(config))
+            rt.block_on(crate::server::run(config, args.insecure))
         }
-        Some(cmd) => rt.block_on(admin(&config, cmd)),
+        Some(cmd) => {
+            let mut tls = config.tls.clone();
+            if let (Some(cert), Some(key)) = (args.cert, args.key) {
+                (tls.cert, tls.key) = (Some(cert), Some(key));
+            }
+            let caller = Caller { tls, insecure: args.insecure };
+            rt.block_on(admin(&config, &caller, cmd))
+        }
     }
 }
 
-/// The address of the running server: DATA_DIR/aggregator.addr, else `listen`.
-pub fn server_url(config: &Config) -> String {
+/// How the admin commands reach the server: a certificate, or plaintext on loopback.
+struct Caller {
+    tls: sifa_proto::tls::TlsConfig,
+    insecure: bool,
+}
+
+/// The address of the running server: DATA_DIR/aggregator.addr, else `listen`; `https://` unless insecure.
+pub fn server_url(config: &Config, insecure: bool) -> String {
     let addr = std::fs::read_to_string(config.addr_file())
         .ok()
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| config.listen.to_string());
-    format!("http://{addr}")
+    let plaintext = insecure || config.tls.insecure;
+    format!("{}://{addr}", if plaintext { "http" } else { "https" })
 }
 
-async fn channel(config: &Config) -> anyhow::Result<Channel> {
-    let url = server_url(config);
-    tonic::transport::Endpoint::from_shared(url.clone())?
+async fn channel(config: &Config, caller: &Caller) -> anyhow::Result<Channel> {
+    let url = server_url(config, caller.insecure);
+    crate::auth::tls::client_endpoint(&url, &caller.tls, caller.insecure)?
         .connect_timeout(std::time::Duration::from_secs(5))
         .connect()
         .await
@@ -102,13 +126,27 @@ fn status_error(s: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{} ({:?})", s.message(), s.code())
 }
 
-async fn admin(config: &Config, cmd: AggregatorCommand) -> anyhow::Result<()> {
-    let ch = channel(config).await?;
+/// A request as this caller: in plaintext mode it names itself (an admin of this tier), which the
+/// server believes only on loopback; with TLS the certificate speaks and this header is ignored.
+fn request<T>(config: &Config, message: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(message);
+    let uri = crate::auth::Identity { unit: config.unit.clone(), role: crate::auth::Role::Admin }.uri();
+    if let Ok(v) = uri.parse() {
+        r.metadata_mut().insert(crate::auth::IDENTITY_METADATA_KEY, v);
+    }
+    r
+}
+
+async fn admin(config: &Config, caller: &Caller, cmd: AggregatorCommand) -> anyhow::Result<()> {
+    let ch = channel(config, caller).await?;
     match cmd {
         AggregatorCommand::Status { period, root } => {
             let mut c = DirectoryServiceClient::new(ch);
             let r = c
-                .get_completeness(CompletenessRequest { period, root: root.clone().unwrap_or_default() })
+                .get_completeness(request(
+                    config,
+                    CompletenessRequest { period, root: root.clone().unwrap_or_default() },
+                ))
                 .await
                 .map_err(status_error)?
                 .into_inner();
@@ -118,7 +156,7 @@ async fn admin(config: &Config, cmd: AggregatorCommand) -> anyhow::Result<()> {
         }
         AggregatorCommand::Lock { period, reason } => {
             let r = AdminServiceClient::new(ch)
-                .lock_period(LockRequest { period, reason })
+                .lock_period(request(config, LockRequest { period, reason }))
                 .await
                 .map_err(status_error)?
                 .into_inner();
@@ -126,7 +164,10 @@ async fn admin(config: &Config, cmd: AggregatorCommand) -> anyhow::Result<()> {
         }
         AggregatorCommand::Override { unit, period, reason } => {
             AdminServiceClient::new(ch)
-                .grant_override(OverrideRequest { unit_code: unit.clone(), period: period.clone(), reason })
+                .grant_override(request(
+                    config,
+                    OverrideRequest { unit_code: unit.clone(), period: period.clone(), reason },
+                ))
                 .await
                 .map_err(status_error)?;
             println!("override granted: the next report of {unit} for {period} is admitted despite the lock");

@@ -7,6 +7,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use sifa_proto::tls::TlsConfig;
+
+use crate::auth::Limits;
 
 /// Default interval between flushes of the write-ahead log to Parquet.
 pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 1000;
@@ -33,6 +36,8 @@ struct RawConfig {
     catalog: Option<String>,
     registry: Option<String>,
     flush_interval_ms: Option<i64>,
+    tls: Option<TlsConfig>,
+    limits: Option<Limits>,
 }
 
 /// A checked aggregator configuration.
@@ -56,6 +61,11 @@ pub struct Config {
     pub registry: Option<PathBuf>,
     /// How often the write-ahead log is flushed to Parquet.
     pub flush_interval_ms: u64,
+    /// The `[tls]` table, paths resolved (docs/SECURITY.md): this tier's certificate as a server and as a
+    /// client of its upstream, the CA, the revocation list; or `insecure = true` on loopback.
+    pub tls: TlsConfig,
+    /// The `[limits]` table: message size, reports per stream, rate per office.
+    pub limits: Limits,
 }
 
 impl Config {
@@ -95,7 +105,7 @@ impl Config {
         let upstream = match raw.upstream.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(u) if u.starts_with("http://") || u.starts_with("https://") => Some(u.to_string()),
-            Some(u) => return Err(key("upstream", &u, "must be a URL like \"http://127.0.0.1:7400\"")),
+            Some(u) => return Err(key("upstream", &u, "must be a URL like \"https://province.example:7400\"")),
         };
         let deadline_day = match raw.deadline_day {
             None => 5,
@@ -128,6 +138,8 @@ impl Config {
             catalog: raw.catalog.as_deref().map(resolve),
             registry,
             flush_interval_ms,
+            tls: raw.tls.unwrap_or_default().resolved(&base),
+            limits: raw.limits.unwrap_or_default(),
         })
     }
 

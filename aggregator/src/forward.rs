@@ -19,7 +19,7 @@ use sifa_proto::SENDER_METADATA_KEY;
 use sifa_proto::v1::report_service_client::ReportServiceClient;
 use sifa_proto::v1::{Ack, SubmitRequest, ack};
 use tokio::sync::watch;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::store;
 use crate::wal::{Lsn, WalReader};
@@ -33,6 +33,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 pub struct Forwarder {
     pub upstream: String,
+    /// This tier's `[tls]` table: its certificate is its identity upstream.
+    pub tls: sifa_proto::tls::TlsConfig,
+    pub insecure: bool,
     pub unit: String,
     pub data_dir: PathBuf,
     pub durable: watch::Receiver<Lsn>,
@@ -63,7 +66,7 @@ impl Forwarder {
 
     async fn connect(&self) -> Result<ReportServiceClient<Channel>, SendError> {
         let err = |e: &dyn std::fmt::Display| SendError::Connect(self.upstream.clone(), e.to_string());
-        let ep = Endpoint::from_shared(self.upstream.clone())
+        let ep = crate::auth::tls::client_endpoint(&self.upstream, &self.tls, self.insecure)
             .map_err(|e| err(&e))?
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true);

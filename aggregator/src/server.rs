@@ -19,6 +19,8 @@ use sifa_proto::{Catalog, Period, Registry, SENDER_METADATA_KEY};
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use crate::auth::TRANSPORT_MESSAGE_CAP;
+use crate::auth::tls::server_security;
 use crate::config::{ADDR_FILE, Config};
 use crate::flush::{self, Flusher};
 use crate::forward::{self, Forwarder};
@@ -32,7 +34,7 @@ use crate::wal::Wal;
 /// Loads the catalog and registry in force: from the configured files, or
 /// (below the top) from the upstream, cached in the data directory, or from
 /// that cache when the upstream cannot be reached.
-pub async fn reference_data(config: &Config) -> anyhow::Result<(Catalog, Registry)> {
+pub async fn reference_data(config: &Config, insecure: bool) -> anyhow::Result<(Catalog, Registry)> {
     let cached_catalog = config.data_dir.join(store::CATALOG_FILE);
     let cached_registry = config.data_dir.join(store::REGISTRY_FILE);
     let mut catalog = match &config.catalog {
@@ -47,7 +49,7 @@ pub async fn reference_data(config: &Config) -> anyhow::Result<(Catalog, Registr
     if (catalog.is_none() || registry.is_none())
         && let Some(up) = &config.upstream
     {
-        match fetch_reference(up, &config.unit).await {
+        match fetch_reference(up, config, insecure).await {
             Ok((c, r)) => {
                 tracing::info!(upstream = %up, catalog = %c.version, units = r.len(), "fetched catalog and registry");
                 catalog.get_or_insert(c);
@@ -95,8 +97,9 @@ pub async fn reference_data(config: &Config) -> anyhow::Result<(Catalog, Registr
     Ok((catalog, registry))
 }
 
-async fn fetch_reference(upstream: &str, unit: &str) -> anyhow::Result<(Catalog, Registry)> {
-    let ep = tonic::transport::Endpoint::from_shared(upstream.to_string())?
+async fn fetch_reference(upstream: &str, config: &Config, insecure: bool) -> anyhow::Result<(Catalog, Registry)> {
+    let unit = config.unit.as_str();
+    let ep = crate::auth::tls::client_endpoint(upstream, &config.tls, insecure)?
         .connect_timeout(Duration::from_secs(3))
         .timeout(Duration::from_secs(30));
     let mut client = DirectoryServiceClient::new(ep.connect().await?).max_decoding_message_size(256 << 20);
@@ -123,12 +126,15 @@ fn index_from_store(data_dir: &Path, catalog: &Catalog) -> anyhow::Result<Index>
     Ok(index)
 }
 
-/// Runs a tier until SIGTERM or Ctrl-C.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// Runs a tier until SIGTERM or Ctrl-C. `insecure`: plaintext on loopback (`--insecure`).
+pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
+    // Security first: a tier that cannot secure its listener does not start.
+    let security = server_security(&config.tls, insecure, config.listen)
+        .with_context(|| format!("aggregator config {}: [tls]", config.path.display()))?;
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(data_dir.join("state"))
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
-    let (catalog, registry) = reference_data(&config).await?;
+    let (catalog, registry) = reference_data(&config, insecure).await?;
     let meta = StoreMeta {
         root_unit: config.unit.clone(),
         deadline_day: config.deadline_day,
@@ -203,6 +209,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let forwarder = config.upstream.clone().map(|upstream| {
         let f = Forwarder {
             upstream,
+            tls: config.tls.clone(),
+            insecure,
             unit: config.unit.clone(),
             data_dir: data_dir.clone(),
             durable: durable_rx,
@@ -219,6 +227,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         index,
         locks,
         ingest,
+        authenticator: security.authenticator,
+        rate: config.limits.rate_limiter(),
+        limits: config.limits.clone(),
     });
     let service = Service(tier);
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -227,12 +238,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     store::write_atomic(&data_dir, ADDR_FILE, addr.to_string().as_bytes())?;
     tracing::info!(unit = %config.unit, "listening on {addr}");
-    let max = 64 << 20;
-    tonic::transport::Server::builder()
-        .tcp_nodelay(true)
+    let max = TRANSPORT_MESSAGE_CAP;
+    let mut server = tonic::transport::Server::builder().tcp_nodelay(true);
+    if let Some(tls) = security.tls {
+        server = server.tls_config(tls).context("the server's TLS configuration")?;
+    }
+    server
         .add_service(ReportServiceServer::new(service.clone()).max_decoding_message_size(max))
-        .add_service(DirectoryServiceServer::new(service.clone()))
-        .add_service(AdminServiceServer::new(service))
+        .add_service(DirectoryServiceServer::new(service.clone()).max_decoding_message_size(max))
+        .add_service(AdminServiceServer::new(service).max_decoding_message_size(max))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown_signal())
         .await
         .context("gRPC server")?;

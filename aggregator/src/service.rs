@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use futures::{FutureExt, Stream, StreamExt};
+use prost::Message;
 use sifa_proto::period::now_unix_ms;
 use sifa_proto::v1::admin_service_server::AdminService;
 use sifa_proto::v1::directory_service_server::DirectoryService;
@@ -14,8 +15,11 @@ use sifa_proto::v1::{
     Ack, CatalogDocument, CompletenessReport, CompletenessRequest, GetCatalogRequest, GetRegistryRequest, LockRequest,
     LockResponse, OverrideRequest, OverrideResponse, RegistryDocument, SubmitRequest,
 };
-use sifa_proto::{Catalog, Period, Registry, SENDER_METADATA_KEY};
+use sifa_proto::{Catalog, Period, Registry};
 use tonic::{Request, Response, Status};
+
+use crate::auth::{self, Authenticator, Identity, Limits, RateLimiter, Role};
+use sifa_proto::{Rejection, RejectionCode};
 
 use crate::completeness;
 use crate::index::Index;
@@ -34,19 +38,41 @@ pub struct Tier {
     pub index: Arc<Mutex<Index>>,
     pub locks: Arc<Mutex<Locks>>,
     pub ingest: Ingest,
+    /// Who is calling: the client certificate (or, on loopback in insecure mode, the caller's word).
+    pub authenticator: Authenticator,
+    pub limits: Limits,
+    /// Reports per second per office identity.
+    pub rate: RateLimiter,
 }
 
-/// The sending unit of a request: until mutual TLS, the `x-sifa-sender`
-/// metadata. The one place the sender is read.
-pub fn sender_of<T>(req: &Request<T>) -> Result<String, Status> {
-    let v = req.metadata().get(SENDER_METADATA_KEY).ok_or_else(|| {
-        Status::permission_denied(format!(
-            "no {SENDER_METADATA_KEY} metadata: a sender must name its unit (an agent its own code, \
-             a forwarding aggregator its unit)"
-        ))
-    })?;
-    let s = v.to_str().map_err(|_| Status::permission_denied(format!("{SENDER_METADATA_KEY} is not ASCII")))?;
-    Ok(s.trim().to_string())
+impl Tier {
+    /// The caller of a request (UNAUTHENTICATED if it cannot be told).
+    fn identify<T>(&self, request: &Request<T>) -> Result<Identity, Status> {
+        self.authenticator.identify(request, &self.registry)
+    }
+
+    /// Whether the report and its provenance are `id`'s to send (auth.rs). A refusal is the
+    /// report's rejection (rule `not_authorized`): on a stream, an Ack, and the stream goes on.
+    fn authorize(&self, id: &Identity, record: &SubmitRequest) -> Result<(), Rejection> {
+        let first = record.provenance.as_ref().map_or("", |p| p.first_accepted_by.as_str());
+        record
+            .report
+            .as_ref()
+            .map_or(Ok(()), |r| auth::authorize_submit(id, &r.unit_code, &self.registry))
+            .and_then(|()| auth::authorize_provenance(id, first, &self.registry))
+            .map_err(|s| Rejection::single(RejectionCode::PermissionDenied, "not_authorized", s.message().to_string()))
+    }
+
+    /// Whether `id` may send this message now: within the size limit and, for an office, its rate.
+    /// A refusal is RESOURCE_EXHAUSTED for the call (it ends a stream: retry later).
+    fn within_limits(&self, id: &Identity, record: &SubmitRequest) -> Result<(), Status> {
+        self.limits.check_message_size(id, record.encoded_len())?;
+        // Forwarding tiers send backlogs of thousands at once; the rate limit is for offices.
+        if id.role == Role::Office {
+            self.rate.check(id)?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone)]
@@ -57,12 +83,16 @@ type AckStream = Pin<Box<dyn Stream<Item = Result<Ack, Status>> + Send + 'static
 #[tonic::async_trait]
 impl ReportService for Service {
     async fn submit(&self, request: Request<SubmitRequest>) -> Result<Response<Ack>, Status> {
-        let sender = sender_of(&request)?;
+        let id = self.0.identify(&request)?;
         let record = request.into_inner();
+        self.0.within_limits(&id, &record)?;
         let key = SubmitRequest { report: record.report.as_ref().map(|r| key_of(r)), provenance: None };
-        let decision = match self.0.ingest.submit(&sender, record) {
-            Ok(rx) => rx.await.map_err(|_| ingest::unavailable())?,
-            Err(refusal) => Err(refusal),
+        let decision = match self.0.authorize(&id, &record) {
+            Err(rejection) => Err(Refusal::Rejected(rejection)),
+            Ok(()) => match self.0.ingest.submit(&id.unit, record) {
+                Ok(rx) => rx.await.map_err(|_| ingest::unavailable())?,
+                Err(refusal) => Err(refusal),
+            },
         };
         match decision {
             Err(Refusal::Rejected(r)) => Err(r.to_status(key.report.as_ref().expect("checked"))),
@@ -76,8 +106,10 @@ impl ReportService for Service {
         &self,
         request: Request<tonic::Streaming<SubmitRequest>>,
     ) -> Result<Response<AckStream>, Status> {
-        let sender = sender_of(&request)?;
+        let id = self.0.identify(&request)?;
+        let tier = self.0.clone();
         let ingest = self.0.ingest.clone();
+        let mut n = 0u64;
         // Each request is validated and queued in stream order as it arrives;
         // its acknowledgement comes when it is durable. Acks go out in request
         // order, with many reports in flight so they share fsyncs.
@@ -87,13 +119,26 @@ impl ReportService for Service {
                 let fut: Pin<Box<dyn Future<Output = Result<Ack, Status>> + Send>> = match item {
                     Err(status) => Box::pin(async move { Err(status) }),
                     Ok(record) => {
+                        n += 1;
                         let key = SubmitRequest { report: record.report.as_ref().map(key_of), provenance: None };
-                        match ingest.submit(&sender, record) {
-                            Err(refusal) => Box::pin(async move { ingest::ack(&key, Err(refusal)) }),
-                            Ok(rx) => Box::pin(rx.map(move |d| match d {
-                                Ok(d) => ingest::ack(&key, d),
-                                Err(_) => Err(ingest::unavailable()),
-                            })),
+                        // Over a limit, the stream ends with RESOURCE_EXHAUSTED; a report that is not
+                        // the caller's to send is rejected like an invalid one, and the stream goes on.
+                        let limited =
+                            tier.limits.check_stream_count(&id, n).and_then(|()| tier.within_limits(&id, &record));
+                        let submitted = limited.map(|()| {
+                            tier.authorize(&id, &record)
+                                .map_err(Refusal::Rejected)
+                                .and_then(|()| ingest.submit(&id.unit, record))
+                        });
+                        match submitted {
+                            Err(status) => Box::pin(async move { Err(status) }),
+                            Ok(submitted) => match submitted {
+                                Err(refusal) => Box::pin(async move { ingest::ack(&key, Err(refusal)) }),
+                                Ok(rx) => Box::pin(rx.map(move |d| match d {
+                                    Ok(d) => ingest::ack(&key, d),
+                                    Err(_) => Err(ingest::unavailable()),
+                                })),
+                            },
                         }
                     }
                 };
@@ -117,13 +162,17 @@ fn key_of(r: &sifa_proto::v1::Report) -> sifa_proto::v1::Report {
 #[tonic::async_trait]
 impl DirectoryService for Service {
     async fn get_catalog(&self, request: Request<GetCatalogRequest>) -> Result<Response<CatalogDocument>, Status> {
+        let id = self.0.identify(&request)?;
+        auth::authorize_catalog(&id, &self.0.unit, &self.0.registry)?;
         let c = &self.0.catalog;
         let toml = if request.get_ref().cached_version == c.version { String::new() } else { c.source().to_string() };
         Ok(Response::new(CatalogDocument { version: c.version.clone(), toml }))
     }
 
     async fn get_registry(&self, request: Request<GetRegistryRequest>) -> Result<Response<RegistryDocument>, Status> {
-        let root = self.root(&request.get_ref().root)?;
+        let id = self.0.identify(&request)?;
+        let root = auth::authorize_subtree(&id, &request.get_ref().root, &self.0.unit, &self.0.registry)?;
+        let root = self.root(&root)?;
         Ok(Response::new(RegistryDocument { csv: self.0.registry.restricted_to(&root).to_csv() }))
     }
 
@@ -131,8 +180,10 @@ impl DirectoryService for Service {
         &self,
         request: Request<CompletenessRequest>,
     ) -> Result<Response<CompletenessReport>, Status> {
+        let id = self.0.identify(&request)?;
         let req = request.into_inner();
-        let root = self.root(&req.root)?;
+        let root = auth::authorize_subtree(&id, &req.root, &self.0.unit, &self.0.registry)?;
+        let root = self.root(&root)?;
         let period: Period = req.period.parse().map_err(|e| Status::invalid_argument(format!("{e}")))?;
         let index = self.0.index.lock().expect("index");
         Ok(Response::new(completeness::completeness(&self.0.registry, &index, &root, period, self.0.deadline_day)))
@@ -169,6 +220,8 @@ fn lock_status(e: LockError) -> Status {
 #[tonic::async_trait]
 impl AdminService for Service {
     async fn lock_period(&self, request: Request<LockRequest>) -> Result<Response<LockResponse>, Status> {
+        let id = self.0.identify(&request)?;
+        auth::authorize_admin(&id, &self.0.unit, &self.0.registry)?;
         let req = request.into_inner();
         let locked = self
             .0
@@ -177,11 +230,13 @@ impl AdminService for Service {
             .expect("locks")
             .lock(req.period.trim(), &req.reason, now_unix_ms())
             .map_err(lock_status)?;
-        tracing::info!(period = %req.period, reason = %req.reason, "period locked");
+        tracing::info!(period = %req.period, reason = %req.reason, by = %id, "period locked");
         Ok(Response::new(LockResponse { locked }))
     }
 
     async fn grant_override(&self, request: Request<OverrideRequest>) -> Result<Response<OverrideResponse>, Status> {
+        let id = self.0.identify(&request)?;
+        auth::authorize_admin(&id, &self.0.unit, &self.0.registry)?;
         let req = request.into_inner();
         let period: Period = req.period.trim().parse().map_err(|e| Status::invalid_argument(format!("{e}")))?;
         let unit = req.unit_code.trim();
@@ -200,7 +255,7 @@ impl AdminService for Service {
             .expect("locks")
             .grant_override(unit, period, &req.reason, now_unix_ms())
             .map_err(lock_status)?;
-        tracing::info!(unit, %period, reason = %req.reason, "override granted");
+        tracing::info!(unit, %period, reason = %req.reason, by = %id, "override granted");
         Ok(Response::new(OverrideResponse {}))
     }
 }

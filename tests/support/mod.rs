@@ -2,12 +2,20 @@
 //! directory, its gRPC clients, kill -9 and restart, and the rows of its
 //! Parquet store (read as docs/STORAGE.md describes, through the store's schema).
 //!
+//! Every tier runs with mutual TLS, as in production, with certificates of
+//! one test CA per test process ([`pki`]); `TierSpec::insecure` is for the
+//! tests of plaintext mode itself.
+//!
 //! Use from a test file with `mod support;`.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+use sifa_aggregator::auth::pki::{Ca, IssueRequest, init_ca};
+use sifa_aggregator::auth::{Identity, Role};
 
 use sifa_aggregator::store::{self, StoredReport};
 use sifa_proto::Catalog;
@@ -38,6 +46,8 @@ pub struct TierSpec {
     pub catalog: Option<PathBuf>,
     pub deadline_day: u8,
     pub flush_interval_ms: u64,
+    /// Plaintext on loopback (`[tls] insecure = true`) instead of mutual TLS.
+    pub insecure: bool,
 }
 
 impl TierSpec {
@@ -50,6 +60,7 @@ impl TierSpec {
             catalog: None,
             deadline_day: 5,
             flush_interval_ms: 100,
+            insecure: false,
         }
     }
 
@@ -121,6 +132,7 @@ impl TestAggregator {
         if let Some(c) = &s.catalog {
             t += &format!("catalog = {}\n", q(c));
         }
+        t += &if s.insecure { "\n[tls]\ninsecure = true\n".to_string() } else { tls_table(Role::Aggregator, &s.unit) };
         std::fs::write(self.config_path(), t).expect("write config");
     }
 
@@ -166,23 +178,35 @@ impl TestAggregator {
 
     /// The URL a client or a lower tier connects to.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr())
+        format!("{}://{}", if self.spec.insecure { "http" } else { "https" }, self.addr())
     }
 
-    async fn channel(&self) -> Channel {
-        Channel::from_shared(self.url()).unwrap().connect().await.expect("connect to aggregator")
+    /// A connection as `role` of `unit` (its certificate; in insecure mode the requests' own claims count).
+    pub async fn channel_as(&self, role: Role, unit: &str) -> Channel {
+        if self.spec.insecure {
+            return Channel::from_shared(self.url()).unwrap().connect().await.expect("connect to aggregator");
+        }
+        connect(&self.url(), role, unit).await
     }
 
+    /// A client with the tier's own aggregator certificate: it may submit for any unit of the tier's
+    /// subtree (as if forwarded from the tier itself), read its directory, but not administer it.
     pub async fn client(&self) -> ReportServiceClient<Channel> {
-        ReportServiceClient::new(self.channel().await)
+        ReportServiceClient::new(self.channel_as(Role::Aggregator, &self.spec.unit).await)
+    }
+
+    /// A client with the certificate of `role` for `unit`.
+    pub async fn client_as(&self, role: Role, unit: &str) -> ReportServiceClient<Channel> {
+        ReportServiceClient::new(self.channel_as(role, unit).await)
     }
 
     pub async fn directory(&self) -> DirectoryServiceClient<Channel> {
-        DirectoryServiceClient::new(self.channel().await)
+        DirectoryServiceClient::new(self.channel_as(Role::Aggregator, &self.spec.unit).await)
     }
 
+    /// An admin client of this tier (its admin certificate).
     pub async fn admin(&self) -> AdminServiceClient<Channel> {
-        AdminServiceClient::new(self.channel().await)
+        AdminServiceClient::new(self.channel_as(Role::Admin, &self.spec.unit).await)
     }
 
     /// Kills the process with SIGKILL (no chance to clean up) and waits for it.
@@ -217,15 +241,16 @@ impl TestAggregator {
         self.child.as_mut().is_some_and(|c| c.try_wait().unwrap().is_none())
     }
 
-    /// Runs `sifa aggregator ARGS --config CONFIG` (status, lock, override) and returns its output.
+    /// Runs `sifa aggregator ARGS --config CONFIG` (status, lock, override) as this tier's admin
+    /// and returns its output.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(sifa_bin())
-            .arg("aggregator")
-            .args(args)
-            .arg("--config")
-            .arg(self.config_path())
-            .output()
-            .expect("run sifa aggregator")
+        let mut c = Command::new(sifa_bin());
+        c.arg("aggregator").args(args).arg("--config").arg(self.config_path());
+        if !self.spec.insecure {
+            let (cert, key) = pki().files(Role::Admin, &self.spec.unit);
+            c.arg("--cert").arg(cert).arg("--key").arg(key);
+        }
+        c.output().expect("run sifa aggregator")
     }
 
     /// Every row of the Parquet store, as written (a row stored twice shows twice).
@@ -300,4 +325,73 @@ pub fn from_sender<T>(sender: &str, message: T) -> tonic::Request<T> {
 pub fn as_agent(report: Report) -> tonic::Request<SubmitRequest> {
     let sender = report.unit_code.clone();
     from_sender(&sender, SubmitRequest { report: Some(report), provenance: None })
+}
+
+/// The test CA of this test process, in a temporary directory kept until the process ends, and the
+/// certificates it issued (made on first use).
+pub struct TestPki {
+    pub dir: PathBuf,
+    issued: Mutex<std::collections::HashSet<(Role, String)>>,
+}
+
+/// The test CA (created on first use).
+pub fn pki() -> &'static TestPki {
+    static PKI: OnceLock<TestPki> = OnceLock::new();
+    PKI.get_or_init(|| {
+        let dir = tempfile::Builder::new().prefix("sifa-test-pki-").tempdir().expect("temp dir").keep();
+        init_ca(&dir.join("ca"), "test province", 30).expect("test CA");
+        TestPki { dir, issued: Mutex::new(Default::default()) }
+    })
+}
+
+impl TestPki {
+    pub fn ca_dir(&self) -> PathBuf {
+        self.dir.join("ca")
+    }
+
+    pub fn ca_cert(&self) -> PathBuf {
+        self.ca_dir().join("ca.pem")
+    }
+
+    pub fn crl(&self) -> PathBuf {
+        self.ca_dir().join("crl.pem")
+    }
+
+    /// The certificate and key of `role` for `unit`, issued by the test CA on first use.
+    pub fn files(&self, role: Role, unit: &str) -> (PathBuf, PathBuf) {
+        let stem = self.dir.join(format!("{role}-{unit}"));
+        let (cert, key) = (stem.with_extension("pem"), stem.with_extension("key"));
+        let mut issued = self.issued.lock().unwrap();
+        if issued.insert((role, unit.to_string())) {
+            let ca = Ca::load(&self.ca_dir()).expect("test CA");
+            let id = Identity::new(role, unit).expect("unit code");
+            ca.issue(&IssueRequest::new(id, 30)).expect("issue").write_to(&self.dir).expect("write certificate");
+        }
+        (cert, key)
+    }
+}
+
+/// The `[tls]` table of a config for `role` of `unit` (servers also get the revocation list).
+pub fn tls_table(role: Role, unit: &str) -> String {
+    let p = pki();
+    let (cert, key) = p.files(role, unit);
+    let q = |p: &Path| format!("{:?}", p.display().to_string());
+    let mut t = format!("\n[tls]\nca = {}\ncert = {}\nkey = {}\n", q(&p.ca_cert()), q(&cert), q(&key));
+    if role == Role::Aggregator {
+        t += &format!("crl = {}\n", q(&p.crl()));
+    }
+    t
+}
+
+/// A mutual-TLS connection to `url` as `role` of `unit`.
+pub async fn connect(url: &str, role: Role, unit: &str) -> Channel {
+    try_connect(url, role, unit).await.expect("connect to aggregator")
+}
+
+/// [`connect`], or the transport's error.
+pub async fn try_connect(url: &str, role: Role, unit: &str) -> Result<Channel, tonic::transport::Error> {
+    let (cert, key) = pki().files(role, unit);
+    let files = sifa_proto::tls::TlsFiles { ca: pki().ca_cert(), cert, key };
+    let mode = sifa_proto::tls::TlsMode::Secure { files, crl: None };
+    sifa_proto::tls::endpoint(url, &mode).expect("endpoint").connect().await
 }

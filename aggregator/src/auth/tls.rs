@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use sifa_proto::tls::{TlsConfig, TlsFiles, TlsMaterial, TlsMode, check_plaintext_listen};
-use tonic::transport::{Certificate, Identity as TlsIdentity, ServerTlsConfig};
+use tonic::transport::{Certificate, Endpoint, Identity as TlsIdentity, ServerTlsConfig};
 
 use super::{AuthError, Authenticator, RevocationList};
 
@@ -73,4 +73,10 @@ pub fn server_security(
         }
         TlsMode::Secure { files, crl } => ServerSecurity::secure(&files, crl.as_deref()),
     }
+}
+
+/// An endpoint to another tier (the upstream, or this tier for the admin CLI) with this tier's `[tls]`
+/// identity: `https://` with mutual TLS, or `http://` on loopback when insecure.
+pub fn client_endpoint(url: &str, config: &TlsConfig, insecure_flag: bool) -> Result<Endpoint, AuthError> {
+    Ok(sifa_proto::tls::endpoint(url, &config.mode(insecure_flag)?)?)
 }

@@ -1,0 +1,882 @@
+//! `sifa demo`: a province on this machine, end to end, with the real parts.
+//!
+//! In one directory (./sifa-demo by default) it writes a province's registry
+//! and a certificate authority, starts the province's aggregator and one per
+//! county as real server processes, generates a year of books for every
+//! reporting unit (judicial offices with a case ledger; mediation centres,
+//! bureaus and industry committees with a totals sheet) and runs each unit's
+//! agent (`sifa agent push --once`) to deliver them over mutual TLS. Part-way
+//! through it kills one county aggregator with SIGKILL and restarts it, and
+//! keeps one office offline for a round; the province's figures must still
+//! come out exact: they are checked against sums computed here from the
+//! generated books, independently of the agents and the aggregators. It then
+//! prints headline figures from SQL on the province's store and publishes the
+//! year's figures.
+//!
+//! Everything stays in the directory; the closing lines say how to query it,
+//! publish again and restart the servers from the generated configs.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use sifa_agent::synth::{self, SynthSpec};
+use sifa_proto::{Period, Registry, Unit, UnitKind};
+
+/// The file that marks a directory as made by `sifa demo` (so a rerun may clear it).
+const MARKER: &str = ".sifa-demo";
+/// The month whose books are corrected after the first delivery (a later revision).
+const CORRECTED_MONTH: u8 = 3;
+/// Agents run at once.
+const PARALLEL_AGENTS: usize = 8;
+/// How long the province may take to hold every report after the last push.
+const CONVERGE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `sifa demo [--dir DIR] [--province CODE] [--year YYYY] [--counties N]`
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The working directory (created; a previous demo in it is replaced)
+    #[arg(long, default_value = "sifa-demo", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The province of the demo registry: 62 (甘肃省: 酒泉市 with 敦煌市's nine offices, 张掖市)
+    /// or 21 (辽宁省: 盘锦市's 48 offices)
+    #[arg(long, default_value = "62", value_name = "CODE")]
+    pub province: String,
+    /// The year of books to generate and publish (default: last year)
+    #[arg(long, value_name = "YYYY")]
+    pub year: Option<u16>,
+    /// Only the first N counties of the province (a smaller, faster run)
+    #[arg(long, value_name = "N")]
+    pub counties: Option<usize>,
+    /// Plaintext gRPC on loopback instead of mutual TLS (no certificates are made)
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+/// Progress lines with the time since the start.
+struct Progress(Instant);
+
+impl Progress {
+    fn say(&self, what: impl AsRef<str>) {
+        println!("[{:>5.1}s] {}", self.0.elapsed().as_secs_f64(), what.as_ref());
+        let _ = std::io::stdout().flush();
+    }
+}
+
+pub fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let p = Progress(Instant::now());
+    let year = args.year.unwrap_or_else(|| Period::current().year() - 1);
+    if Period::new(year, 12).is_none_or(|last| last >= Period::current()) {
+        bail!("--year {year}: the demo publishes a whole year, so it must be a year that has ended");
+    }
+    let dir = prepare_dir(&args.dir)?;
+    let registry = demo_registry(&args.province, args.counties)?;
+    std::fs::write(dir.join("registry.csv"), registry.to_csv()).context("cannot write the registry")?;
+    let province = registry.get(&args.province).expect("checked by demo_registry").clone();
+    let counties: Vec<Unit> = registry.units().iter().filter(|u| u.kind == UnitKind::County).cloned().collect();
+    let units: Vec<Unit> = registry.reporting_units(&province.code).into_iter().cloned().collect();
+    let offices = units.iter().filter(|u| u.kind == UnitKind::Office).count();
+    p.say(format!(
+        "{} {}: {} counties, {} judicial offices and {} other reporting units; books for {year} in {}",
+        province.code,
+        province.name,
+        counties.len(),
+        offices,
+        units.len() - offices,
+        dir.display()
+    ));
+
+    let pki = if args.insecure {
+        p.say("--insecure: plaintext gRPC on loopback, no certificates");
+        Transport::Plaintext
+    } else {
+        let pki = Pki::create(&dir, &province, &counties, &units)?;
+        p.say(format!(
+            "certificate authority and {} certificates in {}",
+            counties.len() + units.len() + 3,
+            pki.dir.display()
+        ));
+        Transport::Tls(pki)
+    };
+
+    let mut servers = Servers { tiers: Vec::new(), transport: &pki };
+    let province_tier = servers.start(Tier::new(&dir, &province, None, &pki))?;
+    let province_url = servers.url(province_tier);
+    p.say(format!("province aggregator {} listening on {province_url}", province.name));
+    let mut county_tier = BTreeMap::new();
+    for c in &counties {
+        let t = servers.start(Tier::new(&dir, c, Some(&province_url), &pki))?;
+        county_tier.insert(c.code.clone(), t);
+    }
+    p.say(format!("{} county aggregators listening, each forwarding to the province", counties.len()));
+
+    // Where each unit delivers: its county's aggregator, or the province for
+    // units above the counties (a city's bureau, the provincial committees).
+    let target = |u: &Unit| -> usize {
+        registry.lineage(&u.code).county.and_then(|c| county_tier.get(&c.code).copied()).unwrap_or(province_tier)
+    };
+    let agents: Vec<Agent> =
+        units.iter().enumerate().map(|(i, u)| Agent::new(&dir, u.clone(), year, i as u64, target(u))).collect();
+    let others = OtherUnitTotals::new(&agents, year);
+
+    // Round 1: the first half-year.
+    for a in &agents {
+        a.write_books(6, false, &servers.url(a.tier), &others, &pki)?;
+    }
+    p.say(format!("round 1: {} agents deliver January–June", agents.len()));
+    let r = push_all(&agents, &dir)?;
+    p.say(format!("round 1: {r}"));
+
+    // Round 2: the whole year, March corrected in some offices; one office is
+    // offline, and one county aggregator is killed -9 half-way through.
+    let victim = counties
+        .iter()
+        .max_by_key(|c| agents.iter().filter(|a| a.tier == county_tier[&c.code]).count())
+        .context("the province has no county")?;
+    let victim_tier = county_tier[&victim.code];
+    let offline = agents.iter().position(|a| a.tier != victim_tier && a.unit.kind == UnitKind::Office).unwrap_or(0);
+    for (i, a) in agents.iter().enumerate() {
+        let url = if i == offline { pki.url(UNREACHABLE) } else { servers.url(a.tier) };
+        a.write_books(12, true, &url, &others, &pki)?;
+    }
+    p.say(format!(
+        "round 2: July–December and corrections of March; {} {} is offline",
+        agents[offline].unit.code, agents[offline].unit.name
+    ));
+    let victims = agents.iter().filter(|a| a.tier == victim_tier).count();
+    let mut victims_done = 0;
+    let r = push_all_with(&agents, &dir, |a| {
+        if a.tier == victim_tier {
+            victims_done += 1;
+        }
+        if a.tier == victim_tier && victims_done == victims.div_ceil(2) {
+            servers.kill9(victim_tier);
+            p.say(format!("         kill -9 the county aggregator of {} {}", victim.code, victim.name));
+        }
+    })?;
+    p.say(format!("round 2: {r}"));
+
+    servers.restart(victim_tier)?;
+    p.say(format!("restarted {} {} from its config: it replays its write-ahead log", victim.code, victim.name));
+    agents[offline].write_books(12, true, &servers.url(agents[offline].tier), &others, &pki)?;
+    p.say(format!("{} {} is back online", agents[offline].unit.code, agents[offline].unit.name));
+    let r = push_all(&agents, &dir)?;
+    p.say(format!("round 3: {r}"));
+    let waiting: Vec<&str> = agents.iter().filter(|a| a.queued() > 0).map(|a| a.unit.code.as_str()).collect();
+    if !waiting.is_empty() {
+        bail!("reports are still waiting in the outboxes of {waiting:?}: see their push.log");
+    }
+
+    // The province must hold exactly the books' figures.
+    let expected = Expected::from_books(&agents, year, &others);
+    let province_data = servers.tiers[province_tier].data_dir();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let checked = runtime.block_on(expected.wait_for(&province_data, year, &p))?;
+    p.say(format!(
+        "exact: the province holds {} unit-months of {year}; every unit's year of disputes resolved ({} in all) and \
+         consultations ({}) equals its books",
+        checked.unit_months, checked.resolved, checked.consultations
+    ));
+
+    println!();
+    runtime.block_on(headlines(&province_data, year))?;
+    let out = dir.join("publish");
+    let written = runtime.block_on(async {
+        let (store, ctx) = sifa_queries::open(&province_data).await?;
+        sifa_queries::publish::publish(&store, &ctx, year, &out).await
+    })?;
+    p.say(format!("published {} files; open {}", written.len(), out.join("index.html").display()));
+    servers.stop_all();
+    p.say("servers stopped");
+    print_next_steps(&dir, &servers, &agents, year);
+    Ok(())
+}
+
+/// A loopback address where nothing listens: the offline office's link.
+const UNREACHABLE: &str = "127.0.0.1:9";
+
+/// Creates `dir`, or clears a previous demo in it; refuses any other non-empty directory.
+fn prepare_dir(dir: &Path) -> anyhow::Result<PathBuf> {
+    if dir.exists() {
+        let empty = std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?.next().is_none();
+        if !empty {
+            if !dir.join(MARKER).exists() {
+                bail!(
+                    "{} exists and was not made by `sifa demo`: choose another --dir (the demo never deletes a \
+                     directory it did not make)",
+                    dir.display()
+                );
+            }
+            std::fs::remove_dir_all(dir)
+                .with_context(|| format!("cannot clear the previous demo in {}", dir.display()))?;
+        }
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::write(dir.join(MARKER), "made by `sifa demo`; rerunning the demo replaces this directory\n")?;
+    Ok(std::path::absolute(dir)?)
+}
+
+/// The demo registry's province, optionally cut to its first `counties` counties.
+fn demo_registry(province: &str, counties: Option<usize>) -> anyhow::Result<Registry> {
+    let all = Registry::demo();
+    let provinces: Vec<String> =
+        all.units().iter().filter(|u| u.kind == UnitKind::Province).map(|u| format!("{} {}", u.code, u.name)).collect();
+    match all.get(province) {
+        Some(u) if u.kind == UnitKind::Province => {}
+        _ => bail!("--province {province}: not a province of the demo registry; use one of: {}", provinces.join(", ")),
+    }
+    let reg = all.restricted_to(province);
+    let Some(n) = counties else { return Ok(reg) };
+    if n == 0 {
+        bail!("--counties must be at least 1");
+    }
+    let kept: Vec<&str> =
+        reg.units().iter().filter(|u| u.kind == UnitKind::County).take(n).map(|u| u.code.as_str()).collect();
+    let units = reg
+        .units()
+        .iter()
+        .filter(|u| match reg.lineage(&u.code).county {
+            Some(c) => kept.contains(&c.code.as_str()),
+            None => true,
+        })
+        .cloned()
+        .collect();
+    Ok(Registry::from_units(units)?)
+}
+
+/// How the demo's processes talk: mutual TLS (the default) or plaintext on loopback.
+enum Transport {
+    Tls(Pki),
+    Plaintext,
+}
+
+impl Transport {
+    /// The `[tls]` table of a unit's config.
+    fn table(&self, unit: &str, role: &str, server: bool) -> String {
+        match self {
+            Transport::Tls(pki) => pki.table(unit, role, server),
+            Transport::Plaintext => "[tls]\ninsecure = true\n".into(),
+        }
+    }
+
+    fn url(&self, addr: &str) -> String {
+        match self {
+            Transport::Tls(_) => format!("https://{addr}"),
+            Transport::Plaintext => format!("http://{addr}"),
+        }
+    }
+}
+
+/// The province's certificate authority and every unit's certificate, made
+/// with `sifa pki` itself.
+struct Pki {
+    dir: PathBuf,
+}
+
+impl Pki {
+    fn create(dir: &Path, province: &Unit, counties: &[Unit], units: &[Unit]) -> anyhow::Result<Pki> {
+        let pki = Pki { dir: dir.join("pki") };
+        let ca = pki.ca();
+        sifa(&["pki", "init", "--name", &format!("{} (sifa demo)", province.name), "--out"], &[&ca])?;
+        for tier in std::iter::once(province).chain(counties) {
+            pki.issue(&tier.code, "aggregator")?;
+            if tier.kind == UnitKind::Province {
+                pki.issue(&tier.code, "admin")?;
+                pki.issue(&tier.code, "analyst")?;
+            }
+        }
+        // Issued in parallel: a certificate is a key generation and a signature.
+        let next = AtomicUsize::new(0);
+        let failed = Mutex::new(None);
+        std::thread::scope(|s| {
+            for _ in 0..PARALLEL_AGENTS {
+                s.spawn(|| {
+                    while let Some(u) = units.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        if let Err(e) = pki.issue(&u.code, "office") {
+                            *failed.lock().unwrap() = Some(e);
+                        }
+                    }
+                });
+            }
+        });
+        match failed.into_inner().unwrap() {
+            Some(e) => Err(e),
+            None => Ok(pki),
+        }
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.dir.join("ca")
+    }
+
+    fn issue(&self, unit: &str, role: &str) -> anyhow::Result<()> {
+        sifa(&["pki", "issue", "--unit", unit, "--role", role, "--ca"], &[&self.ca(), Path::new("--out"), &self.dir])
+    }
+
+    /// The `[tls]` table of a unit's config.
+    fn table(&self, unit: &str, role: &str, server: bool) -> String {
+        let path = |p: PathBuf| format!("{:?}", p.display().to_string());
+        let mut t = format!(
+            "[tls]\nca = {}\ncert = {}\nkey = {}\n",
+            path(self.ca().join("ca.pem")),
+            path(self.dir.join(format!("{role}-{unit}.pem"))),
+            path(self.dir.join(format!("{role}-{unit}.key")))
+        );
+        if server {
+            t += &format!("crl = {}\n", path(self.ca().join("crl.pem")));
+        }
+        t
+    }
+}
+
+/// Runs `sifa ARGS PATHS...` (this very binary) and fails with its output if it fails.
+fn sifa(args: &[&str], paths: &[&Path]) -> anyhow::Result<()> {
+    let out = Command::new(std::env::current_exe()?)
+        .args(args)
+        .args(paths)
+        .output()
+        .with_context(|| format!("cannot run sifa {}", args.join(" ")))?;
+    if !out.status.success() {
+        bail!("sifa {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}
+
+/// One aggregator: its directory, config and (while running) process.
+struct Tier {
+    unit: Unit,
+    dir: PathBuf,
+    upstream: Option<String>,
+    tls: String,
+    listen: String,
+    child: Option<Child>,
+}
+
+impl Tier {
+    fn new(root: &Path, unit: &Unit, upstream: Option<&str>, pki: &Transport) -> Tier {
+        let dir = match unit.kind {
+            UnitKind::Province => root.join("province"),
+            _ => root.join("counties").join(&unit.code),
+        };
+        Tier {
+            unit: unit.clone(),
+            dir,
+            upstream: upstream.map(String::from),
+            tls: pki.table(&unit.code, "aggregator", true),
+            listen: "127.0.0.1:0".into(),
+            child: None,
+        }
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.join("aggregator.toml")
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn write_config(&self) -> anyhow::Result<()> {
+        let mut c = format!(
+            "# sifa aggregator for {} {}, written by `sifa demo` (see config/aggregator.example.toml)\n\
+             unit = {:?}\nlisten = {:?}\ndata_dir = \"data\"\ndeadline_day = 5\nflush_interval_ms = 200\n",
+            self.unit.code, self.unit.name, self.unit.code, self.listen
+        );
+        match &self.upstream {
+            Some(u) => c += &format!("upstream = {u:?}\n"),
+            None => c += "registry = \"../registry.csv\"\n",
+        }
+        c += "\n";
+        c += &self.tls;
+        std::fs::create_dir_all(&self.dir)?;
+        std::fs::write(self.config(), c).with_context(|| format!("cannot write {}", self.config().display()))
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let _ = std::fs::remove_file(self.data_dir().join("aggregator.addr"));
+        std::fs::create_dir_all(self.dir.join("logs"))?;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("logs/aggregator.log"))?;
+        let child = Command::new(std::env::current_exe()?)
+            .args(["aggregator", "--config"])
+            .arg(self.config())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("cannot start an aggregator")?;
+        self.child = Some(child);
+        let t0 = Instant::now();
+        loop {
+            if let Ok(addr) = std::fs::read_to_string(self.data_dir().join("aggregator.addr")) {
+                self.listen = addr.trim().to_string();
+                return Ok(());
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                bail!(
+                    "the aggregator of {} {} exited ({status}) at start: see {}",
+                    self.unit.code,
+                    self.unit.name,
+                    self.dir.join("logs/aggregator.log").display()
+                );
+            }
+            if t0.elapsed() > Duration::from_secs(60) {
+                bail!("the aggregator of {} did not start within a minute", self.unit.code);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The aggregator processes; stopped when dropped, so an error never leaves orphans.
+struct Servers<'t> {
+    tiers: Vec<Tier>,
+    transport: &'t Transport,
+}
+
+impl Servers<'_> {
+    /// Writes the tier's config, starts it, then writes the bound port into the
+    /// config so a restart (by the demo or by hand) listens where lower tiers expect it.
+    fn start(&mut self, mut tier: Tier) -> anyhow::Result<usize> {
+        tier.write_config()?;
+        tier.spawn()?;
+        tier.write_config()?;
+        self.tiers.push(tier);
+        Ok(self.tiers.len() - 1)
+    }
+
+    fn url(&self, tier: usize) -> String {
+        self.transport.url(&self.tiers[tier].listen)
+    }
+
+    fn kill9(&mut self, tier: usize) {
+        if let Some(mut c) = self.tiers[tier].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn restart(&mut self, tier: usize) -> anyhow::Result<()> {
+        self.tiers[tier].spawn()
+    }
+
+    /// SIGTERM (a clean shutdown that flushes the log to Parquet), then SIGKILL after 10 s.
+    fn stop_all(&mut self) {
+        let mut running: Vec<Child> = self.tiers.iter_mut().filter_map(|t| t.child.take()).collect();
+        for c in &running {
+            terminate(c);
+        }
+        let t0 = Instant::now();
+        while !running.is_empty() && t0.elapsed() < Duration::from_secs(10) {
+            running.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for mut c in running {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Servers<'_> {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+#[cfg(unix)]
+fn terminate(c: &Child) {
+    let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+}
+
+#[cfg(not(unix))]
+fn terminate(_: &Child) {}
+
+/// A reporting unit's agent: its directory with books, config and outbox.
+struct Agent {
+    unit: Unit,
+    dir: PathBuf,
+    spec: SynthSpec,
+    tier: usize,
+}
+
+impl Agent {
+    fn new(root: &Path, unit: Unit, year: u16, seed: u64, tier: usize) -> Agent {
+        let dir = root.join("offices").join(&unit.code);
+        // Every fifth office corrects a row of March after sending it.
+        let corrections = if seed % 5 == 2 { vec![CORRECTED_MONTH] } else { vec![] };
+        Agent { unit, dir, spec: SynthSpec { corrections, ..SynthSpec::year(year, 2024) }, tier }
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.join("agent.toml")
+    }
+
+    fn spec(&self, until_month: u8, corrected: bool) -> SynthSpec {
+        let corrections = if corrected { self.spec.corrections.clone() } else { vec![] };
+        SynthSpec { until_month, corrections, ..self.spec.clone() }
+    }
+
+    /// Writes the books up to `until_month` and the agent config pointing at `url`.
+    fn write_books(
+        &self,
+        until_month: u8,
+        corrected: bool,
+        url: &str,
+        others: &OtherUnitTotals,
+        pki: &Transport,
+    ) -> anyhow::Result<()> {
+        let spec = self.spec(until_month, corrected);
+        let config = if self.unit.kind == UnitKind::Office {
+            synth::write_office(&self.dir, &self.unit, &spec, url, Path::new("outbox"))?;
+            let config = std::fs::read_to_string(self.config())?;
+            // synth writes `[tls] insecure = true` itself for a plaintext (http://) aggregator.
+            match pki {
+                Transport::Tls(_) => format!("{config}\n{}", pki.table(&self.unit.code, "office", false)),
+                Transport::Plaintext => config,
+            }
+        } else {
+            let config = others.write(&self.dir, &self.unit, &spec, url)?;
+            format!("{config}\n{}", pki.table(&self.unit.code, "office", false))
+        };
+        std::fs::write(self.config(), config).with_context(|| format!("cannot write {}", self.config().display()))
+    }
+
+    fn queued(&self) -> usize {
+        sifa_agent::outbox::list_queue(&self.dir.join("outbox")).map_or(usize::MAX, |q| q.len())
+    }
+}
+
+/// What a round of pushes did.
+struct RoundResult {
+    delivered: usize,
+    not_delivered: Vec<String>,
+}
+
+impl std::fmt::Display for RoundResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} agents delivered everything", self.delivered)?;
+        if !self.not_delivered.is_empty() {
+            write!(f, "; {} kept reports in their outbox for later ({})", self.not_delivered.len(), {
+                let mut s = self.not_delivered.iter().take(4).cloned().collect::<Vec<_>>().join(", ");
+                if self.not_delivered.len() > 4 {
+                    s += ", …";
+                }
+                s
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn push_all(agents: &[Agent], root: &Path) -> anyhow::Result<RoundResult> {
+    push_all_with(agents, root, |_| {})
+}
+
+/// Runs `sifa agent push --once` for every agent, `PARALLEL_AGENTS` at a
+/// time; `after(agent)` is called as each agent's push finishes.
+fn push_all_with(agents: &[Agent], root: &Path, mut after: impl FnMut(&Agent)) -> anyhow::Result<RoundResult> {
+    let exe = std::env::current_exe()?;
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = std::sync::mpsc::channel::<(&Agent, anyhow::Result<()>)>();
+    std::thread::scope(|s| {
+        for _ in 0..PARALLEL_AGENTS {
+            let tx = tx.clone();
+            let (next, exe) = (&next, &exe);
+            s.spawn(move || {
+                while let Some(a) = agents.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let r = push_once(exe, a, root);
+                    let _ = tx.send((a, r));
+                }
+            });
+        }
+        drop(tx);
+        let mut failure = None;
+        for (a, r) in rx {
+            if let Err(e) = r {
+                failure.get_or_insert(e);
+            }
+            after(a);
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        let not_delivered: Vec<String> =
+            agents.iter().filter(|a| a.queued() > 0).map(|a| a.unit.code.clone()).collect();
+        Ok(RoundResult { delivered: agents.len() - not_delivered.len(), not_delivered })
+    })
+}
+
+/// One agent round; its output is appended to the agent's push.log.
+fn push_once(exe: &Path, a: &Agent, root: &Path) -> anyhow::Result<()> {
+    let out = Command::new(exe)
+        .args(["agent", "push", "--once", "--config"])
+        .arg(a.config())
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .output()
+        .context("cannot run sifa agent")?;
+    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(a.dir.join("push.log"))?;
+    log.write_all(&out.stdout)?;
+    log.write_all(&out.stderr)?;
+    if !out.status.success() {
+        bail!(
+            "the agent of {} {} failed ({}): {}",
+            a.unit.code,
+            a.unit.name,
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Monthly totals of the units that are not judicial offices (mediation
+/// centres, bureaus, industry committees): they keep a totals sheet only. The
+/// province's mediations are split so that the offices handle about 55% of
+/// them, as in DOMAIN.md's published figures.
+struct OtherUnitTotals {
+    /// Per unit: (disputes mediated, disputes resolved) per month 1..=12.
+    by_unit: BTreeMap<String, Vec<(u64, u64)>>,
+}
+
+/// The offices' share of all resolved disputes that the demo aims at.
+const OFFICE_SHARE: f64 = 0.553;
+
+impl OtherUnitTotals {
+    fn new(agents: &[Agent], year: u16) -> OtherUnitTotals {
+        let mut office_resolved = [0u64; 12];
+        for a in agents.iter().filter(|a| a.unit.kind == UnitKind::Office) {
+            for r in synth::books(&a.unit, &SynthSpec::year(year, a.spec.seed)).cases {
+                if is_resolved(&r) {
+                    office_resolved[r.day.month as usize - 1] += 1;
+                }
+            }
+        }
+        let weight = |u: &Unit| match u.kind {
+            UnitKind::MediationCentre => 3.0,
+            UnitKind::IndustryCommittee => 2.0,
+            _ => 1.0,
+        };
+        let others: Vec<&Unit> = agents.iter().map(|a| &a.unit).filter(|u| u.kind != UnitKind::Office).collect();
+        let total_weight: f64 = others.iter().map(|u| weight(u)).sum();
+        let mut by_unit = BTreeMap::new();
+        for u in others {
+            let months = office_resolved
+                .iter()
+                .enumerate()
+                .map(|(m, &office)| {
+                    let all_others = office as f64 * (1.0 - OFFICE_SHARE) / OFFICE_SHARE;
+                    let resolved = (all_others * weight(u) / total_weight).round() as u64;
+                    // Roughly 93% of mediations succeed; vary it a little by unit and month.
+                    let failed = ((resolved as f64 * 0.07) + ((u.code.len() + m) % 3) as f64).round() as u64;
+                    (resolved + failed, resolved)
+                })
+                .collect();
+            by_unit.insert(u.code.clone(), months);
+        }
+        OtherUnitTotals { by_unit }
+    }
+
+    /// Writes the unit's totals sheet (UTF-8 CSV headed by the catalog's
+    /// Chinese names) and returns its agent config.
+    fn write(&self, dir: &Path, unit: &Unit, spec: &SynthSpec, url: &str) -> anyhow::Result<String> {
+        std::fs::create_dir_all(dir)?;
+        let mut sheet = String::from("\u{feff}月份,调解矛盾纠纷,调解成功,备注\r\n");
+        for (m, (mediated, resolved)) in self.by_unit[&unit.code].iter().enumerate().take(spec.until_month as usize) {
+            sheet += &format!("{}-{:02},{mediated},{resolved},\r\n", spec.year, m + 1);
+        }
+        let file = format!("月度汇总_{}.csv", unit.code);
+        std::fs::write(dir.join(&file), sheet)?;
+        Ok(format!(
+            "# sifa-agent config for {name} ({code}), written by `sifa demo` (see config/agent.example.toml)\n\
+             unit = {code:?}\naggregator = {url:?}\noutbox_dir = \"outbox\"\nfirst_period = \"{year}-01\"\n\
+             last_period = \"{year}-{until:02}\"\nretry_min_seconds = 1\nretry_max_seconds = 60\n\
+             connect_timeout_seconds = 5\n\n[[totals]]\npath = {file:?}\nperiod_column = \"月份\"\n",
+            name = unit.name,
+            code = unit.code,
+            year = spec.year,
+            until = spec.until_month,
+        ))
+    }
+}
+
+fn is_resolved(r: &synth::CaseRow) -> bool {
+    r.category == "人民调解" && r.outcome == "调解成功"
+}
+
+/// Per unit, the year's figures the province must hold, summed from the books.
+struct Expected {
+    resolved: BTreeMap<String, u64>,
+    consultations: BTreeMap<String, u64>,
+}
+
+struct Checked {
+    unit_months: usize,
+    resolved: u64,
+    consultations: u64,
+}
+
+impl Expected {
+    fn from_books(agents: &[Agent], year: u16, others: &OtherUnitTotals) -> Expected {
+        let mut e = Expected { resolved: BTreeMap::new(), consultations: BTreeMap::new() };
+        for a in agents {
+            let (resolved, consultations) = if a.unit.kind == UnitKind::Office {
+                let books = synth::books(&a.unit, &a.spec(12, true));
+                // Consultations count person-times: the 人数 of each 法律咨询 row.
+                let consultations =
+                    books.cases.iter().filter(|r| r.category == "法律咨询").map(|r| u64::from(r.people)).sum();
+                (books.cases.iter().filter(|r| is_resolved(r)).count() as u64, consultations)
+            } else {
+                (others.by_unit[&a.unit.code].iter().map(|m| m.1).sum(), 0)
+            };
+            e.resolved.insert(a.unit.code.clone(), resolved);
+            e.consultations.insert(a.unit.code.clone(), consultations);
+        }
+        let _ = year;
+        e
+    }
+
+    /// Polls the province's store until it holds twelve months of every unit
+    /// with exactly the books' figures, or fails naming the units that differ.
+    async fn wait_for(&self, data: &Path, year: u16, p: &Progress) -> anyhow::Result<Checked> {
+        let sql = format!(
+            "SELECT unit_code, count(*) AS months, sum(disputes_resolved) AS resolved, \
+             sum(coalesce(consultations, 0)) AS consultations FROM reports WHERE year = {year} GROUP BY unit_code"
+        );
+        let t0 = Instant::now();
+        let mut said = false;
+        loop {
+            // The store changes under the query (new files, compaction): a failed read is tried again.
+            let rows = match read_rows(data, &sql).await {
+                Ok(rows) => rows,
+                Err(e) if t0.elapsed() < CONVERGE_TIMEOUT => {
+                    tracing::debug!("reading the province's store: {e:#}");
+                    vec![]
+                }
+                Err(e) => return Err(e),
+            };
+            let mut wrong = Vec::new();
+            let mut held = BTreeMap::new();
+            for row in rows {
+                let unit = row["unit_code"].as_str().unwrap_or_default().to_string();
+                let n = |k: &str| row[k].as_f64().unwrap_or(-1.0);
+                held.insert(unit, (n("months"), n("resolved"), n("consultations")));
+            }
+            for (unit, &resolved) in &self.resolved {
+                let want = (12.0, resolved as f64, self.consultations[unit] as f64);
+                if held.get(unit) != Some(&want) {
+                    wrong.push(format!("{unit}: holds {:?}, books say {want:?}", held.get(unit)));
+                }
+            }
+            if wrong.is_empty() && held.len() == self.resolved.len() {
+                return Ok(Checked {
+                    unit_months: held.values().map(|v| v.0 as usize).sum(),
+                    resolved: self.resolved.values().sum(),
+                    consultations: self.consultations.values().sum(),
+                });
+            }
+            if !said {
+                p.say(format!(
+                    "waiting for the counties to forward the last reports ({} of the units not yet complete)",
+                    wrong.len()
+                ));
+                said = true;
+            }
+            if t0.elapsed() > CONVERGE_TIMEOUT {
+                bail!(
+                    "the province's figures do not match the books after {}s: {}",
+                    CONVERGE_TIMEOUT.as_secs(),
+                    wrong.join("; ")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+async fn read_rows(data: &Path, sql: &str) -> anyhow::Result<Vec<serde_json::Map<String, serde_json::Value>>> {
+    let (_store, ctx) = sifa_queries::open(data).await?;
+    let answer = sifa_queries::query::run_one(&ctx, sql).await?;
+    Ok(sifa_queries::format::json_rows(&answer)?)
+}
+
+/// The headline figures, from SQL on the province's store.
+async fn headlines(data: &Path, year: u16) -> anyhow::Result<()> {
+    let (store, ctx) = sifa_queries::open(data).await?;
+    let rollup = |name: &str| -> anyhow::Result<String> {
+        let sql =
+            sifa_queries::rollup::find(name)?.sql_for(&sifa_queries::rollup::Params::year(year), &store.catalog)?;
+        Ok(sql.trim().trim_end_matches(';').to_string())
+    };
+    let share = sifa_queries::query::run_one(&ctx, &rollup("share_of_mediations")?).await?;
+    if let Some(p) = sifa_queries::format::json_rows(&share)?.into_iter().find(|r| r["level"] == "province") {
+        let n = |k: &str| p[k].as_f64().unwrap_or_default();
+        println!(
+            "{year}年，{}司法所调解成功矛盾纠纷{}件，占全省调解成功总量{}件的{}%。",
+            p["name"].as_str().unwrap_or_default(),
+            n("office_resolved"),
+            n("all_resolved"),
+            n("office_share_pct")
+        );
+        println!(
+            "In {year} the judicial offices resolved {} disputes by mediation, {}% of the {} resolved in the province.\n",
+            n("office_resolved"),
+            n("office_share_pct"),
+            n("all_resolved")
+        );
+    }
+    println!("── 司法所调解占比 Share of resolved disputes handled by judicial offices (rollup share_of_mediations)");
+    print_answer(&share)?;
+    println!("── 各市合计 Totals per city");
+    let per_city = format!(
+        "SELECT u.city_code AS city, u.city_name AS 市, \
+           count(DISTINCT CASE WHEN u.kind = 'office' THEN r.unit_code END) AS offices, \
+           sum(r.disputes_mediated) AS disputes_mediated, sum(r.disputes_resolved) AS disputes_resolved, \
+           sum(r.consultations) AS consultations, sum(r.legal_aid_cases) AS legal_aid_cases \
+         FROM reports r JOIN units u ON u.code = r.unit_code \
+         WHERE r.year = {year} AND u.city_code IS NOT NULL GROUP BY 1, 2 ORDER BY 1"
+    );
+    print_answer(&sifa_queries::query::run_one(&ctx, &per_city).await?)?;
+    println!(
+        "── 报送完整性 Completeness of {year} (rollup completeness; the demo backfills a past year, so all arrive late)"
+    );
+    let completeness = format!(
+        "SELECT level, code, name, sum(expected) AS expected, sum(received) AS received, sum(missing) AS missing, \
+           sum(late) AS late, round(100.0 * sum(received) / sum(expected), 1) AS received_pct \
+         FROM ({}) c WHERE level IN ('province', 'city') GROUP BY level, code, name \
+         ORDER BY CASE level WHEN 'province' THEN 1 ELSE 2 END, code",
+        rollup("completeness")?
+    );
+    print_answer(&sifa_queries::query::run_one(&ctx, &completeness).await?)?;
+    Ok(())
+}
+
+fn print_answer(answer: &sifa_queries::query::Answer) -> anyhow::Result<()> {
+    print!("{}", sifa_queries::format::render_for_terminal(sifa_queries::format::Format::Table, answer)?);
+    println!();
+    Ok(())
+}
+
+fn print_next_steps(dir: &Path, servers: &Servers<'_>, agents: &[Agent], year: u16) {
+    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "sifa".into());
+    let province = servers.tiers[0].dir.join("data");
+    println!("\nEverything is in {}. Next:", dir.display());
+    println!("  # SQL on the province's store (an interactive prompt without a query)");
+    println!("  {exe} query --data {} --rollup share_of_mediations --year {year}", province.display());
+    println!("  {exe} query --data {}", province.display());
+    println!("  # publish the year's figures again");
+    println!("  {exe} publish --data {} --year {year} --out {}", province.display(), dir.join("publish").display());
+    println!("  # start the servers again from their configs (the province first), then an agent");
+    for t in &servers.tiers {
+        println!("  {exe} aggregator --config {} &", t.config().display());
+    }
+    if let Some(a) = agents.first() {
+        println!("  {exe} agent status --config {}", a.config().display());
+    }
+}
