@@ -184,6 +184,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         checked.unit_months, checked.resolved, checked.consultations
     ));
 
+    // Stopped cleanly, each tier flushes its log: the store is complete and at rest for publishing.
+    servers.stop_all();
+    p.say("servers stopped; the figures below are SQL on the province's store");
     println!();
     runtime.block_on(headlines(&province_data, year))?;
     let out = dir.join("publish");
@@ -192,8 +195,6 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         sifa_queries::publish::publish(&store, &ctx, year, &out).await
     })?;
     p.say(format!("published {} files; open {}", written.len(), out.join("index.html").display()));
-    servers.stop_all();
-    p.say("servers stopped");
     print_next_steps(&dir, &servers, &agents, year);
     Ok(())
 }

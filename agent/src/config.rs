@@ -366,4 +366,16 @@ sum = "人数"
         assert_eq!(c.totals[0].path, Path::new("/office/月度汇总.csv"));
         assert!(!c.skip_bad_rows);
     }
+
+    #[test]
+    fn the_shipped_example_parses_and_asks_for_tls() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/agent.example.toml");
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.unit, "620982100");
+        assert!(c.tls.key.as_ref().unwrap().ends_with("certs/office-620982100.key"));
+        // Without [tls] there is no connection, and the error says what to do.
+        let bare = Config::from_toml(GOOD, Path::new("/x/agent.toml")).unwrap();
+        let e = bare.endpoint().unwrap_err().to_string();
+        assert!(e.contains("sifa pki issue") && e.contains("insecure = true"), "{e}");
+    }
 }

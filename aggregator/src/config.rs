@@ -203,4 +203,14 @@ mod tests {
         let e = parse("listen = \"127.0.0.1:0\"\ndata_dir = \"d\"\n").unwrap_err().to_string();
         assert!(e.contains("unit"), "{e}");
     }
+
+    #[test]
+    fn the_shipped_example_parses_with_tls_and_limits() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/aggregator.example.toml");
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.unit, "620982");
+        assert!(c.tls.cert.as_ref().unwrap().ends_with("certs/aggregator-620982.pem"));
+        assert!(c.tls.crl.is_some() && !c.tls.insecure);
+        assert_eq!(c.limits, Limits::default());
+    }
 }

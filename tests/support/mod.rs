@@ -48,6 +48,8 @@ pub struct TierSpec {
     pub flush_interval_ms: u64,
     /// Plaintext on loopback (`[tls] insecure = true`) instead of mutual TLS.
     pub insecure: bool,
+    /// More of the config file, e.g. a `[limits]` table.
+    pub extra_toml: String,
 }
 
 impl TierSpec {
@@ -61,6 +63,7 @@ impl TierSpec {
             deadline_day: 5,
             flush_interval_ms: 100,
             insecure: false,
+            extra_toml: String::new(),
         }
     }
 
@@ -132,6 +135,7 @@ impl TestAggregator {
         if let Some(c) = &s.catalog {
             t += &format!("catalog = {}\n", q(c));
         }
+        t += &s.extra_toml;
         t += &if s.insecure { "\n[tls]\ninsecure = true\n".to_string() } else { tls_table(Role::Aggregator, &s.unit) };
         std::fs::write(self.config_path(), t).expect("write config");
     }

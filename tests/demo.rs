@@ -1,0 +1,133 @@
+//! `sifa demo`, end to end, on a small province (two counties of 甘肃省): the
+//! published figures must equal sums computed here from the books the demo
+//! left on disk — each office's case ledger (CSV in UTF-8 or GBK, or .xlsx)
+//! and each other unit's totals sheet — read without any of sifa's code
+//! beyond text decoding.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use calamine::{Data, Reader};
+
+/// Rows of a ledger or totals sheet as header → cell text.
+fn sheet(path: &Path) -> Vec<BTreeMap<String, String>> {
+    let rows: Vec<Vec<String>> = if path.extension().is_some_and(|e| e == "xlsx") {
+        let mut wb = calamine::open_workbook_auto(path).unwrap();
+        let name = wb.sheet_names()[0].clone();
+        let range = wb.worksheet_range(&name).unwrap();
+        range
+            .rows()
+            .map(|r| {
+                r.iter()
+                    .map(|c| match c {
+                        Data::String(s) => s.clone(),
+                        Data::Float(f) => f.to_string(),
+                        Data::Int(i) => i.to_string(),
+                        other => other.to_string(),
+                    })
+                    .collect()
+            })
+            .collect()
+    } else {
+        let (text, _) = sifa_proto::text::decode(&std::fs::read(path).unwrap()).unwrap();
+        let mut r = csv::ReaderBuilder::new().has_headers(false).from_reader(text.as_bytes());
+        r.records().map(|rec| rec.unwrap().iter().map(String::from).collect()).collect()
+    };
+    let header = rows[0].clone();
+    rows[1..].iter().map(|r| header.iter().cloned().zip(r.iter().cloned()).collect()).collect()
+}
+
+#[derive(Default, Debug, Clone, Copy, PartialEq)]
+struct Resolved {
+    offices: u64,
+    all: u64,
+}
+
+#[test]
+fn the_demo_publishes_exactly_what_the_books_say() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    let out = Command::new(env!("CARGO_BIN_EXE_sifa"))
+        .args(["demo", "--counties", "2", "--dir"])
+        .arg(&demo)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "demo failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("kill -9 the county aggregator"), "{stdout}");
+    assert!(stdout.contains("is back online"), "{stdout}");
+    assert!(stdout.contains("listening on https://"), "the demo runs with TLS: {stdout}");
+
+    // Sum the books, per county, city and province, from the registry the demo wrote.
+    let registry = sifa_proto::Registry::load(&demo.join("registry.csv")).unwrap();
+    let mut by_area: BTreeMap<String, Resolved> = BTreeMap::new();
+    let mut units = 0;
+    for entry in std::fs::read_dir(demo.join("offices")).unwrap() {
+        let unit_dir = entry.unwrap().path();
+        let code = unit_dir.file_name().unwrap().to_string_lossy().into_owned();
+        let unit = registry.get(&code).unwrap();
+        units += 1;
+        let file = |prefix: &str| {
+            std::fs::read_dir(&unit_dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        };
+        let resolved = match file("台账_") {
+            // An office: one ledger row per case; 人民调解 rows with 调解成功 are resolved disputes.
+            Some(ledger) => Resolved {
+                offices: sheet(&ledger).iter().filter(|r| r["类别"] == "人民调解" && r["结果"] == "调解成功").count()
+                    as u64,
+                all: 0,
+            },
+            // Another reporting unit: the 调解成功 column of its monthly totals.
+            None => Resolved {
+                offices: 0,
+                all: sheet(&file("月度汇总_").unwrap()).iter().map(|r| r["调解成功"].parse::<u64>().unwrap()).sum(),
+            },
+        };
+        let l = registry.lineage(&code);
+        for area in [l.province, l.city, l.county].into_iter().flatten() {
+            let a = by_area.entry(area.code.clone()).or_default();
+            a.offices += resolved.offices;
+            a.all += resolved.offices + resolved.all;
+        }
+        assert!(unit.kind.is_reporting());
+    }
+
+    let fig: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(demo.join("publish/figures.json")).unwrap()).unwrap();
+    let check = |area: &serde_json::Value| {
+        let code = area["code"].as_str().unwrap();
+        let want = by_area[code];
+        assert_eq!(area["office_resolved"].as_f64().unwrap(), want.offices as f64, "{code}");
+        assert_eq!(area["all_resolved"].as_f64().unwrap(), want.all as f64, "{code}");
+        let share = (1000.0 * want.offices as f64 / want.all as f64).round() / 10.0;
+        assert_eq!(area["office_share_pct"].as_f64().unwrap(), share, "{code}");
+    };
+    check(&fig["root"]);
+    assert_eq!(fig["root"]["code"], "62");
+    let areas: Vec<&serde_json::Value> =
+        fig["cities"].as_array().unwrap().iter().chain(fig["counties"].as_array().unwrap()).collect();
+    assert_eq!(areas.len() + 1, by_area.len(), "every city and county with reporting units is published");
+    for a in areas {
+        check(a);
+    }
+    // Every unit reported every month of the year, none missing.
+    assert_eq!(fig["completeness"]["expected"], units * 12);
+    assert_eq!(fig["completeness"]["received"], units * 12);
+    assert_eq!(fig["completeness"]["missing"], 0);
+    // The page is there and names the headline.
+    let html = std::fs::read_to_string(demo.join("publish/index.html")).unwrap();
+    assert!(html.contains("甘肃省"), "index.html names the province");
+
+    // Rerunning replaces the previous demo; an unrelated directory is never cleared.
+    let stranger = dir.path().join("mine");
+    std::fs::create_dir_all(&stranger).unwrap();
+    std::fs::write(stranger.join("thesis.docx"), "precious").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sifa")).args(["demo", "--dir"]).arg(&stranger).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("was not made by `sifa demo`"), "{out:?}");
+    assert!(stranger.join("thesis.docx").exists());
+}
