@@ -77,7 +77,17 @@ impl sqllogictest::AsyncDB for SifaDb {
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, QueryError> {
         let trimmed = sql.trim();
-        let sql = if trimmed.starts_with("rollup ") { rollup_sql(&self.store, trimmed)? } else { trimmed.to_string() };
+        let sql = match trimmed.strip_prefix("rollup ") {
+            // `rollup NAME params | SELECT ... FROM rollup ...`: SQL over the rollup's result.
+            Some(rest) if rest.contains(" | ") => {
+                let (call, select) = rest.split_once(" | ").expect("checked");
+                let inner = rollup_sql(&self.store, &format!("rollup {call}"))?;
+                let inner = inner.trim().trim_end_matches(';');
+                select.replacen("FROM rollup", &format!("FROM ({inner}) AS rollup"), 1)
+            }
+            Some(_) => rollup_sql(&self.store, trimmed)?,
+            None => trimmed.to_string(),
+        };
         let mut answers = query::run(&self.ctx, &sql).await?;
         let last = answers.pop().expect("run returns one answer per statement");
         if last.schema.fields().is_empty() || (sql.to_ascii_lowercase().starts_with("create ")) {
