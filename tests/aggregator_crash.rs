@@ -121,8 +121,11 @@ async fn kill9_of_county_and_province_during_a_stream_loses_and_doubles_nothing(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_down_for_a_while_is_caught_up_exactly() {
     let mut province = TestAggregator::spawn(TierSpec::top("62"));
-    let county = TestAggregator::spawn(TierSpec::below("620982", &province.url()));
+    let mut county = TestAggregator::spawn(TierSpec::below("620982", &province.url()));
     province.kill9();
+    // A county restarting while the province is down works from its cached catalog and registry.
+    county.restart();
+    assert!(county.log().contains("using the cache"), "{}", county.log());
     // The county acknowledges on its own disk while the province is down.
     let all = reports(1500);
     let acked = Arc::new(Mutex::new(Vec::new()));
