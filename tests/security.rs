@@ -190,9 +190,9 @@ async fn a_county_forwards_only_its_own_subtree_and_reads_only_its_own() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_office_over_its_rate_is_told_to_wait() {
-    let spec =
-        TierSpec { extra_toml: "\n[limits]\nreports_per_second = 1\nburst = 3\n".into(), ..TierSpec::top("620982") };
+async fn limits_are_resource_exhausted_with_what_to_do() {
+    let limits = "\n[limits]\nreports_per_second = 1\nburst = 3\nmax_reports_per_stream = 5\nmax_message_bytes = 400\n";
+    let spec = TierSpec { extra_toml: limits.into(), ..TierSpec::top("620982") };
     let county = TestAggregator::spawn(spec);
     let mut office = county.client_as(Role::Office, "620982101").await;
     let mut refused = None;
@@ -212,6 +212,28 @@ async fn an_office_over_its_rate_is_told_to_wait() {
         "{}",
         e.message()
     );
+
+    // A message over the size limit.
+    let mut big = submission("620982102", "2024-01");
+    big.report.as_mut().unwrap().comment = Some("很长的备注".repeat(40));
+    let e = county.client().await.submit(big).await.unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted);
+    assert!(e.message().contains("over the limit of 400 bytes per message"), "{}", e.message());
+
+    // A stream longer than the limit: five acknowledged, then told to open another stream.
+    let reqs: Vec<SubmitRequest> = (1..=8).map(|m| submission("620982103", &format!("2024-{m:02}"))).collect();
+    let mut acks = county.client().await.submit_stream(tokio_stream::iter(reqs)).await.unwrap().into_inner();
+    let mut accepted = 0;
+    let end = loop {
+        match acks.message().await {
+            Ok(Some(_)) => accepted += 1,
+            Ok(None) => panic!("the stream ended without the limit"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(accepted, 5);
+    assert_eq!(end.code(), Code::ResourceExhausted);
+    assert!(end.message().contains("open a new stream for the rest"), "{}", end.message());
 }
 
 fn write(path: &Path, text: &str) -> PathBuf {
