@@ -3,14 +3,23 @@
 //!     cargo bench --bench ingest
 //!
 //! Throughput: a province aggregator (the release `sifa` binary) takes
-//! `STREAMS` concurrent SubmitStream calls, each from a county's aggregator
-//! certificate carrying `PER_STREAM` distinct office reports of that county;
-//! every report is acknowledged only once it is in the fsynced write-ahead log
-//! (group commit). Reported: durable acknowledgements per second.
+//! concurrent SubmitStream calls from the 13 counties of 甘肃省 (each with its
+//! aggregator certificate, `STREAMS_PER_COUNTY` streams of `PER_STREAM`
+//! distinct office reports one after another); every report is acknowledged
+//! only once it is in the fsynced write-ahead log (group commit). Reported:
+//! durable acknowledgements per second, then how long until all are rows of
+//! the Parquet store.
+//!
+//! The same with `UNARY_CALLERS` concurrent unary Submit callers per county
+//! connection.
 //!
 //! Freshness: a county aggregator forwarding to the province; one report at a
 //! time is submitted to the county and the time until it is a row of the
-//! province's Parquet store is measured (median and worst of `PROBES`).
+//! province's Parquet store is measured (median, p90 and worst of `PROBES`),
+//! with the shipped `flush_interval_ms` (1000) and with 200.
+//!
+//! Catch-up: a county holding `BACKLOG` reports while the province is down,
+//! forwarding them once it is back.
 //!
 //! Results are written by hand to docs/PERFORMANCE.md ("Aggregator").
 
@@ -24,9 +33,18 @@ use sifa_proto::Registry;
 use sifa_proto::v1::report_service_client::ReportServiceClient;
 use sifa_proto::v1::{Report, SubmitRequest, ack};
 use support::{TestAggregator, TierSpec, report};
+use tonic::transport::Channel;
 
-const STREAMS: usize = 8;
-const PER_STREAM: usize = 25_000;
+/// Reports per stream (at most `[limits] max_reports_per_stream`, 10,000 by
+/// default) and streams one after another per county; the 13 counties of 甘肃省
+/// in the demo registry stream concurrently.
+const PER_STREAM: usize = 10_000;
+const STREAMS_PER_COUNTY: usize = 4;
+/// Reports a county holds while its upstream is down, then forwards.
+const BACKLOG: usize = 100_000;
+/// Unary: reports per county connection, and concurrent callers sharing it.
+const UNARY_PER_COUNTY: usize = 8_000;
+const UNARY_CALLERS: usize = 64;
 const PROBES: usize = 20;
 
 /// Distinct reports of the offices of `county`: units × months × revisions.
@@ -51,53 +69,155 @@ fn reports_of(registry: &Registry, county: &str, n: usize) -> Vec<Report> {
         .collect()
 }
 
-async fn throughput() {
-    let registry = Registry::demo();
+/// The province and one client per county (its aggregator certificate).
+async fn province_and_clients(registry: &Registry) -> (TestAggregator, Vec<(String, ReportServiceClient<Channel>)>) {
     let province = TestAggregator::spawn(TierSpec { flush_interval_ms: 1000, ..TierSpec::top("62") });
     let counties: Vec<String> = registry
         .units()
         .iter()
         .filter(|u| u.kind.as_str() == "county" && u.code.starts_with("62"))
-        .take(STREAMS)
         .map(|u| u.code.clone())
         .collect();
-    let mut work = Vec::new();
-    for c in &counties {
-        let client = ReportServiceClient::new(province.channel_as(Role::Aggregator, c).await)
+    let mut clients = Vec::new();
+    for c in counties {
+        let client = ReportServiceClient::new(province.channel_as(Role::Aggregator, &c).await)
             .max_decoding_message_size(64 << 20);
-        work.push((client, reports_of(&registry, c, PER_STREAM)));
+        clients.push((c, client));
     }
+    (province, clients)
+}
+
+/// Runs the callers concurrently, each returning how many reports it had
+/// acknowledged, and prints the rate.
+async fn timed<F>(what: &str, callers: Vec<F>) -> usize
+where
+    F: Future<Output = usize> + Send + 'static,
+{
     let t0 = Instant::now();
-    let mut tasks = Vec::new();
-    for (mut client, reports) in work {
-        tasks.push(tokio::spawn(async move {
-            let n = reports.len();
-            let reqs = reports.into_iter().map(|r| SubmitRequest { report: Some(r), provenance: None });
-            let mut acks = client.submit_stream(tokio_stream::iter(reqs)).await.unwrap().into_inner();
-            let mut accepted = 0;
-            while let Some(a) = acks.message().await.unwrap() {
-                assert_eq!(a.outcome, ack::Outcome::Accepted as i32, "{a:?}");
-                accepted += 1;
-            }
-            assert_eq!(accepted, n);
-            accepted
-        }));
-    }
+    let tasks: Vec<_> = callers.into_iter().map(tokio::spawn).collect();
     let mut total = 0;
     for t in tasks {
         total += t.await.unwrap();
     }
     let secs = t0.elapsed().as_secs_f64();
+    println!("{what}: {total} reports in {secs:.2} s = {:.0} durable reports/s", total as f64 / secs);
+    total
+}
+
+/// Sends `reports` over consecutive SubmitStream calls of `PER_STREAM`; returns how many were accepted.
+async fn stream_all(mut client: ReportServiceClient<Channel>, reports: Vec<Report>) -> usize {
+    let mut accepted = 0;
+    for chunk in reports.chunks(PER_STREAM) {
+        let reqs: Vec<SubmitRequest> =
+            chunk.iter().map(|r| SubmitRequest { report: Some(r.clone()), provenance: None }).collect();
+        let mut acks = client.submit_stream(tokio_stream::iter(reqs)).await.unwrap().into_inner();
+        while let Some(a) = acks.message().await.unwrap() {
+            assert_eq!(a.outcome, ack::Outcome::Accepted as i32, "{a:?}");
+            accepted += 1;
+        }
+    }
+    assert_eq!(accepted, reports.len());
+    accepted
+}
+
+/// Concurrent SubmitStream calls, one county at a time each.
+async fn throughput_streams() {
+    let registry = Registry::demo();
+    let (province, clients) = province_and_clients(&registry).await;
+    let n = clients.len();
+    let callers: Vec<_> = clients
+        .into_iter()
+        .map(|(c, client)| stream_all(client, reports_of(&registry, &c, PER_STREAM * STREAMS_PER_COUNTY)))
+        .collect();
+    let total = timed(
+        &format!("ingest, {n} concurrent SubmitStream callers ({STREAMS_PER_COUNTY} × {PER_STREAM} each)"),
+        callers,
+    )
+    .await;
+    // Under that load, how long until every acknowledged report is a row of the store.
+    let t0 = Instant::now();
+    while parquet_rows(&province) != total {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!("  all {total} in the province's Parquet {} ms after the last acknowledgement", t0.elapsed().as_millis());
+    drop(province);
+}
+
+/// Rows in the store's Parquet files, from their footers (read again if a
+/// compaction replaced a file meanwhile).
+fn parquet_rows(agg: &TestAggregator) -> usize {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    'again: loop {
+        let mut rows = 0;
+        for (_, _, path) in sifa_aggregator::store::list_files(&agg.data_dir()).unwrap() {
+            let Ok(file) = std::fs::File::open(&path) else { continue 'again };
+            rows += SerializedFileReader::new(file).unwrap().metadata().file_metadata().num_rows() as usize;
+        }
+        return rows;
+    }
+}
+
+/// A county holding `BACKLOG` reports while the province is down, then
+/// forwarding them: reports per second once forwarding has started.
+async fn catch_up() {
+    let registry = Registry::demo();
+    let mut province = TestAggregator::spawn(TierSpec { flush_interval_ms: 1000, ..TierSpec::top("62") });
+    let county =
+        TestAggregator::spawn(TierSpec { flush_interval_ms: 1000, ..TierSpec::below("620982", &province.url()) });
+    province.kill9();
+    let client = ReportServiceClient::new(county.channel_as(Role::Aggregator, "620982").await);
+    stream_all(client, reports_of(&registry, "620982", BACKLOG)).await;
+    let cursor = || {
+        let text = std::fs::read_to_string(county.data_dir().join("state/forward.cursor")).unwrap_or_default();
+        text.trim().parse::<usize>().unwrap_or(0)
+    };
+    assert_eq!(cursor(), 0);
+    province.restart();
+    while cursor() == 0 {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let (t0, start) = (Instant::now(), cursor());
+    while cursor() < BACKLOG {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let secs = t0.elapsed().as_secs_f64();
     println!(
-        "ingest: {total} reports on {STREAMS} streams in {secs:.2} s = {:.0} durable reports/s",
-        total as f64 / secs
+        "catch-up: a county forwarded a backlog of {BACKLOG} to the province at {:.0} reports/s ({} in {secs:.2} s after the first batch)",
+        (BACKLOG - start) as f64 / secs,
+        BACKLOG - start
     );
 }
 
-async fn freshness() {
-    let province = TestAggregator::spawn(TierSpec { flush_interval_ms: 200, ..TierSpec::top("62") });
-    let county =
-        TestAggregator::spawn(TierSpec { flush_interval_ms: 200, ..TierSpec::below("620982", &province.url()) });
+/// Many concurrent unary Submit calls: `UNARY_CALLERS` callers per county connection.
+async fn throughput_unary() {
+    let registry = Registry::demo();
+    let (province, clients) = province_and_clients(&registry).await;
+    let mut work = Vec::new();
+    for (c, client) in clients {
+        let reports = reports_of(&registry, &c, UNARY_PER_COUNTY);
+        for chunk in reports.chunks(UNARY_PER_COUNTY / UNARY_CALLERS) {
+            work.push((client.clone(), chunk.to_vec()));
+        }
+    }
+    let n = work.len();
+    let callers = work.into_iter().map(|(mut client, reports)| async move {
+        let mut accepted = 0;
+        for r in reports {
+            let a = client.submit(SubmitRequest { report: Some(r), provenance: None }).await.unwrap().into_inner();
+            assert_eq!(a.outcome, ack::Outcome::Accepted as i32, "{a:?}");
+            accepted += 1;
+        }
+        accepted
+    });
+    timed(&format!("ingest, {n} concurrent unary callers"), callers.collect()).await;
+    drop(province);
+}
+
+/// Acknowledged at a county → a row of the province's Parquet store, with both
+/// tiers at `flush_interval_ms`.
+async fn freshness(flush_interval_ms: u64) {
+    let province = TestAggregator::spawn(TierSpec { flush_interval_ms, ..TierSpec::top("62") });
+    let county = TestAggregator::spawn(TierSpec { flush_interval_ms, ..TierSpec::below("620982", &province.url()) });
     let mut client = county.client_as(Role::Office, "620982101").await;
     let mut times = Vec::new();
     for i in 0..PROBES {
@@ -105,18 +225,19 @@ async fn freshness() {
         let t0 = Instant::now();
         let a = client.submit(SubmitRequest { report: Some(r), provenance: None }).await.unwrap().into_inner();
         assert_eq!(a.outcome, ack::Outcome::Accepted as i32);
-        loop {
-            if province.rows().len() > i {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        while province.rows().len() <= i {
+            std::thread::sleep(Duration::from_millis(5));
         }
         times.push(t0.elapsed());
+        // Probes at staggered points of the flush cycle.
+        std::thread::sleep(Duration::from_millis(37 * (i as u64 % 7)));
     }
     times.sort();
     println!(
-        "freshness (acknowledged at a county → a row of the province's Parquet): median {} ms, worst {} ms ({PROBES} probes, flush_interval_ms = 200)",
+        "freshness (acknowledged at a county → a row of the province's Parquet), flush_interval_ms = {flush_interval_ms}: \
+         median {} ms, p90 {} ms, worst {} ms ({PROBES} probes)",
         times[PROBES / 2].as_millis(),
+        times[PROBES * 9 / 10].as_millis(),
         times[PROBES - 1].as_millis()
     );
 }
@@ -127,6 +248,10 @@ fn main() {
         return;
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    rt.block_on(throughput());
-    rt.block_on(freshness());
+    rt.block_on(throughput_streams());
+    rt.block_on(throughput_unary());
+    rt.block_on(catch_up());
+    // The shipped default, and a shorter interval.
+    rt.block_on(freshness(1000));
+    rt.block_on(freshness(200));
 }

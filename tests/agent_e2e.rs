@@ -40,6 +40,16 @@ fn ok(out: Output) -> String {
     o
 }
 
+/// (accepted, duplicate) from the line `push --once` prints after delivering.
+fn delivered(stdout: &str) -> (usize, usize) {
+    let line = stdout.lines().find(|l| l.starts_with("已发送 delivered: ")).expect("a delivery line");
+    let number = |word: &str| -> usize {
+        let before = line.split(&format!(" {word}")).next().unwrap();
+        before.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    (number("accepted"), number("duplicate"))
+}
+
 fn queued(outbox: &Path) -> usize {
     sifa_agent::outbox::list_queue(outbox).unwrap().len()
 }
@@ -157,15 +167,32 @@ fn backlog_config(dir: &Path, unit: &str, url: &str, months: usize) -> PathBuf {
     cfg
 }
 
-fn spawn_daemon(config: &Path) -> Child {
-    Command::new(agent_bin())
+/// A running `sifa-agent run`, killed (SIGKILL) when dropped so a failing test leaves no process behind.
+struct Daemon(Child);
+
+impl Daemon {
+    fn kill9(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn spawn_daemon(config: &Path) -> Daemon {
+    let child = Command::new(agent_bin())
         .args(["run", "--config"])
         .arg(config)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("spawn sifa-agent run")
+        .expect("spawn sifa-agent run");
+    Daemon(child)
 }
 
 #[test]
@@ -185,8 +212,7 @@ fn kill_9_between_queueing_and_acknowledgement_delivers_each_report_once() {
         assert!(t0.elapsed() < WAIT, "the daemon did not queue the backlog");
         std::thread::sleep(Duration::from_millis(20));
     }
-    daemon.kill().unwrap();
-    daemon.wait().unwrap();
+    daemon.kill9();
 
     // The aggregator comes back; a new daemon is killed -9 in the middle of delivering.
     county.restart();
@@ -196,15 +222,18 @@ fn kill_9_between_queueing_and_acknowledgement_delivers_each_report_once() {
         assert!(t0.elapsed() < WAIT, "the daemon did not start delivering");
         std::thread::sleep(Duration::from_millis(2));
     }
-    daemon.kill().unwrap();
-    daemon.wait().unwrap();
+    daemon.kill9();
     let left = queued(&outbox);
     assert!(left < months);
 
     // One more round delivers the rest; reports the aggregator had already
     // made durable come back as duplicates, and nothing is stored twice.
-    ok(agent(&["push", "--once"], &cfg));
+    let out = ok(agent(&["push", "--once"], &cfg));
     assert_eq!(queued(&outbox), 0);
+    // Every report still queued is acknowledged exactly once: accepted, or duplicate when
+    // the aggregator had stored it before the kill took its acknowledgement away.
+    let (accepted, duplicate) = delivered(&out);
+    assert_eq!(accepted + duplicate, left, "{out}");
     county.wait_for_rows(WAIT, |r| r.len() >= months);
     std::thread::sleep(Duration::from_millis(300));
     let ids = identities(&county);
@@ -238,4 +267,141 @@ fn a_rejected_report_moves_aside_with_its_reason_shown_by_status() {
     let out = ok(agent(&["push", "--once"], &cfg));
     assert!(out.contains("0 份新排队 newly queued"), "{out}");
     assert!(county.rows().is_empty());
+}
+
+/// When the daemon last read the books (from the outbox's state).
+fn last_collection_ms(outbox: &Path) -> i64 {
+    let state = sifa_agent::outbox::read_state(outbox).unwrap();
+    state.last_collection.map_or(0, |c| c.at_ms)
+}
+
+#[test]
+fn the_daemon_sends_a_new_revision_of_each_changed_month_on_its_schedule_and_nothing_else() {
+    let county = TestAggregator::spawn(TierSpec::top("620982"));
+    let reg = sifa_proto::Registry::demo();
+    let unit = reg.get("620982105").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = dir.path().join("outbox");
+    let spec = SynthSpec { format: Some(LedgerFormat::Xlsx), until_month: 3, ..SynthSpec::year(2024, 31) };
+    let w = write_office(dir.path(), unit, &spec, &county.url());
+    let config = std::fs::read_to_string(&w.config).unwrap();
+    assert!(config.contains("collect_interval_seconds = 60"));
+    std::fs::write(&w.config, config.replace("collect_interval_seconds = 60", "collect_interval_seconds = 1")).unwrap();
+
+    let mut daemon = spawn_daemon(&w.config);
+    county.wait_for_rows(WAIT, |r| r.len() >= 3);
+
+    // A row of February corrected, saved as Excel saves: a new file put in place of the old one.
+    let staged = tempfile::tempdir().unwrap();
+    let corrected = SynthSpec { corrections: vec![2], ..spec.clone() };
+    let w2 = synth::write_office(staged.path(), unit, &corrected, &county.url(), Path::new("outbox")).unwrap();
+    std::fs::rename(&w2.ledger, &w.ledger).unwrap();
+    let rows = county.wait_for_rows(WAIT, |r| r.len() >= 4);
+
+    // The daemon reads the unchanged books three more times, and sends nothing more.
+    let mut seen = last_collection_ms(&outbox);
+    for _ in 0..3 {
+        let t0 = Instant::now();
+        while last_collection_ms(&outbox) == seen {
+            assert!(t0.elapsed() < WAIT, "the daemon stopped reading the books");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        seen = last_collection_ms(&outbox);
+    }
+    assert_eq!(queued(&outbox), 0);
+    daemon.kill9();
+    let ids = identities(&county);
+    let want: BTreeSet<_> = [("2024-01", 1), ("2024-02", 1), ("2024-02", 2), ("2024-03", 1)]
+        .into_iter()
+        .map(|(p, r)| (unit.code.clone(), p.to_string(), r))
+        .collect();
+    assert_eq!(ids.keys().cloned().collect::<BTreeSet<_>>(), want);
+    assert!(ids.values().all(|&n| n == 1), "each revision stored once: {ids:?}");
+    assert_eq!(county.rows().len(), rows.len());
+    // February's second revision holds the corrected books' figures, counted independently.
+    let feb = rows.iter().find(|r| r.report.period == "2024-02" && r.report.revision == 2).unwrap();
+    let books = synth::books(unit, &corrected);
+    let count = |category: &str, outcome: &str| {
+        books.cases.iter().filter(|r| r.day.month == 2 && r.category == category && r.outcome == outcome).count()
+    };
+    assert_eq!(feb.report.values["disputes_resolved"], count("人民调解", "调解成功") as f64);
+    let before = synth::books(unit, &spec);
+    let february = |b: &synth::OfficeBooks| -> Vec<(String, String)> {
+        b.cases.iter().filter(|r| r.day.month == 2).map(|r| (r.category.to_string(), r.outcome.clone())).collect()
+    };
+    assert_ne!(february(&before), february(&books), "the correction changes February's rows");
+}
+
+/// January's figures as stored: (revision, disputes_resolved, consultations) of every stored row.
+fn january(agg: &TestAggregator) -> Vec<(u64, f64, f64)> {
+    let mut v: Vec<_> = agg
+        .rows()
+        .iter()
+        .filter(|r| r.report.period == "2024-01")
+        .map(|r| (r.report.revision, r.report.values["disputes_resolved"], r.report.values["consultations"]))
+        .collect();
+    v.sort_by_key(|x| x.0);
+    v
+}
+
+/// (disputes_resolved, consultations) of January counted from generated books.
+fn january_books(unit: &sifa_proto::Unit, spec: &SynthSpec) -> (f64, f64) {
+    let books = synth::books(unit, spec);
+    let jan = || books.cases.iter().filter(|r| r.day.month == 1);
+    let resolved = jan().filter(|r| r.category == "人民调解" && r.outcome == "调解成功").count();
+    let consultations: u32 = jan().filter(|r| r.category == "法律咨询").map(|r| r.people).sum();
+    (resolved as f64, consultations as f64)
+}
+
+#[test]
+fn an_outbox_lost_and_recreated_never_puts_old_figures_back_in_force() {
+    let mut county = TestAggregator::spawn(TierSpec::top("620982"));
+    let url = county.url();
+    let reg = sifa_proto::Registry::demo();
+    let unit = reg.get("620982106").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = dir.path().join("outbox");
+    // Three versions of January: to the 10th, the whole month, the whole month with a row corrected.
+    let early = SynthSpec {
+        format: Some(LedgerFormat::CsvUtf8),
+        until_month: 1,
+        until_day: Some(10),
+        ..SynthSpec::year(2024, 41)
+    };
+    let whole = SynthSpec { until_day: None, ..early.clone() };
+    let corrected = SynthSpec { corrections: vec![1], ..whole.clone() };
+    let (x, y, z) = (january_books(unit, &early), january_books(unit, &whole), january_books(unit, &corrected));
+    assert!(x != y && y != z, "three different contents: {x:?} {y:?} {z:?}");
+
+    let w = write_office(dir.path(), unit, &early, &url);
+    ok(agent(&["push", "--once"], &w.config));
+    county.wait_for_rows(WAIT, |r| r.len() == 1);
+
+    // The PC is reinstalled without its outbox, offline; January is typed in and then corrected:
+    // the new outbox numbers them rev 1 and rev 2 again.
+    std::fs::remove_dir_all(&outbox).unwrap();
+    county.kill9();
+    write_office(dir.path(), unit, &whole, &url);
+    ok(agent(&["push", "--once"], &w.config));
+    write_office(dir.path(), unit, &corrected, &url);
+    ok(agent(&["push", "--once"], &w.config));
+    assert_eq!(queued(&outbox), 2);
+
+    // Back online: rev 1 conflicts with the stored rev 1, and is not sent again, since rev 2 is newer.
+    county.restart();
+    let out = ok(agent(&["push", "--once"], &w.config));
+    assert!(out.contains("1 accepted, 0 duplicate, 1 rejected; 0 份待发送 still queued"), "{out}");
+    county.wait_for_rows(WAIT, |r| r.len() == 2);
+    assert_eq!(january(&county), [(1, x.0, x.1), (2, z.0, z.1)], "the corrected figures are in force");
+    let status = ok(agent(&["status"], &w.config));
+    assert!(status.contains("2024-01 第1版 rev 1") && status.contains("[conflict]"), "{status}");
+
+    // Lost again, and the books go back to the uncorrected month: its only revision conflicts twice,
+    // is re-sent under the next free number, and wins as the newest.
+    std::fs::remove_dir_all(&outbox).unwrap();
+    write_office(dir.path(), unit, &whole, &url);
+    let out = ok(agent(&["push", "--once"], &w.config));
+    assert!(out.contains("1 accepted, 0 duplicate, 2 rejected; 0 份待发送 still queued"), "{out}");
+    county.wait_for_rows(WAIT, |r| r.len() == 3);
+    assert_eq!(january(&county), [(1, x.0, x.1), (2, z.0, z.1), (3, y.0, y.1)]);
 }

@@ -68,6 +68,12 @@ async fn stream(url: String, batch: Vec<Report>, acked: Arc<Mutex<Vec<Key>>>) ->
     Ok(())
 }
 
+/// The last log record the county's upstream acknowledged (0 before the first).
+fn forward_cursor(county: &TestAggregator) -> u64 {
+    let text = std::fs::read_to_string(county.data_dir().join("state/forward.cursor")).unwrap_or_default();
+    text.trim().parse().unwrap_or(0)
+}
+
 fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let t0 = Instant::now();
     while !cond() {
@@ -80,10 +86,10 @@ fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
 async fn kill9_of_county_and_province_during_a_stream_loses_and_doubles_nothing() {
     let mut province = TestAggregator::spawn(TierSpec::top("62"));
     let mut county = TestAggregator::spawn(TierSpec::below("620982", &province.url()));
-    let all = reports(4000);
+    let all = reports(6000);
     let acked = Arc::new(Mutex::new(Vec::new()));
 
-    // Kill the county while a stream of all 4000 is in flight.
+    // Kill the county while a stream of all 6000 is in flight.
     let task = tokio::spawn(stream(county.url(), all.clone(), acked.clone()));
     wait_until("the first acknowledgements", WAIT, || acked.lock().unwrap().len() >= 500 || task.is_finished());
     county.kill9();
@@ -100,9 +106,13 @@ async fn kill9_of_county_and_province_during_a_stream_loses_and_doubles_nothing(
     // The sender resends everything not acknowledged (some were stored but not acked: DUPLICATE).
     let rest: Vec<Report> = all.iter().filter(|r| !acked_before_kill.contains(&key(r))).cloned().collect();
     let task = tokio::spawn(stream(county.url(), rest, acked.clone()));
-    // Meanwhile kill the province while the county forwards to it.
-    province.wait_for_rows(WAIT, |rows| !rows.is_empty());
+    // Meanwhile kill the province while the county forwards to it: as soon as the county's
+    // forward cursor (state/forward.cursor, moved after each acknowledged batch) moves on.
+    let start = forward_cursor(&county);
+    wait_until("the county forwarding to the province", WAIT, || forward_cursor(&county) > start);
     province.kill9();
+    let at_kill = forward_cursor(&county);
+    assert!(at_kill < all.len() as u64, "the province was killed after forwarding ended; nothing was tested");
     std::thread::sleep(Duration::from_millis(300));
     province.restart();
     task.await.unwrap().expect("the resent reports are acknowledged");
@@ -152,13 +162,21 @@ async fn a_torn_log_tail_is_dropped_and_earlier_records_are_intact() {
     agg.kill9();
     assert!(agg.rows().is_empty(), "nothing was flushed to Parquet before the kill");
 
-    // A write cut short: a frame header promising 500 bytes, then 10 bytes of garbage.
+    // The tail of an interrupted write (aggregator/src/wal.md): a whole frame carrying a
+    // well-formed report whose checksum does not match (the write reached the disk only in
+    // part), then a frame header promising 500 bytes and 14 bytes of garbage.
     let wal = agg.data_dir().join("wal");
     let mut segs: Vec<_> = std::fs::read_dir(&wal).unwrap().map(|e| e.unwrap().path()).collect();
     segs.sort();
     let last = segs.last().unwrap().clone();
     let len_before = std::fs::metadata(&last).unwrap().len();
     let mut bytes = std::fs::read(&last).unwrap();
+    let smuggled = report("620982108", "2022-06", 1, &[("lectures", 77.0)]);
+    let mut frame = Vec::new();
+    let record = SubmitRequest { report: Some(smuggled.clone()), provenance: None };
+    sifa_aggregator::wal::encode_frame(&record, &mut frame);
+    frame[4] ^= 0xFF; // the CRC32 of the payload, bytes 4..8 of the frame
+    bytes.extend_from_slice(&frame);
     bytes.extend_from_slice(&500u32.to_le_bytes());
     bytes.extend_from_slice(&[0x5A; 14]);
     std::fs::write(&last, bytes).unwrap();
@@ -166,8 +184,9 @@ async fn a_torn_log_tail_is_dropped_and_earlier_records_are_intact() {
     agg.restart();
     let want: BTreeMap<Key, Report> = all.iter().map(|r| (key(r), r.clone())).collect();
     let rows = agg.wait_for_rows(WAIT, |rows| rows.len() >= all.len());
-    assert_eq!(exactly_once(&rows, "after a torn tail"), want);
+    assert_eq!(exactly_once(&rows, "after a torn tail"), want, "the torn frame is never read as a report");
     assert!(agg.log().contains("dropping the torn tail"), "{}", agg.log());
+    assert!(agg.log().contains("checksum mismatch"), "{}", agg.log());
     assert_eq!(std::fs::metadata(&last).unwrap().len(), len_before, "the torn bytes are cut off");
 
     // The log goes on after the cut: a new report is stored and survives another kill -9.
@@ -181,4 +200,5 @@ async fn a_torn_log_tail_is_dropped_and_earlier_records_are_intact() {
     let got = exactly_once(&rows, "after another restart");
     assert_eq!(got.len(), all.len() + 1);
     assert_eq!(got[&key(&more)], more);
+    assert!(!got.contains_key(&key(&smuggled)));
 }

@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
 use sifa_aggregator::auth::Role;
@@ -11,6 +13,51 @@ use sifa_proto::v1::{Ack, SubmitRequest, ack};
 use support::{TestAggregator, TierSpec, as_agent, from_sender, report};
 
 const WAIT: Duration = Duration::from_secs(45);
+
+/// Every row of every Parquet file under `data_dir/reports/`, read with the
+/// plain Parquet reader (no sifa code): column name → value as text (null: ""),
+/// plus `year` from the Hive directory `year=YYYY`.
+fn parquet_rows(data_dir: &Path) -> Vec<BTreeMap<String, String>> {
+    use arrow::util::display::array_value_to_string;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let mut out = Vec::new();
+    for year_dir in std::fs::read_dir(data_dir.join("reports")).unwrap() {
+        let year_dir = year_dir.unwrap().path();
+        let year =
+            year_dir.file_name().unwrap().to_string_lossy().strip_prefix("year=").expect("year=YYYY").to_string();
+        for file in std::fs::read_dir(&year_dir).unwrap() {
+            let path = file.unwrap().path();
+            if path.extension().is_none_or(|e| e != "parquet") {
+                continue;
+            }
+            let reader =
+                ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap()).unwrap().build().unwrap();
+            for batch in reader {
+                let batch = batch.unwrap();
+                for row in 0..batch.num_rows() {
+                    let mut cells = BTreeMap::from([("year".to_string(), year.clone())]);
+                    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+                        let text = if column.is_null(row) {
+                            String::new()
+                        } else {
+                            array_value_to_string(column, row).unwrap()
+                        };
+                        cells.insert(field.name().clone(), text);
+                    }
+                    out.push(cells);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A Unix-ms instant as Arrow prints a `timestamp[ms, tz=UTC]` value.
+fn timestamp_text(ms: i64) -> String {
+    use arrow::array::{Array, TimestampMillisecondArray};
+    let a = TimestampMillisecondArray::from(vec![ms]).with_timezone("UTC");
+    arrow::util::display::array_value_to_string(&a as &dyn Array, 0).unwrap()
+}
 
 fn outcome(a: &Ack) -> ack::Outcome {
     ack::Outcome::try_from(a.outcome).unwrap()
@@ -51,6 +98,37 @@ async fn office_reports_reach_the_province_store_unchanged() {
     let mut county_rows = county.wait_for_rows(WAIT, |rows| rows.len() >= 3);
     county_rows.sort_by(|a, b| (&a.report.unit_code, a.report.revision).cmp(&(&b.report.unit_code, b.report.revision)));
     assert_eq!(county_rows, rows);
+    // The same rows read from the province's Parquet files as any reader sees them, column by
+    // column (docs/STORAGE.md): the tree above the unit, kind, year (the Hive directory), month,
+    // revision, received time, the first tier, one column per metric.
+    let parquet = parquet_rows(&province.data_dir());
+    assert_eq!(parquet.len(), 3);
+    let cell = |unit: &str, rev: &str, col: &str| {
+        let row = parquet.iter().find(|r| r["unit_code"] == unit && r["revision"] == rev).expect("row");
+        row.get(col).unwrap_or_else(|| panic!("no column {col}: {row:?}")).clone()
+    };
+    for (unit, rev) in [("620982100", "1"), ("620982100", "2"), ("620982900", "1")] {
+        assert_eq!(cell(unit, rev, "year"), "2024", "Hive partition year=2024");
+        assert_eq!(cell(unit, rev, "month"), "3");
+        assert_eq!(cell(unit, rev, "period"), "2024-03");
+        assert_eq!(cell(unit, rev, "province_code"), "62");
+        assert_eq!(cell(unit, rev, "city_code"), "6209");
+        assert_eq!(cell(unit, rev, "county_code"), "620982");
+        assert_eq!(cell(unit, rev, "first_accepted_by"), "620982");
+        let county_row =
+            county_rows.iter().find(|r| r.report.unit_code == unit && r.report.revision.to_string() == rev);
+        let received = county_row.unwrap().received_at_ms;
+        assert_eq!(cell(unit, rev, "received_at"), timestamp_text(received), "received when the county accepted it");
+    }
+    assert_eq!(cell("620982100", "1", "unit_kind"), "office");
+    assert_eq!(cell("620982900", "1", "unit_kind"), "mediation_centre");
+    assert_eq!(cell("620982100", "1", "disputes_mediated"), "12");
+    assert_eq!(cell("620982100", "1", "office_area_m2"), "120.5");
+    assert_eq!(cell("620982100", "1", "comment"), "三月");
+    assert_eq!(cell("620982100", "2", "disputes_resolved"), "11");
+    assert_eq!(cell("620982100", "2", "office_area_m2"), "", "a metric not reported is null");
+    assert_eq!(cell("620982900", "1", "consultations"), "40");
+
     // The store describes itself.
     let meta = std::fs::read_to_string(province.data_dir().join("store.toml")).unwrap();
     assert!(meta.contains("root_unit = \"62\""), "{meta}");
@@ -201,6 +279,9 @@ async fn a_locked_period_refuses_reports_except_by_a_recorded_override() {
     // The override is on record with its reason and the revision it admitted.
     let book = std::fs::read_to_string(agg.data_dir().join("state/locks.json")).unwrap();
     assert!(book.contains("flood, approved by 张三") && book.contains("\"used_by_revision\": 1"), "{book}");
+    // And who granted it and who closed the year: the admin certificate that called.
+    assert!(book.contains("\"granted_by\": \"admin 620982\""), "{book}");
+    assert!(book.contains("\"locked_by\": \"admin 620982\""), "{book}");
     // The lock survives a restart.
     let mut agg = agg;
     agg.restart();
@@ -210,6 +291,22 @@ async fn a_locked_period_refuses_reports_except_by_a_recorded_override() {
     // Other periods are open.
     let open = report("620982102", "2023-12", 1, &[("lectures", 1.0)]);
     assert_eq!(outcome(&c.submit(as_agent(open)).await.unwrap().into_inner()), ack::Outcome::Accepted);
+
+    // A single month is locked on its own: its neighbours stay open.
+    let out = agg.cli(&["lock", "--period", "2023-11", "--reason", "November closed early"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "locked 1 month(s): 2023-11");
+    let e = c.submit(as_agent(report("620982102", "2023-11", 1, &[("lectures", 1.0)]))).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+    assert!(e.message().contains("period 2023-11 is closed (November closed early)"), "{}", e.message());
+    let open = report("620982102", "2023-10", 1, &[("lectures", 1.0)]);
+    assert_eq!(outcome(&c.submit(as_agent(open)).await.unwrap().into_inner()), ack::Outcome::Accepted);
+    let open = report("620982102", "2023-12", 2, &[("lectures", 2.0)]);
+    assert_eq!(outcome(&c.submit(as_agent(open)).await.unwrap().into_inner()), ack::Outcome::Accepted);
+    // A period that is neither a year nor a month is refused with what to type instead.
+    let out = agg.cli(&["lock", "--period", "2023-1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("neither a year YYYY nor a month YYYY-MM"), "{out:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,8 +325,45 @@ async fn status_prints_completeness_and_timeliness() {
     // Received today, long after 2024-04-05: both are late.
     assert!(text.contains(&format!("expected {expected}  received 2  missing {}  late 2", expected - 2)), "{text}");
     assert!(text.contains("due by 2024-04-05 CST"), "{text}");
-    assert!(text.contains("county   620982"), "{text}");
-    assert!(text.contains("620982102 肃州镇司法所"), "missing units are listed: {text}");
+    let missing_here = format!("\n  620982 敦煌市 ({}):\n    620982102 肃州镇司法所\n", expected - 2);
+    assert!(text.contains(&missing_here), "missing units are listed under their county: {text}");
+    let line = text.lines().find(|l| l.starts_with("county  620982  敦煌市")).expect(&text);
+    let cells: Vec<&str> = line.split_whitespace().collect();
+    let rate = |n: usize| format!("{:.1}%", 100.0 * n as f64 / expected as f64);
+    let (exp, miss) = (expected.to_string(), (expected - 2).to_string());
+    assert_eq!(cells, ["county", "620982", "敦煌市", &exp, "2", &miss, "2", &rate(2), &rate(0)], "{text}");
+
+    // The whole province: one line per city and county, Chinese names of 3 to 10
+    // characters, every column aligned in a terminal (CJK characters are two columns wide).
+    let out = province.cli(&["status", "--period", "2024-03"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("Completeness of 2024-03 for 62 甘肃省 (due by 2024-04-05 CST)\n"), "{text}");
+    let table: Vec<&str> = text.lines().skip_while(|l| !l.starts_with("level")).take_while(|l| !l.is_empty()).collect();
+    let groups = registry.subtree("62").into_iter().filter(|u| matches!(u.kind.as_str(), "county" | "city")).count();
+    assert_eq!(table.len(), 1 + groups, "{text}");
+    assert!(table.iter().any(|l| l.contains("阿克塞哈萨克族自治县")), "{text}");
+    use unicode_width::UnicodeWidthStr;
+    // Where each right-aligned column ends, by display width: the same on every line.
+    let column_ends = |l: &str| -> Vec<usize> {
+        let mut ends = Vec::new();
+        let mut width = 0;
+        let mut prev_blank = true;
+        for c in l.chars() {
+            let blank = c == ' ';
+            if blank && !prev_blank {
+                ends.push(width);
+            }
+            width += c.to_string().width();
+            prev_blank = blank;
+        }
+        ends.push(width);
+        ends[ends.len() - 6..].to_vec()
+    };
+    let header_ends = column_ends(table[0].replace("on time", "on_time").as_str());
+    for l in &table[1..] {
+        assert_eq!(column_ends(l), header_ends, "misaligned line {l:?} in\n{text}");
+    }
 
     // Over gRPC, per county and city of the whole province.
     let mut d = province.directory().await;
@@ -246,4 +380,36 @@ async fn status_prints_completeness_and_timeliness() {
     let out = province.cli(&["status", "--period", "2024-3"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("YYYY-MM"), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forward_refused_upstream_is_recorded_and_forwarding_goes_on() {
+    let province = TestAggregator::spawn(TierSpec::top("62"));
+    let county = TestAggregator::spawn(TierSpec::below("620982", &province.url()));
+    // Closed at the province only: the county still accepts the month.
+    let out = province.cli(&["lock", "--period", "2024-03", "--reason", "closed at the province"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut c = county.client().await;
+    let locked = report("620982100", "2024-03", 1, &[("lectures", 1.0)]);
+    let open = report("620982100", "2024-04", 1, &[("lectures", 2.0)]);
+    for r in [&locked, &open] {
+        assert_eq!(outcome(&c.submit(as_agent(r.clone())).await.unwrap().into_inner()), ack::Outcome::Accepted);
+    }
+    // The report after the refused one still reaches the province, which never stores the refused one.
+    let rows = province.wait_for_rows(WAIT, |rows| !rows.is_empty());
+    assert_eq!(rows.iter().map(|r| &r.report).collect::<Vec<_>>(), [&open]);
+    // The refusal is on record at the county, with the upstream's reason; the county keeps the report.
+    let rejected = std::fs::read_to_string(county.data_dir().join("state/forward_rejected.jsonl")).unwrap();
+    assert_eq!(rejected.lines().count(), 1, "{rejected}");
+    assert!(
+        rejected.contains("\"unit_code\":\"620982100\"") && rejected.contains("\"period\":\"2024-03\""),
+        "{rejected}"
+    );
+    assert!(rejected.contains("period 2024-03 is closed (closed at the province)"), "{rejected}");
+    assert!(rejected.contains("[period_locked]"), "{rejected}");
+    assert!(county.log().contains("the upstream rejected a forwarded report"), "{}", county.log());
+    assert_eq!(county.wait_for_rows(WAIT, |rows| rows.len() >= 2).len(), 2);
+    // It is not sent again: the province's store stays as it is.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(province.rows().len(), 1);
 }

@@ -125,7 +125,10 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
             let config = Config::load(&config)?;
             let r = runtime()?.block_on(daemon::round(&config))?;
             print_round(&r);
-            Ok(())
+            match r.books_error {
+                Some(e) => anyhow::bail!("the books were not read: {e}"),
+                None => Ok(()),
+            }
         }
         AgentCommand::Status { config } => {
             let config = Config::load(&config)?;
@@ -163,12 +166,16 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
 
 fn print_round(r: &daemon::Round) {
     let c = &r.collected;
-    println!(
-        "台账已读取 books read (catalog {}): {} 份新排队 newly queued, {} 个月无变化 unchanged",
-        c.catalog_version,
-        c.queued.len(),
-        c.unchanged
-    );
+    if r.books_error.is_some() {
+        println!("台账未能读取 books not read (see the error below); 已排队的报表照常发送 what was queued is sent");
+    } else {
+        println!(
+            "台账已读取 books read (catalog {}): {} 份新排队 newly queued, {} 个月无变化 unchanged",
+            c.catalog_version,
+            c.queued.len(),
+            c.unchanged
+        );
+    }
     for q in &c.queued {
         println!("  queued {q}");
     }

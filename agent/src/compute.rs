@@ -4,14 +4,22 @@
 //!
 //! Which months are reported: from `first_period` (default: the first month
 //! the books mention) to `last_period` (default: the current month, reported
-//! month-to-date). In that range every statistic the mapping counts is
-//! reported for every month, 0 when no row counts toward it. A totals sheet's
-//! flows are reported for the months that have a row; its stocks carry
-//! forward from the latest month that gives them (a head-count stays what it
-//! was until the sheet says otherwise).
+//! month-to-date). With a case ledger, every month in that range is reported
+//! and every statistic the mapping counts is in it, 0 when no row counts
+//! toward it (a month without a case is a month of zeros, and the current
+//! month grows as rows are added). A totals sheet's flows are reported for the
+//! months that have a row with figures; its stocks carry forward from the
+//! latest month that gives them (a head-count stays what it was until the
+//! sheet says otherwise) into every month that is reported.
+//!
+//! An office that keeps a totals sheet only reports exactly the months its
+//! sheet has figures for: a month whose row is missing or still empty has
+//! not been filled in yet, and a report of carried-forward stocks alone would
+//! tell the county the month was done when it was not.
 //!
 //! Which months are held back: a month with a malformed row, or whose report
-//! the validation refuses. A row whose date cannot be read, or a problem with
+//! the validation refuses. A row whose date cannot be read or lies in the
+//! future (a slip of the year or month), or a problem with
 //! a whole file (a missing column, an unknown header), could belong to any
 //! month, so it holds back every month. With `skip_bad_rows = true` malformed
 //! rows are left out instead, and only whole-file problems and refused
@@ -127,7 +135,8 @@ pub fn collect(config: &Config, catalog: &Catalog, current: Period) -> Result<Co
             }
         }
         values.extend(stocks.iter().map(|(k, v)| (k.clone(), *v)));
-        if !values.is_empty() {
+        let filled_in = !config.ledgers.is_empty() || totals.values.contains_key(&period);
+        if filled_in && !values.is_empty() {
             let report = Report {
                 unit_code: config.unit.clone(),
                 period: period.to_string(),

@@ -79,14 +79,21 @@ pub struct Round {
     pub delivery: Option<Delivery>,
     /// Why delivery did not finish, when it did not.
     pub delivery_error: Option<String>,
+    /// Why the books could not be read (e.g. the mapping names a statistic the
+    /// catalog in force does not have); what was queued before is delivered all the same.
+    pub books_error: Option<String>,
     pub remaining: usize,
 }
 
 /// One round: collect, then deliver the whole queue now (`push --once`).
 pub async fn round(config: &Config) -> anyhow::Result<Round> {
     let mut outbox = Outbox::open(&config.outbox_dir, &config.unit)?;
-    let collected = collect(&mut outbox, config, true).await?;
-    let mut r = Round { collected, ..Default::default() };
+    let mut r = Round::default();
+    match collect(&mut outbox, config, true).await {
+        Ok(c) => r.collected = c,
+        Err(e) if e.downcast_ref::<OutboxError>().is_some() => return Err(e),
+        Err(e) => r.books_error = Some(format!("{e:#}")),
+    }
     match push::deliver(&mut outbox, config).await {
         Ok(d) => r.delivery = Some(d),
         Err(PushError::Outbox(e)) => return Err(e.into()),

@@ -331,12 +331,14 @@ pub fn read_case_ledger(src: &LedgerSource, config: &Config, catalog: &Catalog, 
         };
         let period = day.period();
         if period > window.current {
+            // Most likely a slip of the year or month: the row belongs to some month
+            // already reported, which one is unknown, so (like an unreadable date) no month.
             out.problems.push(LedgerProblem::cell(
                 path,
                 row.number,
                 date_header,
                 date_cell,
-                Some(period),
+                None,
                 format!("the date {day} is in the future (this month is {}); check the year and month", window.current),
             ));
             continue;
@@ -493,7 +495,9 @@ pub fn read_totals(src: &TotalsSource, catalog: &Catalog, window: Window, out: &
             values.retain(|code, _| catalog.metric(code).is_some_and(|m| m.kind == MetricKind::Stock));
             out.ignored_rows += 1;
         }
-        let month = out.values.entry(period).or_default();
-        month.extend(values);
+        // A row with the month but no figure yet (a sheet prepared ahead) says nothing of its month.
+        if !values.is_empty() {
+            out.values.entry(period).or_default().extend(values);
+        }
     }
 }

@@ -10,7 +10,7 @@
 //! - [`catalog_cache`]: the catalog from the aggregator, cached for offline work;
 //! - [`daemon`]: one round and the schedule loop; [`status`]: what `status` prints;
 //! - [`cli`]: the commands, shared by `sifa-agent` and `sifa agent`;
-//! - [`synth`]: deterministic realistic ledgers for the demo and tests.
+//! - [`synth`]: deterministic realistic ledgers for the demo and tests; [`xlsx_writer`]: the .xlsx files it writes.
 
 pub mod catalog_cache;
 pub mod cli;
@@ -23,4 +23,4 @@ pub mod outbox;
 pub mod push;
 pub mod status;
 pub mod synth;
-mod xlsx_writer;
+pub mod xlsx_writer;

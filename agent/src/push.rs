@@ -147,8 +147,14 @@ async fn deliver_inner(outbox: &mut Outbox, config: &Config) -> Result<Delivery,
                     tracing::warn!("{} rev {} rejected: {}", q.period, q.revision, problems.join("; "));
                     // ALREADY_EXISTS: the aggregator holds different content
                     // under this revision (e.g. this outbox was lost and
-                    // recreated). Send the content again under a fresh revision.
-                    if ack.code == tonic::Code::AlreadyExists as i32 && summary.requeued < MAX_CONFLICT_REQUEUES {
+                    // recreated). Send the content again under a fresh revision,
+                    // unless a later revision of the month is queued: that one is
+                    // newer, and re-sending this content after it would put old
+                    // figures back in force.
+                    if ack.code == tonic::Code::AlreadyExists as i32
+                        && summary.requeued < MAX_CONFLICT_REQUEUES
+                        && !superseded(outbox, q)?
+                    {
                         let rev = outbox.enqueue_as_new_revision(report)?;
                         tracing::info!("{} re-queued as rev {rev} after a conflict", q.period);
                         summary.requeued += 1;
@@ -169,6 +175,11 @@ async fn deliver_inner(outbox: &mut Outbox, config: &Config) -> Result<Delivery,
     }
     summary.remaining = list_queue(outbox.dir())?.len();
     Ok(summary)
+}
+
+/// Whether a later revision of `q`'s month waits in the queue.
+fn superseded(outbox: &Outbox, q: &Queued) -> Result<bool, OutboxError> {
+    Ok(list_queue(outbox.dir())?.iter().any(|x| x.period == q.period && x.revision > q.revision))
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@ use sifa_agent::synth::{self, LedgerFormat, SynthSpec};
 use sifa_proto::Registry;
 
 const OFFLINE: &str = "http://127.0.0.1:1";
+/// Plaintext to the loopback address, so delivery really tries to connect (and fails).
+const TLS: &str = "\n[tls]\ninsecure = true\n";
 
 fn agent(args: &[&str], config: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sifa-agent"))
@@ -58,7 +60,7 @@ sum = "人数"
 
 fn write_config(dir: &Path, ledger: &str, extra: &str) -> PathBuf {
     let cfg = format!(
-        "unit = \"620982100\"\naggregator = \"{OFFLINE}\"\noutbox_dir = \"outbox\"\nfirst_period = \"2024-01\"\nlast_period = \"2024-03\"\nretry_min_seconds = 1\n{extra}\n[[ledger]]\npath = \"{ledger}\"\n{MAPPING}"
+        "unit = \"620982100\"\naggregator = \"{OFFLINE}\"\noutbox_dir = \"outbox\"\nfirst_period = \"2024-01\"\nlast_period = \"2024-03\"\nretry_min_seconds = 1\n{extra}\n[[ledger]]\npath = \"{ledger}\"\n{MAPPING}{TLS}"
     );
     let p = dir.join("agent.toml");
     std::fs::write(&p, cfg).unwrap();
@@ -82,15 +84,20 @@ fn hand_ledger(bad: bool) -> String {
 
 #[test]
 fn a_hand_written_ledger_in_utf8_and_gbk_is_counted_by_the_mapping() {
-    for gbk in [false, true] {
+    // GBK as Excel on Chinese Windows saves "CSV", UTF-8 with the BOM of "CSV UTF-8", and plain UTF-8.
+    for encoding in ["gbk", "utf-8 bom", "utf-8"] {
         let dir = tempfile::tempdir().unwrap();
         let text = hand_ledger(false);
-        let bytes = if gbk { encoding_rs::GBK.encode(&text).0.into_owned() } else { text.into_bytes() };
+        let bytes = match encoding {
+            "gbk" => encoding_rs::GBK.encode(&text).0.into_owned(),
+            "utf-8 bom" => [b"\xEF\xBB\xBF".as_slice(), text.as_bytes()].concat(),
+            _ => text.into_bytes(),
+        };
         std::fs::write(dir.path().join("台账.csv"), bytes).unwrap();
         let cfg = write_config(dir.path(), "台账.csv", "");
         let (out, _) = ok(&agent(&["check"], &cfg));
         let f = figures(&out);
-        assert_eq!(f["2024-01"], "disputes_mediated=2 disputes_resolved=1 consultations=0", "gbk={gbk}\n{out}");
+        assert_eq!(f["2024-01"], "disputes_mediated=2 disputes_resolved=1 consultations=0", "{encoding}\n{out}");
         assert_eq!(f["2024-02"], "disputes_mediated=1 disputes_resolved=1 consultations=3");
         assert_eq!(f["2024-03"], "disputes_mediated=1 disputes_resolved=1 consultations=2");
     }
@@ -144,6 +151,13 @@ fn an_unreadable_date_or_a_missing_column_holds_back_every_month() {
     let (out, err) = ok(&agent(&["check"], &cfg));
     assert!(err.contains("row 4, column 日期 (value \"1月20日\"): is not a date"), "{err}");
     assert!(figures(&out).is_empty(), "{out}");
+    assert_eq!(out.matches("HELD BACK").count(), 3, "{out}");
+
+    // A slip of the year: the row's month is unknown, so no month goes out with the row missing.
+    let text = hand_ledger(false).replace("2024-03-09", "2042-03-09");
+    std::fs::write(dir.path().join("台账.csv"), text).unwrap();
+    let (out, err) = ok(&agent(&["check"], &cfg));
+    assert!(err.contains("row 8, column 日期 (value \"2042-03-09\"): the date 2042-03-09 is in the future"), "{err}");
     assert_eq!(out.matches("HELD BACK").count(), 3, "{out}");
 
     let text = hand_ledger(false).replace(",结果,", ",处理结果,");
@@ -253,7 +267,7 @@ fn kill_9_at_any_moment_never_reuses_a_revision_with_other_content() {
     std::fs::write(
         &cfg,
         format!(
-            "unit = \"620982100\"\naggregator = \"{OFFLINE}\"\noutbox_dir = \"outbox\"\nlast_period = \"2019-12\"\n[[totals]]\npath = \"totals.csv\"\n"
+            "unit = \"620982100\"\naggregator = \"{OFFLINE}\"\noutbox_dir = \"outbox\"\nlast_period = \"2019-12\"\n[[totals]]\npath = \"totals.csv\"\n{TLS}"
         ),
     )
     .unwrap();
@@ -322,4 +336,169 @@ fn kill_9_at_any_moment_never_reuses_a_revision_with_other_content() {
         .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
         .collect();
     assert!(leftovers.is_empty());
+}
+
+#[test]
+fn an_xlsx_ledger_is_read_with_excel_dates_and_its_bad_row_is_named_by_excel_row_number() {
+    use sifa_agent::dates::Day;
+    use sifa_agent::xlsx_writer::{self, XCell};
+    let t = |s: &str| XCell::Text(s.into());
+    let day = |m: i64, d: i64| XCell::Date(Day::new(2024, m, d).unwrap());
+    let case = |seq: f64, date: XCell, kind: &str, outcome: &str, people: XCell| {
+        vec![XCell::Number(seq), date, t(kind), t("事项"), t(outcome), people, XCell::Empty]
+    };
+    let rows = vec![
+        vec![t("沙州镇司法所工作台账（2024年）")],
+        Vec::from(["序号", "日期", "类别", "事项", "结果", "人数", "备注"].map(t)),
+        case(1.0, day(1, 5), "人民调解", "调解成功", XCell::Number(2.0)),
+        case(2.0, t("2024/1/20"), "人民调解", "调解不成功", XCell::Number(2.0)),
+        case(3.0, day(2, 3), "法律咨询", "已解答", XCell::Number(3.0)),
+        case(4.0, day(2, 10), "人民调解", "调解成功", XCell::Number(2.0)),
+        case(5.0, day(3, 2), "法律咨询", "已解答", t("两人")),
+        case(6.0, day(3, 9), "人民调解", "调解成功", XCell::Number(2.0)),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    xlsx_writer::write(&dir.path().join("台账.xlsx"), "2024年", &rows).unwrap();
+    let cfg = write_config(dir.path(), "台账.xlsx", "");
+    let (out, err) = ok(&agent(&["check"], &cfg));
+    let f = figures(&out);
+    assert_eq!(f["2024-01"], "disputes_mediated=2 disputes_resolved=1 consultations=0", "{out}");
+    assert_eq!(f["2024-02"], "disputes_mediated=1 disputes_resolved=1 consultations=3", "{out}");
+    assert!(!f.contains_key("2024-03"), "{out}");
+    assert!(out.contains("2024-03 HELD BACK"), "{out}");
+    // Row 7 as Excel shows it: the title is row 1, the headers row 2.
+    assert!(err.contains("台账.xlsx, row 7, column 人数 (value \"两人\"): is not a number"), "{err}");
+    // A worksheet that is not there is named with the ones that are.
+    std::fs::write(
+        &cfg,
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("path = \"台账.xlsx\"", "path = \"台账.xlsx\"\nsheet = \"2023年\""),
+    )
+    .unwrap();
+    let (_, err) = ok(&agent(&["check"], &cfg));
+    assert!(err.contains("has no worksheet \"2023年\"; its worksheets are: 2024年"), "{err}");
+}
+
+/// A config reading one totals sheet only, reporting 2024-01 to 2024-04.
+fn totals_only_config(dir: &Path, totals: &str) -> PathBuf {
+    let p = dir.join("agent.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "unit = \"620982100\"\naggregator = \"{OFFLINE}\"\noutbox_dir = \"outbox\"\nlast_period = \"2024-04\"\n[[totals]]\npath = \"{totals}\"\n{TLS}"
+        ),
+    )
+    .unwrap();
+    p
+}
+
+#[test]
+fn a_totals_only_office_reports_exactly_the_months_its_sheet_fills_in() {
+    let dir = tempfile::tempdir().unwrap();
+    // Headed by catalog codes and Chinese names alike; March prepared but not filled in yet;
+    // the stock (专职人民调解员) given in January only carries into February.
+    std::fs::write(
+        dir.path().join("汇总.csv"),
+        "月份,lectures,法律咨询,专职人民调解员,备注\n2024年1月,3,10,2,\n2024年2月,1,,,春节\n2024年3月,,,,\n",
+    )
+    .unwrap();
+    let cfg = totals_only_config(dir.path(), "汇总.csv");
+    let (out, err) = ok(&agent(&["check"], &cfg));
+    assert!(!err.contains("problem"), "{err}");
+    let f = figures(&out);
+    assert_eq!(f.keys().collect::<Vec<_>>(), ["2024-01", "2024-02"], "{out}");
+    assert_eq!(f["2024-01"], "consultations=10 lectures=3 mediators_fulltime=2", "{out}");
+    assert_eq!(f["2024-02"], "lectures=1 mediators_fulltime=2", "{out}");
+    ok(&agent(&["push", "--once"], &cfg));
+    assert_eq!(queue(&dir.path().join("outbox")), [("2024-01".into(), 1), ("2024-02".into(), 1)]);
+
+    // March filled in: March alone is queued, and it inherits the stock.
+    std::fs::write(
+        dir.path().join("汇总.csv"),
+        "月份,lectures,法律咨询,专职人民调解员,备注\n2024年1月,3,10,2,\n2024年2月,1,,,春节\n2024年3月,0,4,,\n",
+    )
+    .unwrap();
+    let (out, _) = ok(&agent(&["push", "--once"], &cfg));
+    assert!(out.contains("1 份新排队 newly queued, 2 个月无变化 unchanged"), "{out}");
+    let q = sifa_agent::outbox::list_queue(&dir.path().join("outbox")).unwrap();
+    let march = sifa_agent::outbox::read_report(&q[2].path).unwrap();
+    assert_eq!((march.period.as_str(), march.revision), ("2024-03", 1));
+    assert_eq!(march.values["mediators_fulltime"], 2.0);
+    assert_eq!(march.values["consultations"], 4.0);
+
+    // A header that is neither a code nor a name is named, and holds every month back.
+    std::fs::write(dir.path().join("汇总.csv"), "月份,法治讲座次数\n2024-01,3\n").unwrap();
+    let (out, err) = ok(&agent(&["check"], &cfg));
+    assert!(err.contains("column header \"法治讲座次数\" is neither a statistic's code nor its Chinese name"), "{err}");
+    assert!(figures(&out).is_empty(), "{out}");
+}
+
+#[test]
+fn the_backoff_is_kept_in_the_outbox_across_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("台账.csv"), hand_ledger(false)).unwrap();
+    let cfg = write_config(dir.path(), "台账.csv", "retry_max_seconds = 600");
+    for _ in 0..3 {
+        ok(&agent(&["push", "--once"], &cfg));
+    }
+    let state = sifa_agent::outbox::read_state(&dir.path().join("outbox")).unwrap();
+    assert_eq!(state.retry.failures, 3, "each run counts on from the last");
+    // The third failure waits between half and all of 1 s × 2².
+    let wait = state.retry.next_attempt_ms - sifa_proto::period::now_unix_ms();
+    assert!((0..=4000).contains(&wait), "{wait} ms");
+    let error = state.retry.last_error.as_deref().unwrap_or("");
+    assert!(error.contains("127.0.0.1:1") && error.contains("cannot connect"), "a real attempt: {error}");
+    let (status, _) = ok(&agent(&["status"], &cfg));
+    assert!(status.contains("连续 3 次发送失败") && status.contains("3 failed attempt(s) in a row"), "{status}");
+}
+
+#[test]
+fn the_cached_catalog_is_used_while_the_aggregator_is_unreachable() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("汇总.csv"), "月份,法治讲座(场次)\n2024-01,3\n").unwrap();
+    let cfg = totals_only_config(dir.path(), "汇总.csv");
+    // Without a cache the built-in catalog does not know this header.
+    let (out, err) = ok(&agent(&["push", "--once"], &cfg));
+    assert!(out.contains("(catalog 2024.1)") && err.contains("法治讲座(场次)"), "{out}\n{err}");
+    assert!(queue(&dir.path().join("outbox")).is_empty());
+    // The catalog fetched earlier from the aggregator (as cached in the outbox) names it so.
+    let shipped = include_str!("../../proto/catalog/catalog.toml");
+    let fetched = shipped
+        .replace("version = \"2024.1\"", "version = \"2025.2\"")
+        .replace("name_zh = \"法治讲座\"", "name_zh = \"法治讲座(场次)\"");
+    assert_ne!(fetched, shipped);
+    std::fs::write(dir.path().join("outbox/catalog.toml"), fetched).unwrap();
+    let (out, err) = ok(&agent(&["push", "--once"], &cfg));
+    assert!(out.contains("(catalog 2025.2)") && out.contains("not delivered"), "{out}\n{err}");
+    let q = sifa_agent::outbox::list_queue(&dir.path().join("outbox")).unwrap();
+    assert_eq!(q.len(), 1);
+    assert_eq!(sifa_agent::outbox::read_report(&q[0].path).unwrap().values["lectures"], 3.0);
+}
+
+#[test]
+fn a_broken_mapping_stops_reading_the_books_but_not_delivering_what_was_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("台账.csv"), hand_ledger(false)).unwrap();
+    let cfg = write_config(dir.path(), "台账.csv", "");
+    ok(&agent(&["push", "--once"], &cfg));
+    let outbox = dir.path().join("outbox");
+    assert_eq!(queue(&outbox).len(), 3);
+    // E.g. a statistic the catalog in force no longer has.
+    std::fs::write(
+        &cfg,
+        std::fs::read_to_string(&cfg).unwrap().replace("\"disputes_resolved\"", "\"disputes_settled\""),
+    )
+    .unwrap();
+    let out = agent(&["push", "--once"], &cfg);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "a config error is a failure for cron to see");
+    assert!(stderr.contains("ledger[1].count[2].metric") && stderr.contains("disputes_settled"), "{stderr}");
+    assert!(
+        stdout.contains("books not read") && stdout.contains("未能发送 not delivered"),
+        "delivery was tried:\n{stdout}"
+    );
+    assert_eq!(queue(&outbox).len(), 3, "nothing queued is lost");
+    let (status, _) = ok(&agent(&["status"], &cfg));
+    assert!(status.contains("配置错误 Config error") && status.contains("disputes_settled"), "{status}");
 }

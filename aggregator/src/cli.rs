@@ -1,7 +1,7 @@
 //! `sifa aggregator ...`: run a tier, and talk to a running one (status, lock,
 //! override).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -151,8 +151,10 @@ async fn admin(config: &Config, caller: &Caller, cmd: AggregatorCommand) -> anyh
                 .map_err(status_error)?
                 .into_inner();
             let root = root.unwrap_or_else(|| config.unit.clone());
-            let name = registry_name(&config.data_dir, &root).unwrap_or_default();
-            print!("{}", completeness::render(&r, &format!("{root} {name}").trim_end().to_string()));
+            // The registry the tier cached (docs/STORAGE.md): names and counties; without it, codes only.
+            let registry = sifa_proto::Registry::load(&config.data_dir.join(crate::store::REGISTRY_FILE)).ok();
+            let name = registry.as_ref().and_then(|r| r.get(&root)).map(|u| u.name.as_str()).unwrap_or_default();
+            print!("{}", completeness::render(&r, format!("{root} {name}").trim_end(), registry.as_ref()));
         }
         AggregatorCommand::Lock { period, reason } => {
             let r = AdminServiceClient::new(ch)
@@ -174,9 +176,4 @@ async fn admin(config: &Config, caller: &Caller, cmd: AggregatorCommand) -> anyh
         }
     }
     Ok(())
-}
-
-fn registry_name(data_dir: &Path, code: &str) -> Option<String> {
-    let reg = sifa_proto::Registry::load(&data_dir.join(crate::store::REGISTRY_FILE)).ok()?;
-    reg.get(code).map(|u| u.name.clone())
 }

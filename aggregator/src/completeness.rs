@@ -67,8 +67,12 @@ pub fn completeness(
     out
 }
 
-/// The report as a table for a person.
-pub fn render(r: &CompletenessReport, root_name: &str) -> String {
+/// The report as a table for a person: the totals, one line per county and
+/// city (expected, received, missing, late, completeness and on-time rates),
+/// then the missing and the late units, under their county (or city) when the
+/// `registry` is at hand. Columns are aligned by display width, so Chinese
+/// names (two columns per character in a terminal) line up.
+pub fn render(r: &CompletenessReport, root_name: &str, registry: Option<&Registry>) -> String {
     use std::fmt::Write;
     let pct = |a: u32, b: u32| if b == 0 { "-".to_string() } else { format!("{:.1}%", 100.0 * a as f64 / b as f64) };
     let mut s = String::new();
@@ -82,39 +86,85 @@ pub fn render(r: &CompletenessReport, root_name: &str) -> String {
         r.missing.len(),
         r.late.len(),
         pct(r.received, r.expected),
-        pct(r.received - r.late.len() as u32, r.expected)
+        pct(r.received.saturating_sub(r.late.len() as u32), r.expected)
     );
     if !r.groups.is_empty() {
-        let _ = writeln!(s);
-        let _ = writeln!(
-            s,
-            "{:<8} {:<12} {:<20} {:>8} {:>8} {:>6} {:>9} {:>8}",
-            "level", "code", "name", "expected", "received", "late", "complete", "on time"
-        );
+        let header = ["level", "code", "name", "expected", "received", "missing", "late", "complete", "on time"];
+        let mut table = vec![header.map(str::to_string).to_vec()];
         for g in &r.groups {
-            let _ = writeln!(
-                s,
-                "{:<8} {:<12} {:<20} {:>8} {:>8} {:>6} {:>9} {:>8}",
-                g.level,
-                g.code,
-                g.name,
-                g.expected,
-                g.received,
-                g.late,
+            table.push(vec![
+                g.level.clone(),
+                g.code.clone(),
+                g.name.clone(),
+                g.expected.to_string(),
+                g.received.to_string(),
+                g.expected.saturating_sub(g.received).to_string(),
+                g.late.to_string(),
                 pct(g.received, g.expected),
-                pct(g.received - g.late, g.expected)
-            );
+                pct(g.received.saturating_sub(g.late), g.expected),
+            ]);
         }
+        let _ = writeln!(s);
+        // The first three columns (text) align left, the counts and rates right.
+        s += &aligned(&table, 3);
     }
     for (title, list) in [("missing", &r.missing), ("late", &r.late)] {
-        if !list.is_empty() {
-            let _ = writeln!(s, "\n{title} ({}):", list.len());
-            for u in list {
-                let _ = writeln!(s, "  {} {}", u.code, u.name);
+        if list.is_empty() {
+            continue;
+        }
+        let _ = writeln!(s, "\n{title} ({}):", list.len());
+        let Some(registry) = registry else {
+            list.iter().for_each(|u| _ = writeln!(s, "  {} {}", u.code, u.name));
+            continue;
+        };
+        // Grouped by the nearest county (else city) above each unit, in the order first met.
+        let mut groups: Vec<(String, Vec<&UnitRef>)> = Vec::new();
+        for u in list {
+            let lineage = registry.lineage(&u.code);
+            let label = match lineage.county.or(lineage.city) {
+                Some(g) => format!("{} {}", g.code, g.name),
+                None => "(no county or city)".to_string(),
+            };
+            match groups.iter_mut().find(|(l, _)| *l == label) {
+                Some((_, units)) => units.push(u),
+                None => groups.push((label, vec![u])),
             }
+        }
+        for (label, units) in groups {
+            let _ = writeln!(s, "  {label} ({}):", units.len());
+            units.iter().for_each(|u| _ = writeln!(s, "    {} {}", u.code, u.name));
         }
     }
     s
+}
+
+/// Rows of cells as lines, each column padded to its widest cell by display
+/// width; the first `left` columns are left-aligned, the rest right-aligned.
+fn aligned(rows: &[Vec<String>], left: usize) -> String {
+    use unicode_width::UnicodeWidthStr;
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> =
+        (0..columns).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|x| x.width()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            let pad = " ".repeat(widths[c] - cell.width());
+            if c > 0 {
+                line.push_str("  ");
+            }
+            if c < left {
+                line.push_str(cell);
+                line.push_str(&pad);
+            } else {
+                line.push_str(&pad);
+                line.push_str(cell);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]
@@ -148,8 +198,42 @@ mod tests {
         let g = city.groups.iter().find(|g| g.code == "6209").unwrap();
         assert_eq!((g.level.as_str(), g.expected), ("city", reg.reporting_units("6209").len() as u32));
         assert_eq!(g.received, 2);
-        let text = render(&r, "敦煌市");
+        let text = render(&r, "敦煌市", None);
         assert!(text.contains("due by 2024-04-05 CST"), "{text}");
         assert!(text.contains("missing") && text.contains("620982101"), "{text}");
+        // Per group: expected, received, missing, late and the rates, columns aligned
+        // by display width whatever the names (酒泉市 is three characters, six columns).
+        let text = render(&city, "酒泉市", Some(&reg));
+        let lines: Vec<&str> =
+            text.lines().skip_while(|l| !l.starts_with("level")).take_while(|l| !l.is_empty()).collect();
+        assert_eq!(lines.len(), 1 + city.groups.len(), "{text}");
+        use unicode_width::UnicodeWidthStr;
+        let widths: Vec<usize> = lines.iter().map(|l| l.width()).collect();
+        assert!(widths.iter().all(|w| *w == widths[0]), "every line as wide as the header: {text}");
+        let g = lines.iter().find(|l| l.starts_with("county  620982")).expect(&text);
+        // Missing and late units under their county.
+        let late = text.split("\nlate (1):\n").nth(1).expect(&text);
+        assert_eq!(late, "  620982 敦煌市 (1):\n    620982101 七里镇司法所\n", "{text}");
+        let missing = text.split("\nmissing (").nth(1).and_then(|m| m.split("\nlate (").next()).expect(&text);
+        assert!(missing.contains("\n  620982 敦煌市 (8):\n    620982102 "), "{text}");
+        let listed = missing.lines().filter(|l| l.starts_with("    ")).count() as u32;
+        assert_eq!(listed, city.expected - 2, "{text}");
+        let cells: Vec<&str> = g.split_whitespace().collect();
+        let missing = expected - 2;
+        assert_eq!(
+            cells,
+            [
+                "county",
+                "620982",
+                "敦煌市",
+                &expected.to_string(),
+                "2",
+                &missing.to_string(),
+                "1",
+                &format!("{:.1}%", 200.0 / expected as f64),
+                &format!("{:.1}%", 100.0 / expected as f64)
+            ],
+            "{text}"
+        );
     }
 }

@@ -270,6 +270,43 @@ mod tests {
     }
 
     #[test]
+    fn the_log_is_trimmed_only_behind_parquet_and_the_forward_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal_dir = dir.path().join("wal");
+        let (mut wal, _) = wal::Wal::open(&wal_dir).unwrap();
+        wal.set_segment_bytes(1); // one record per segment
+        let records: Vec<(Lsn, SubmitRequest)> = (0..5u64).map(|i| (wal.append(&[rec(i)]).unwrap(), rec(i))).collect();
+        let segments = || wal::list_segments(&wal_dir).unwrap().iter().map(|(first, _)| *first).collect::<Vec<_>>();
+        assert_eq!(segments(), [1, 2, 3, 4, 5, 6], "five closed segments and the one being written");
+        let f = flusher(dir.path());
+        f.forwarded.store(3, Ordering::SeqCst);
+
+        // Nothing is in Parquet yet: nothing is trimmed, whatever was forwarded.
+        let mut f = f;
+        assert_eq!(f.flush().unwrap(), 0);
+        assert_eq!(segments(), [1, 2, 3, 4, 5, 6]);
+
+        // A failed write to Parquet keeps every record queued and every segment.
+        std::fs::write(dir.path().join(store::REPORTS_DIR), b"not a directory").unwrap();
+        f.unflushed.lock().unwrap().extend(records.iter().cloned());
+        let e = f.flush().unwrap_err().to_string();
+        assert!(e.contains("cannot create directory"), "{e}");
+        assert_eq!(f.unflushed.lock().unwrap().len(), 5);
+        assert_eq!(f.flushed.load(Ordering::SeqCst), 0);
+        assert_eq!(segments(), [1, 2, 3, 4, 5, 6]);
+        std::fs::remove_file(dir.path().join(store::REPORTS_DIR)).unwrap();
+
+        // In Parquet: trimmed up to the forward cursor (3), not beyond.
+        assert_eq!(f.flush().unwrap(), 5);
+        assert_eq!(keys(dir.path()).len(), 5);
+        assert_eq!(segments(), [4, 5, 6]);
+        // Forwarded too: every closed segment goes; the one being written stays.
+        f.forwarded.store(5, Ordering::SeqCst);
+        assert_eq!(f.flush().unwrap(), 0);
+        assert_eq!(segments(), [6]);
+    }
+
+    #[test]
     fn a_compaction_interrupted_after_writing_its_output_is_finished_on_restart() {
         let dir = tempfile::tempdir().unwrap();
         let mut f = flusher(dir.path());

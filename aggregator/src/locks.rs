@@ -17,6 +17,9 @@ pub const LOCKS_FILE: &str = "locks.json";
 pub struct Lock {
     pub period: String,
     pub reason: String,
+    /// Who closed it: the caller's identity, e.g. `admin 62`.
+    #[serde(default)]
+    pub locked_by: String,
     pub locked_at_ms: i64,
 }
 
@@ -25,6 +28,9 @@ pub struct Override {
     pub unit_code: String,
     pub period: String,
     pub reason: String,
+    /// Who granted it: the caller's identity, e.g. `admin 62`.
+    #[serde(default)]
+    pub granted_by: String,
     pub granted_at_ms: i64,
     /// The revision it admitted, once used.
     pub used_by_revision: Option<u64>,
@@ -88,9 +94,9 @@ impl Locks {
         self.book.locks.iter().find(|l| l.period == p)
     }
 
-    /// Locks a year ("YYYY", its twelve months) or a month ("YYYY-MM").
-    /// Returns the months locked. Persisted before it returns.
-    pub fn lock(&mut self, what: &str, reason: &str, now_ms: i64) -> Result<Vec<String>, LockError> {
+    /// Locks a year ("YYYY", its twelve months) or a month ("YYYY-MM") on
+    /// behalf of `by`. Returns the months locked. Persisted before it returns.
+    pub fn lock(&mut self, what: &str, reason: &str, by: &str, now_ms: i64) -> Result<Vec<String>, LockError> {
         let months: Vec<Period> = if let Ok(p) = what.parse::<Period>() {
             vec![p]
         } else if let Some(first) = what.parse::<u16>().ok().filter(|_| what.len() == 4).and_then(|y| Period::new(y, 1))
@@ -104,7 +110,12 @@ impl Locks {
         let mut out = Vec::new();
         for m in months {
             if self.is_locked(m).is_none() {
-                self.book.locks.push(Lock { period: m.to_string(), reason: reason.to_string(), locked_at_ms: now_ms });
+                self.book.locks.push(Lock {
+                    period: m.to_string(),
+                    reason: reason.to_string(),
+                    locked_by: by.to_string(),
+                    locked_at_ms: now_ms,
+                });
             }
             out.push(m.to_string());
         }
@@ -112,8 +123,15 @@ impl Locks {
         Ok(out)
     }
 
-    /// Grants an override admitting the next report of `unit` for `period`.
-    pub fn grant_override(&mut self, unit: &str, period: Period, reason: &str, now_ms: i64) -> Result<(), LockError> {
+    /// Grants, on behalf of `by`, an override admitting the next report of `unit` for `period`.
+    pub fn grant_override(
+        &mut self,
+        unit: &str,
+        period: Period,
+        reason: &str,
+        by: &str,
+        now_ms: i64,
+    ) -> Result<(), LockError> {
         if reason.trim().is_empty() {
             return Err(LockError::Request("an override needs a reason; it is recorded with the override".into()));
         }
@@ -121,6 +139,7 @@ impl Locks {
             unit_code: unit.to_string(),
             period: period.to_string(),
             reason: reason.to_string(),
+            granted_by: by.to_string(),
             granted_at_ms: now_ms,
             used_by_revision: None,
             used_at_ms: None,
@@ -167,12 +186,12 @@ mod tests {
         let mut l = Locks::open(dir.path()).unwrap();
         let p: Period = "2024-03".parse().unwrap();
         assert_eq!(l.admit("620982100", p), Ok(Admission::Open));
-        assert_eq!(l.lock("2024", "annual close", 5).unwrap().len(), 12);
+        assert_eq!(l.lock("2024", "annual close", "admin 62", 5).unwrap().len(), 12);
         let e = l.admit("620982100", p).unwrap_err();
         assert_eq!((e.code, e.problems[0].rule.as_str()), (RejectionCode::FailedPrecondition, "period_locked"));
         assert!(e.problems[0].message.contains("period 2024-03 is closed (annual close)"), "{e}");
-        assert!(l.grant_override("620982100", p, " ", 6).is_err());
-        l.grant_override("620982100", p, "late correction approved", 6).unwrap();
+        assert!(l.grant_override("620982100", p, " ", "admin 62", 6).is_err());
+        l.grant_override("620982100", p, "late correction approved", "admin 62", 6).unwrap();
         let Ok(Admission::ByOverride(i)) = l.admit("620982100", p) else { panic!() };
         assert!(l.admit("620982101", p).is_err(), "an override is for one unit");
         l.use_override(i, 2, 7).unwrap();
@@ -180,6 +199,10 @@ mod tests {
         let again = Locks::open(dir.path()).unwrap();
         assert_eq!(again.book(), l.book());
         assert_eq!(again.book().overrides[0].used_by_revision, Some(2));
-        assert!(l.lock("2024-3", "", 1).unwrap_err().to_string().contains("neither a year"));
+        assert_eq!(
+            (again.book().overrides[0].granted_by.as_str(), again.book().locks[0].locked_by.as_str()),
+            ("admin 62", "admin 62")
+        );
+        assert!(l.lock("2024-3", "", "admin 62", 1).unwrap_err().to_string().contains("neither a year"));
     }
 }

@@ -86,7 +86,7 @@ impl ReportService for Service {
         let id = self.0.identify(&request)?;
         let record = request.into_inner();
         self.0.within_limits(&id, &record)?;
-        let key = SubmitRequest { report: record.report.as_ref().map(|r| key_of(r)), provenance: None };
+        let key = SubmitRequest { report: record.report.as_ref().map(key_of), provenance: None };
         let decision = match self.0.authorize(&id, &record) {
             Err(rejection) => Err(Refusal::Rejected(rejection)),
             Ok(()) => match self.0.ingest.submit(&id.unit, record) {
@@ -228,7 +228,7 @@ impl AdminService for Service {
             .locks
             .lock()
             .expect("locks")
-            .lock(req.period.trim(), &req.reason, now_unix_ms())
+            .lock(req.period.trim(), &req.reason, &id.to_string(), now_unix_ms())
             .map_err(lock_status)?;
         tracing::info!(period = %req.period, reason = %req.reason, by = %id, "period locked");
         Ok(Response::new(LockResponse { locked }))
@@ -253,7 +253,7 @@ impl AdminService for Service {
             .locks
             .lock()
             .expect("locks")
-            .grant_override(unit, period, &req.reason, now_unix_ms())
+            .grant_override(unit, period, &req.reason, &id.to_string(), now_unix_ms())
             .map_err(lock_status)?;
         tracing::info!(unit, %period, reason = %req.reason, by = %id, "override granted");
         Ok(Response::new(OverrideResponse {}))

@@ -29,6 +29,11 @@ pub enum WalError {
          so this is not a torn tail of an interrupted write; move the segment aside and restore it from a backup"
     )]
     Corrupt { path: PathBuf, offset: u64, reason: String },
+    #[error(
+        "write-ahead log segment {path}: record {lsn} cannot be read back ({reason}) although it was \
+         acknowledged as durable; stop the aggregator, keep a copy of the data directory and check the disk"
+    )]
+    Unreadable { path: PathBuf, lsn: Lsn, reason: String },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> WalError + '_ {
@@ -132,6 +137,8 @@ pub struct Wal {
     segment_first: Lsn,
     segment_len: u64,
     next: Lsn,
+    /// A segment is closed once it grows past this ([`SEGMENT_BYTES`]; smaller in tests).
+    segment_bytes: u64,
 }
 
 impl Wal {
@@ -181,7 +188,7 @@ impl Wal {
                 last = Some((*first, path.clone(), offset));
             }
         }
-        let wal = match last {
+        let (file, segment_first, segment_len, next) = match last {
             Some((first, path, good_len)) => {
                 let mut file = OpenOptions::new().read(true).write(true).open(&path).map_err(io_err(&path))?;
                 if good_len < SEGMENT_MAGIC.len() as u64 {
@@ -192,14 +199,21 @@ impl Wal {
                 }
                 file.sync_all().map_err(io_err(&path))?;
                 let len = file.seek(SeekFrom::End(0)).map_err(io_err(&path))?;
-                Wal { dir: dir.to_path_buf(), file, segment_first: first, segment_len: len, next }
+                (file, first, len, next)
             }
             None => {
                 let (file, len) = new_segment(dir, 1)?;
-                Wal { dir: dir.to_path_buf(), file, segment_first: 1, segment_len: len, next: 1 }
+                (file, 1, len, 1)
             }
         };
+        let wal = Wal { dir: dir.to_path_buf(), file, segment_first, segment_len, next, segment_bytes: SEGMENT_BYTES };
         Ok((wal, Recovered { records, dropped_tail }))
+    }
+
+    /// Closes segments once they pass `bytes` instead of [`SEGMENT_BYTES`] (tests of trimming).
+    #[cfg(test)]
+    pub(crate) fn set_segment_bytes(&mut self, bytes: u64) {
+        self.segment_bytes = bytes;
     }
 
     /// The LSN the next appended record gets.
@@ -220,7 +234,7 @@ impl Wal {
         self.file.sync_data().map_err(io_err(&path))?;
         self.segment_len += frames.len() as u64;
         self.next += count;
-        if self.segment_len >= SEGMENT_BYTES {
+        if self.segment_len >= self.segment_bytes {
             let (file, len) = new_segment(&self.dir, self.next)?;
             self.file = file;
             self.segment_first = self.next;
@@ -309,7 +323,7 @@ impl WalReader {
                 }
                 Err(FrameEnd::Bad(why)) => {
                     let path = self.dir.join(segment_name(*first));
-                    return Err(WalError::Corrupt { path, offset: 0, reason: format!("reading LSN {lsn}: {why}") });
+                    return Err(WalError::Unreadable { path, lsn, reason: why });
                 }
             }
         }
@@ -322,7 +336,7 @@ impl WalReader {
         let Some((first, path)) = segs.iter().rev().find(|(f, _)| *f <= lsn) else { return Ok(()) };
         let f = File::open(path).map_err(io_err(path))?;
         let mut r = BufReader::with_capacity(256 << 10, f);
-        check_magic(&mut r).map_err(|reason| WalError::Corrupt { path: path.clone(), offset: 0, reason })?;
+        check_magic(&mut r).map_err(|reason| WalError::Unreadable { path: path.clone(), lsn, reason })?;
         let mut next = *first;
         while next < lsn {
             match read_frame(&mut r) {
