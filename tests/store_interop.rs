@@ -1,7 +1,7 @@
 //! The store is plain Parquet: DuckDB and pyarrow read a real aggregator's
 //! data directory without sifa, with the queries docs/STORAGE.md gives, and
-//! find exactly what was acknowledged. Needs `python3 -m pip install duckdb
-//! pyarrow` (`.ci/run` installs them).
+//! find exactly what was acknowledged. The readers are the pinned versions of
+//! tests/peers/requirements.txt, provisioned by the test itself.
 
 mod support;
 
@@ -44,11 +44,11 @@ async fn duckdb_and_pyarrow_read_the_store_without_sifa() {
     }
     agg.stop(); // a clean stop flushes the log to Parquet
 
-    let out = Command::new("python3").arg("-c").arg(READ).arg(agg.data_dir()).output().expect("python3");
+    let out = Command::new(support::peers::python()).arg("-c").arg(READ).arg(agg.data_dir()).output().expect("python3");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "reading the store with DuckDB and pyarrow failed (install them: python3 -m pip install duckdb pyarrow):\n{stderr}"
+        "reading the store with DuckDB and pyarrow failed:\n{stderr}"
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();

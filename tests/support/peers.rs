@@ -1,0 +1,128 @@
+//! The outside peers the tests check sifa against — DuckDB and pyarrow reading
+//! the store, and whatever tests/peers/requirements.txt pins — provisioned by
+//! the tests themselves, so `cargo test --workspace` passes on a fresh machine
+//! with nothing installed by hand (Rust and Python 3 are all it needs, and
+//! PyPI and Debian's package mirror within reach).
+//!
+//! Python packages go into a virtual environment under `target/tmp/peers/`,
+//! created once per content of requirements.txt and reused by every test and
+//! test process after it (a file lock serialises the first creation). The
+//! system's Python is never changed.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The pinned Python requirements of the tests.
+pub const REQUIREMENTS: &str = include_str!("../peers/requirements.txt");
+
+/// Where provisioned peers live: `target/tmp/peers` (cargo's per-target
+/// scratch directory for integration tests).
+pub fn peers_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("peers")
+}
+
+/// A Python interpreter with tests/peers/requirements.txt installed. Creates
+/// the virtual environment on first use; panics with what to do when it
+/// cannot (no `python3`, no `venv` module, PyPI out of reach).
+pub fn python() -> &'static Path {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(|| provision_python(&peers_dir()))
+}
+
+/// A stable, short name for a text (FNV-1a), so a changed requirements file
+/// gets a new environment and an old one is never half-upgraded.
+fn fingerprint(text: &str) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in text.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016x}")
+}
+
+fn provision_python(root: &Path) -> PathBuf {
+    fs::create_dir_all(root).unwrap_or_else(|e| panic!("cannot create {}: {e}", root.display()));
+    let venv = root.join(format!("python-{}", fingerprint(REQUIREMENTS)));
+    let python = venv.join("bin/python");
+    let done = venv.join(".provisioned");
+    let lock_path = root.join(".lock");
+    let lock = File::create(&lock_path).unwrap_or_else(|e| panic!("cannot create {}: {e}", lock_path.display()));
+    lock.lock().unwrap_or_else(|e| panic!("cannot lock {}: {e}", lock_path.display()));
+    if done.exists() {
+        return python;
+    }
+    if venv.exists() {
+        // A creation interrupted before it finished: start it again.
+        fs::remove_dir_all(&venv).unwrap_or_else(|e| panic!("cannot remove {}: {e}", venv.display()));
+    }
+    eprintln!("provisioning the tests' Python peers into {} (once) …", venv.display());
+    run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "create a Python virtual environment", "Python 3 with its `venv` module (Debian: apt-get install python3-venv)");
+    let reqs = venv.join("requirements.txt");
+    fs::write(&reqs, REQUIREMENTS).unwrap_or_else(|e| panic!("cannot write {}: {e}", reqs.display()));
+    run(
+        Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input", "-r"])
+            .arg(&reqs),
+        "install the pinned packages of tests/peers/requirements.txt from PyPI",
+        "PyPI within reach (or a pip configured for a mirror)",
+    );
+    fs::write(&done, REQUIREMENTS).unwrap_or_else(|e| panic!("cannot write {}: {e}", done.display()));
+    python
+}
+
+fn run(cmd: &mut Command, what: &str, needs: &str) {
+    let shown = format!("{cmd:?}");
+    let out = cmd.output().unwrap_or_else(|e| panic!("could not {what}: cannot run {shown}: {e}; this needs {needs}"));
+    if !out.status.success() {
+        panic!(
+            "could not {what}: {shown} failed ({}); this needs {needs}.\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// A program from Debian's packages (a database server, a browser): the path of
+/// `program` if it is installed, else installs `package` with apt-get when the
+/// tests run as root (as on CI), else panics naming the command to run.
+pub fn debian_program(program: &str, package: &str) -> PathBuf {
+    if let Some(p) = which(program) {
+        return p;
+    }
+    let lock_path = peers_dir().join(".apt.lock");
+    fs::create_dir_all(peers_dir()).ok();
+    let lock = File::create(&lock_path).unwrap_or_else(|e| panic!("cannot create {}: {e}", lock_path.display()));
+    lock.lock().unwrap_or_else(|e| panic!("cannot lock {}: {e}", lock_path.display()));
+    if let Some(p) = which(program) {
+        return p;
+    }
+    let root = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+    if !root {
+        panic!("this test needs `{program}` from Debian's package `{package}`: run `sudo apt-get install {package}`");
+    }
+    eprintln!("installing Debian's `{package}` for `{program}` (once) …");
+    let needs = "Debian's package mirror within reach";
+    run(Command::new("apt-get").args(["update", "-qq"]), "update the package lists", needs);
+    run(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends", package])
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+        &format!("install Debian's `{package}`"),
+        needs,
+    );
+    which(program).unwrap_or_else(|| panic!("Debian's `{package}` is installed but `{program}` is not on PATH"))
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    let candidate = Path::new(program);
+    if candidate.is_absolute() {
+        return candidate.exists().then(|| candidate.to_path_buf());
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
