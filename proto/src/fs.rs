@@ -62,6 +62,27 @@ pub fn write_atomic_with<E: From<FsError>>(
     let tmp = dir.join(temp_name(name));
     let mut options = OpenOptions::new();
     options.write(true).create(true).truncate(true);
+    let mut file = with_mode(options, mode).open(&tmp).map_err(fs_err("create", &tmp))?;
+    fill(&mut file)?;
+    file.sync_all().map_err(fs_err("fsync", &tmp))?;
+    drop(file);
+    fs::rename(&tmp, &path).map_err(fs_err("rename into place", &path))?;
+    sync_dir(dir)?;
+    Ok(path)
+}
+
+/// Writes a file that must not exist yet (a private key is never
+/// overwritten), with Unix permission bits `mode`, durably: the file and its
+/// directory fsynced.
+pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), FsError> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    let mut file = with_mode(options, Some(mode)).open(path).map_err(fs_err("create", path))?;
+    file.write_all(bytes).and_then(|_| file.sync_all()).map_err(fs_err("write", path))?;
+    sync_dir(path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))
+}
+
+fn with_mode(mut options: OpenOptions, mode: Option<u32>) -> OpenOptions {
     #[cfg(unix)]
     if let Some(mode) = mode {
         use std::os::unix::fs::OpenOptionsExt;
@@ -69,13 +90,7 @@ pub fn write_atomic_with<E: From<FsError>>(
     }
     #[cfg(not(unix))]
     let _ = mode;
-    let mut file = options.open(&tmp).map_err(fs_err("create", &tmp))?;
-    fill(&mut file)?;
-    file.sync_all().map_err(fs_err("fsync", &tmp))?;
-    drop(file);
-    fs::rename(&tmp, &path).map_err(fs_err("rename into place", &path))?;
-    sync_dir(dir)?;
-    Ok(path)
+    options
 }
 
 /// fsyncs a directory, so that a rename, a new file or a deletion in it
@@ -111,6 +126,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = write_atomic_mode(dir.path(), "key.pem", b"secret", 0o600).unwrap();
         assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let new = dir.path().join("ca.key");
+        write_new(&new, b"key", 0o600).unwrap();
+        assert_eq!(fs::metadata(&new).unwrap().permissions().mode() & 0o777, 0o600);
+        // Never overwritten.
+        let e = write_new(&new, b"other", 0o600).unwrap_err();
+        assert_eq!((e.action, e.source.kind()), ("create", io::ErrorKind::AlreadyExists));
+        assert_eq!(fs::read(&new).unwrap(), b"key");
     }
 
     #[test]

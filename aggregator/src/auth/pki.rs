@@ -22,7 +22,7 @@ use rcgen::{
     SerialNumber,
 };
 use serde::{Deserialize, Serialize};
-use sifa_proto::fs::write_atomic_mode;
+use sifa_proto::fs::{write_atomic_mode, write_new};
 use time::OffsetDateTime;
 
 use super::{Identity, Role, pem_block, serial_hex};
@@ -70,21 +70,6 @@ impl From<sifa_proto::fs::FsError> for PkiError {
     fn from(e: sifa_proto::fs::FsError) -> Self {
         PkiError::Io { action: e.action, path: e.path, source: e.source }
     }
-}
-
-/// Writes a new file that must not exist yet, with `mode` on Unix (keys: 0600).
-fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), PkiError> {
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(mode);
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    let mut f = opts.open(path).map_err(io("create", path))?;
-    f.write_all(contents).and_then(|_| f.sync_all()).map_err(io("write", path))
 }
 
 /// The files of a CA directory.
