@@ -149,7 +149,7 @@ fn parquet_rows(agg: &TestAggregator) -> usize {
     use parquet::file::reader::{FileReader, SerializedFileReader};
     'again: loop {
         let mut rows = 0;
-        for (_, _, path) in sifa_aggregator::store::list_files(&agg.data_dir()).unwrap() {
+        for (_, _, path) in sifa_store::list_files(&agg.data_dir()).unwrap() {
             let Ok(file) = std::fs::File::open(&path) else { continue 'again };
             rows += SerializedFileReader::new(file).unwrap().metadata().file_metadata().num_rows() as usize;
         }
@@ -168,7 +168,10 @@ async fn catch_up() {
     let client = ReportServiceClient::new(county.channel_as(Role::Aggregator, "620982").await);
     stream_all(client, reports_of(&registry, "620982", BACKLOG)).await;
     let cursor = || {
-        let text = std::fs::read_to_string(county.data_dir().join("state/forward.cursor")).unwrap_or_default();
+        let text = std::fs::read_to_string(
+            sifa_store::layout::state_dir(&county.data_dir()).join(sifa_store::layout::FORWARD_CURSOR_FILE),
+        )
+        .unwrap_or_default();
         text.trim().parse::<usize>().unwrap_or(0)
     };
     assert_eq!(cursor(), 0);

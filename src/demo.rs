@@ -400,7 +400,7 @@ impl Tier {
     }
 
     fn spawn(&mut self) -> anyhow::Result<()> {
-        let _ = std::fs::remove_file(self.data_dir().join("aggregator.addr"));
+        let _ = std::fs::remove_file(sifa_store::layout::addr_file(&self.data_dir()));
         std::fs::create_dir_all(self.dir.join("logs"))?;
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("logs/aggregator.log"))?;
         let child = Command::new(std::env::current_exe()?)
@@ -414,7 +414,7 @@ impl Tier {
         self.child = Some(child);
         let t0 = Instant::now();
         loop {
-            if let Ok(addr) = std::fs::read_to_string(self.data_dir().join("aggregator.addr")) {
+            if let Ok(addr) = std::fs::read_to_string(sifa_store::layout::addr_file(&self.data_dir())) {
                 self.listen = addr.trim().to_string();
                 return Ok(());
             }

@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sifa_aggregator::auth::Role;
-use sifa_aggregator::store::StoredReport;
 use sifa_proto::v1::report_service_client::ReportServiceClient;
 use sifa_proto::v1::{Report, SubmitRequest, ack};
+use sifa_store::StoredReport;
 use support::{TestAggregator, TierSpec, from_sender, report};
 
 const WAIT: Duration = Duration::from_secs(50);
@@ -70,7 +70,10 @@ async fn stream(url: String, batch: Vec<Report>, acked: Arc<Mutex<Vec<Key>>>) ->
 
 /// The last log record the county's upstream acknowledged (0 before the first).
 fn forward_cursor(county: &TestAggregator) -> u64 {
-    let text = std::fs::read_to_string(county.data_dir().join("state/forward.cursor")).unwrap_or_default();
+    let text = std::fs::read_to_string(
+        sifa_store::layout::state_dir(&county.data_dir()).join(sifa_store::layout::FORWARD_CURSOR_FILE),
+    )
+    .unwrap_or_default();
     text.trim().parse().unwrap_or(0)
 }
 
@@ -165,7 +168,7 @@ async fn a_torn_log_tail_is_dropped_and_earlier_records_are_intact() {
     // The tail of an interrupted write (aggregator/src/wal.md): a whole frame carrying a
     // well-formed report whose checksum does not match (the write reached the disk only in
     // part), then a frame header promising 500 bytes and 14 bytes of garbage.
-    let wal = agg.data_dir().join("wal");
+    let wal = sifa_store::layout::wal_dir(&agg.data_dir());
     let mut segs: Vec<_> = std::fs::read_dir(&wal).unwrap().map(|e| e.unwrap().path()).collect();
     segs.sort();
     let last = segs.last().unwrap().clone();

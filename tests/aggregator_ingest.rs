@@ -277,7 +277,9 @@ async fn a_locked_period_refuses_reports_except_by_a_recorded_override() {
     let e = c.submit(as_agent(report("620982101", "2024-03", 2, &[("lectures", 3.0)]))).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::FailedPrecondition);
     // The override is on record with its reason and the revision it admitted.
-    let book = std::fs::read_to_string(agg.data_dir().join("state/locks.json")).unwrap();
+    let book =
+        std::fs::read_to_string(sifa_store::layout::state_dir(&agg.data_dir()).join(sifa_store::layout::LOCKS_FILE))
+            .unwrap();
     assert!(book.contains("flood, approved by 张三") && book.contains("\"used_by_revision\": 1"), "{book}");
     // And who granted it and who closed the year: the admin certificate that called.
     assert!(book.contains("\"granted_by\": \"admin 620982\""), "{book}");
@@ -399,7 +401,10 @@ async fn a_forward_refused_upstream_is_recorded_and_forwarding_goes_on() {
     let rows = province.wait_for_rows(WAIT, |rows| !rows.is_empty());
     assert_eq!(rows.iter().map(|r| &r.report).collect::<Vec<_>>(), [&open]);
     // The refusal is on record at the county, with the upstream's reason; the county keeps the report.
-    let rejected = std::fs::read_to_string(county.data_dir().join("state/forward_rejected.jsonl")).unwrap();
+    let rejected = std::fs::read_to_string(
+        sifa_store::layout::state_dir(&county.data_dir()).join(sifa_store::layout::FORWARD_REJECTED_FILE),
+    )
+    .unwrap();
     assert_eq!(rejected.lines().count(), 1, "{rejected}");
     assert!(
         rejected.contains("\"unit_code\":\"620982100\"") && rejected.contains("\"period\":\"2024-03\""),

@@ -7,7 +7,6 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use sifa_aggregator::store;
 use sifa_proto::v1::{SubmitRequest, ack};
 use support::{TestAggregator, TierSpec, from_sender, report};
 
@@ -16,7 +15,7 @@ const ROUNDS: usize = 12;
 const PER_ROUND: usize = 5;
 
 fn parquet_files(agg: &TestAggregator) -> usize {
-    store::list_files(&agg.data_dir()).unwrap().len()
+    sifa_store::list_files(&agg.data_dir()).unwrap().len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,7 +61,7 @@ async fn small_files_are_compacted_and_every_row_kept_once() {
     let names: Vec<String> =
         std::fs::read_dir(&year).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert!(names.iter().all(|n| n.starts_with("part-") && n.ends_with(".parquet")), "{names:?}");
-    assert!(!agg.data_dir().join("state/compaction.json").exists());
+    assert!(!sifa_store::layout::state_dir(&agg.data_dir()).join(sifa_store::layout::COMPACTION_FILE).exists());
 
     // A restart rebuilds its index from the compacted files: a resent report is a duplicate.
     agg.kill9();

@@ -1,6 +1,10 @@
 //! The agent stays small: neither it nor the contract crate may depend, even
 //! transitively, on Arrow, Parquet or DataFusion. And the workspace holds a
 //! single Arrow, the one DataFusion is built on.
+//!
+//! Reading the store is not running a tier: `sifa-queries` reaches the store
+//! through `sifa-proto` and `sifa-store` only (no aggregator, so no write-ahead
+//! log, no certificate authority), and `sifa-store` carries no gRPC server.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -75,4 +79,58 @@ fn one_arrow_the_one_datafusion_uses() {
     let arrows: Vec<_> = pkgs.iter().filter(|p| p.0 == "arrow").map(|p| p.1.clone()).collect();
     assert_eq!(arrows.len(), 1, "arrow versions in Cargo.lock: {arrows:?}");
     assert!(heavy(&closure("sifa-queries")).iter().any(|n| n.as_str() == "datafusion"));
+}
+
+#[test]
+fn queries_read_the_store_without_the_aggregator() {
+    let deps = closure("sifa-queries");
+    assert!(
+        deps.contains("sifa-store") && deps.contains("sifa-proto") && deps.contains("datafusion"),
+        "the walk reaches the queries' real dependencies"
+    );
+    // The write-ahead log, the services and the CA are the aggregator's: none of it.
+    for banned in ["sifa-aggregator", "rcgen", "x509-parser"] {
+        assert!(!deps.contains(banned), "sifa-queries depends on {banned}");
+    }
+    // Nor does the store crate reach the aggregator (where the write-ahead log lives).
+    assert!(!closure("sifa-store").contains("sifa-aggregator"));
+}
+
+/// The features cargo enables for `package` in the dependency tree of `root`
+/// built alone (`cargo tree -p root`), as a build of `root` would resolve them.
+fn features_of(root: &str, package: &str) -> Option<BTreeSet<String>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args(["tree", "--offline", "--locked", "-e", "normal", "--prefix", "none", "-f", "{p}|{f}", "-p", root])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run cargo tree");
+    assert!(out.status.success(), "cargo tree -p {root}: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).expect("UTF-8");
+    text.lines().find(|l| l.starts_with(&format!("{package} v"))).map(|l| {
+        l.split_once('|')
+            .map(|(_, f)| f)
+            .unwrap_or("")
+            .split(',')
+            .filter(|f| !f.is_empty())
+            .map(str::to_string)
+            .collect()
+    })
+}
+
+#[test]
+fn the_store_and_the_agent_carry_no_grpc_server() {
+    // The aggregator does (the probe sees server features where they are).
+    let server = features_of("sifa-aggregator", "tonic").expect("the aggregator uses tonic");
+    assert!(server.contains("server") && server.contains("router"), "{server:?}");
+    for root in ["sifa-store", "sifa-queries", "sifa-agent"] {
+        let Some(features) = features_of(root, "tonic") else { continue };
+        assert!(
+            !features.contains("server") && !features.contains("router"),
+            "{root} builds tonic with its server side: {features:?}"
+        );
+        assert!(features_of(root, "axum").is_none(), "{root} links axum");
+        let hyper = features_of(root, "hyper").unwrap_or_default();
+        assert!(!hyper.contains("server"), "{root} builds hyper's server: {hyper:?}");
+    }
 }

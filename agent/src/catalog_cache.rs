@@ -11,7 +11,6 @@ use sifa_proto::v1::GetCatalogRequest;
 use sifa_proto::v1::directory_service_client::DirectoryServiceClient;
 
 use crate::config::Config;
-use crate::outbox::write_atomic;
 
 pub const CACHE_FILE: &str = "catalog.toml";
 
@@ -52,7 +51,7 @@ pub async fn refresh(config: &Config) -> (Catalog, CatalogSource) {
         }
         Ok(doc) => match Catalog::from_toml(&doc.toml) {
             Ok(c) => {
-                if let Err(e) = write_atomic(&config.outbox_dir, CACHE_FILE, doc.toml.as_bytes()) {
+                if let Err(e) = sifa_proto::fs::write_atomic(&config.outbox_dir, CACHE_FILE, doc.toml.as_bytes()) {
                     tracing::warn!("cannot cache the catalog: {e}");
                 }
                 (c, CatalogSource::Fetched)

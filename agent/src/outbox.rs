@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use prost::Message;
 use serde::{Deserialize, Serialize};
+use sifa_proto::fs::{FsError, sync_dir, write_atomic};
 use sifa_proto::v1::{Ack, Report, ack};
 use sifa_proto::validate::content_digest;
 
@@ -32,6 +33,12 @@ pub enum OutboxError {
     Damaged { path: String, what: String },
     #[error("outbox {path} belongs to unit {found}, not to {wanted}; each office needs its own outbox_dir")]
     WrongUnit { path: String, found: String, wanted: String },
+}
+
+impl From<FsError> for OutboxError {
+    fn from(e: FsError) -> Self {
+        OutboxError::Io { path: e.path.display().to_string(), action: e.action, source: e.source }
+    }
 }
 
 fn io(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> OutboxError + use<> {
@@ -141,23 +148,6 @@ fn parse_name(name: &str, ext: &str) -> Option<(String, u64)> {
     let (period, rev) = stem.split_once(".r")?;
     period.parse::<sifa_proto::Period>().ok()?;
     Some((period.to_string(), rev.parse().ok()?))
-}
-
-/// Writes `bytes` to `dir/name` so that the file is either absent or whole,
-/// and durable when this returns: temp file, fsync, rename, fsync the folder.
-pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), OutboxError> {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let target = dir.join(name);
-    let mut f = File::create(&tmp).map_err(io(&tmp, "create"))?;
-    f.write_all(bytes).map_err(io(&tmp, "write"))?;
-    f.sync_all().map_err(io(&tmp, "fsync"))?;
-    drop(f);
-    fs::rename(&tmp, &target).map_err(io(&target, "rename into place"))?;
-    sync_dir(dir)
-}
-
-pub fn sync_dir(dir: &Path) -> Result<(), OutboxError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir, "fsync folder"))
 }
 
 fn encode_report(report: &Report) -> Vec<u8> {
@@ -324,7 +314,8 @@ impl Outbox {
 
     pub fn save(&self) -> Result<(), OutboxError> {
         let bytes = serde_json::to_vec_pretty(&self.state).expect("state serialises");
-        write_atomic(&self.dir, STATE_FILE, &bytes)
+        write_atomic(&self.dir, STATE_FILE, &bytes)?;
+        Ok(())
     }
 
     /// Queues `report` (already validated) as the month's next revision,

@@ -152,7 +152,7 @@ async fn admin(config: &Config, caller: &Caller, cmd: AggregatorCommand) -> anyh
                 .into_inner();
             let root = root.unwrap_or_else(|| config.unit.clone());
             // The registry the tier cached (docs/STORAGE.md): names and counties; without it, codes only.
-            let registry = sifa_proto::Registry::load(&config.data_dir.join(crate::store::REGISTRY_FILE)).ok();
+            let registry = sifa_proto::Registry::load(&config.data_dir.join(sifa_store::layout::REGISTRY_FILE)).ok();
             let name = registry.as_ref().and_then(|r| r.get(&root)).map(|u| u.name.as_str()).unwrap_or_default();
             print!("{}", completeness::render(&r, format!("{root} {name}").trim_end(), registry.as_ref()));
         }

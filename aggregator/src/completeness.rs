@@ -1,7 +1,13 @@
 //! Completeness and timeliness of a month: the reporting units the registry
 //! expects against those with at least one stored revision, the missing ones,
-//! the late ones (first revision received after the deadline), per county and
-//! city.
+//! the late ones, per county and city.
+//!
+//! The definition (docs/STORAGE.md, "Completeness") is the one the `completeness`
+//! rollup of `sifa query` computes in SQL: expected = the registry's reporting
+//! units of the subtree; received = at least one revision stored; late = the
+//! earliest `received_at` of its revisions is after [`sifa_store::deadline_ms`]
+//! ([`sifa_store::is_late`]). tests/completeness_agrees.rs holds the two equal
+//! on the same data directory.
 
 use std::collections::HashMap;
 
@@ -9,12 +15,9 @@ use sifa_proto::registry::UnitKind;
 use sifa_proto::v1::{CompletenessReport, GroupCompleteness, UnitRef};
 use sifa_proto::{Period, Registry};
 
-use crate::index::Index;
+use sifa_store::{deadline_ms, is_late};
 
-/// The deadline of a period: the start of day `deadline_day + 1` of the next month, CST.
-pub fn deadline_ms(period: Period, deadline_day: u8) -> i64 {
-    period.next_month_day_start_ms(deadline_day + 1)
-}
+use crate::index::Index;
 
 /// Completeness of `period` for the subtree of `root`.
 pub fn completeness(
@@ -42,7 +45,7 @@ pub fn completeness(
     for u in registry.reporting_units(root) {
         out.expected += 1;
         let entry = index.get(&u.code, period);
-        let late = entry.is_some_and(|e| e.first_received_ms > deadline);
+        let late = entry.is_some_and(|e| is_late(e.first_received_ms, deadline));
         let unit_ref = || UnitRef { code: u.code.clone(), name: u.name.clone() };
         match entry {
             None => out.missing.push(unit_ref()),

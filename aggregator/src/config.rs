@@ -145,12 +145,9 @@ impl Config {
 
     /// Where the running server writes its bound address.
     pub fn addr_file(&self) -> PathBuf {
-        self.data_dir.join(ADDR_FILE)
+        sifa_store::layout::addr_file(&self.data_dir)
     }
 }
-
-/// The file under the data directory holding the bound listen address.
-pub const ADDR_FILE: &str = "aggregator.addr";
 
 #[cfg(test)]
 mod tests {

@@ -3,7 +3,7 @@
 //!
 //! Order of operations, so a crash at any point loses and doubles nothing:
 //! 1. the accepted records are written as one file per year (atomically, see
-//!    `store::write_file`);
+//!    `sifa_store::write_file`);
 //! 2. only then may the log segments holding them be deleted (and only once
 //!    they are forwarded too). After a crash between 1 and 2 the records are
 //!    in both; on restart the log records whose key is already in Parquet are
@@ -26,14 +26,14 @@ use sifa_proto::v1::SubmitRequest;
 use sifa_proto::{Catalog, Period, Registry};
 
 use crate::ingest::Unflushed;
-use crate::store::{self, StoreError, StoredReport};
 use crate::wal::{self, Lsn};
+use sifa_store::layout::{self, COMPACTION_FILE};
+use sifa_store::{StoreError, StoredReport};
 
 /// A year with at least this many small files gets them merged.
 pub const COMPACT_MIN_FILES: usize = 8;
 /// Files smaller than this are "small".
 pub const SMALL_FILE_BYTES: u64 = 16 << 20;
-pub const COMPACTION_FILE: &str = "compaction.json";
 
 #[derive(Debug, Serialize, Deserialize)]
 struct CompactionIntent {
@@ -58,7 +58,7 @@ pub struct Flusher {
 
 impl Flusher {
     fn wal_dir(&self) -> PathBuf {
-        self.data_dir.join("wal")
+        layout::wal_dir(&self.data_dir)
     }
 
     /// Writes what is pending to Parquet, then trims the log. Returns the rows written.
@@ -78,7 +78,7 @@ impl Flusher {
             let rows: Vec<StoredReport> = recs.iter().map(|(_, r)| stored_report(r, &self.registry)).collect();
             let seq = self.next_seq;
             self.next_seq += 1;
-            if let Err(e) = store::write_file(&self.data_dir, &self.catalog, year, seq, &rows) {
+            if let Err(e) = sifa_store::write_file(&self.data_dir, &self.catalog, year, seq, &rows) {
                 // What is not in Parquet yet goes back in front, in log order
                 // (it is safe in the log meanwhile), and is tried again later.
                 let mut back: Vec<(Lsn, SubmitRequest)> = recs;
@@ -106,7 +106,7 @@ impl Flusher {
     pub fn compact(&mut self) -> Result<usize, StoreError> {
         let mut merged = 0;
         let mut by_year: BTreeMap<u16, Vec<(u64, PathBuf)>> = BTreeMap::new();
-        for (year, seq, path) in store::list_files(&self.data_dir)? {
+        for (year, seq, path) in sifa_store::list_files(&self.data_dir)? {
             let small = std::fs::metadata(&path).map(|m| m.len() < SMALL_FILE_BYTES).unwrap_or(false);
             if small {
                 by_year.entry(year).or_default().push((seq, path));
@@ -118,14 +118,14 @@ impl Flusher {
             }
             let mut rows = Vec::new();
             for (_, path) in &files {
-                rows.extend(store::read_file(path, &self.catalog)?);
+                rows.extend(sifa_store::read_file(path, &self.catalog)?);
             }
             let output = self.next_seq;
             self.next_seq += 1;
             let intent = CompactionIntent { year, inputs: files.iter().map(|(s, _)| *s).collect(), output };
-            let state = self.data_dir.join("state");
-            store::write_atomic(&state, COMPACTION_FILE, &serde_json::to_vec(&intent).expect("plain"))?;
-            store::write_file(&self.data_dir, &self.catalog, year, output, &rows)?;
+            let state = layout::state_dir(&self.data_dir);
+            sifa_proto::fs::write_atomic(&state, COMPACTION_FILE, &serde_json::to_vec(&intent).expect("plain"))?;
+            sifa_store::write_file(&self.data_dir, &self.catalog, year, output, &rows)?;
             finish_compaction(&self.data_dir, &intent)?;
             merged += files.len();
             tracing::info!(year, files = files.len(), rows = rows.len(), output, "compacted small Parquet files");
@@ -170,30 +170,30 @@ pub fn stored_report(rec: &SubmitRequest, registry: &Registry) -> StoredReport {
 }
 
 fn finish_compaction(data_dir: &Path, intent: &CompactionIntent) -> Result<(), StoreError> {
-    let dir = store::year_dir(data_dir, intent.year);
+    let dir = layout::year_dir(data_dir, intent.year);
     for seq in &intent.inputs {
-        let p = dir.join(store::file_name(*seq));
+        let p = dir.join(layout::file_name(*seq));
         match std::fs::remove_file(&p) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(StoreError::Io { what: "cannot delete compacted file", path: p, source: e }),
         }
     }
-    store::sync_dir(&dir)?;
-    let intent_path = data_dir.join("state").join(COMPACTION_FILE);
+    sifa_proto::fs::sync_dir(&dir)?;
+    let intent_path = layout::state_dir(data_dir).join(COMPACTION_FILE);
     let _ = std::fs::remove_file(&intent_path);
     Ok(())
 }
 
 /// Completes or abandons a compaction interrupted by a crash (see the module notes).
 pub fn recover_compaction(data_dir: &Path) -> Result<(), StoreError> {
-    let path = data_dir.join("state").join(COMPACTION_FILE);
+    let path = layout::state_dir(data_dir).join(COMPACTION_FILE);
     let Ok(text) = std::fs::read(&path) else { return Ok(()) };
     let Ok(intent) = serde_json::from_slice::<CompactionIntent>(&text) else {
         let _ = std::fs::remove_file(&path);
         return Ok(());
     };
-    if store::year_dir(data_dir, intent.year).join(store::file_name(intent.output)).exists() {
+    if layout::year_dir(data_dir, intent.year).join(layout::file_name(intent.output)).exists() {
         tracing::info!(year = intent.year, "finishing a compaction interrupted by a crash");
         finish_compaction(data_dir, &intent)
     } else {
@@ -205,7 +205,7 @@ pub fn recover_compaction(data_dir: &Path) -> Result<(), StoreError> {
 
 /// The sequence number after every file of the store.
 pub fn next_seq(data_dir: &Path) -> Result<u64, StoreError> {
-    Ok(store::list_files(data_dir)?.iter().map(|(_, s, _)| s + 1).max().unwrap_or(1))
+    Ok(sifa_store::list_files(data_dir)?.iter().map(|(_, s, _)| s + 1).max().unwrap_or(1))
 }
 
 #[cfg(test)]
@@ -242,10 +242,10 @@ mod tests {
     }
 
     fn keys(dir: &Path) -> Vec<(String, String, u64)> {
-        let mut k: Vec<_> = store::list_files(dir)
+        let mut k: Vec<_> = sifa_store::list_files(dir)
             .unwrap()
             .iter()
-            .flat_map(|(_, _, p)| store::read_file(p, &Catalog::builtin()).unwrap())
+            .flat_map(|(_, _, p)| sifa_store::read_file(p, &Catalog::builtin()).unwrap())
             .map(|r| (r.report.unit_code, r.report.period, r.report.revision))
             .collect();
         k.sort();
@@ -263,16 +263,20 @@ mod tests {
         assert_eq!(f.flushed.load(Ordering::SeqCst), 4 * COMPACT_MIN_FILES as u64);
         let before = keys(dir.path());
         assert_eq!(before.len(), 4 * COMPACT_MIN_FILES);
-        assert_eq!(store::list_files(dir.path()).unwrap().len(), 2 * COMPACT_MIN_FILES, "one file per year per flush");
+        assert_eq!(
+            sifa_store::list_files(dir.path()).unwrap().len(),
+            2 * COMPACT_MIN_FILES,
+            "one file per year per flush"
+        );
         assert_eq!(f.compact().unwrap(), 2 * COMPACT_MIN_FILES);
-        assert_eq!(store::list_files(dir.path()).unwrap().len(), 2);
+        assert_eq!(sifa_store::list_files(dir.path()).unwrap().len(), 2);
         assert_eq!(keys(dir.path()), before);
     }
 
     #[test]
     fn the_log_is_trimmed_only_behind_parquet_and_the_forward_cursor() {
         let dir = tempfile::tempdir().unwrap();
-        let wal_dir = dir.path().join("wal");
+        let wal_dir = layout::wal_dir(dir.path());
         let (mut wal, _) = wal::Wal::open(&wal_dir).unwrap();
         wal.set_segment_bytes(1); // one record per segment
         let records: Vec<(Lsn, SubmitRequest)> = (0..5u64).map(|i| (wal.append(&[rec(i)]).unwrap(), rec(i))).collect();
@@ -287,14 +291,14 @@ mod tests {
         assert_eq!(segments(), [1, 2, 3, 4, 5, 6]);
 
         // A failed write to Parquet keeps every record queued and every segment.
-        std::fs::write(dir.path().join(store::REPORTS_DIR), b"not a directory").unwrap();
+        std::fs::write(dir.path().join(layout::REPORTS_DIR), b"not a directory").unwrap();
         f.unflushed.lock().unwrap().extend(records.iter().cloned());
         let e = f.flush().unwrap_err().to_string();
         assert!(e.contains("cannot create directory"), "{e}");
         assert_eq!(f.unflushed.lock().unwrap().len(), 5);
         assert_eq!(f.flushed.load(Ordering::SeqCst), 0);
         assert_eq!(segments(), [1, 2, 3, 4, 5, 6]);
-        std::fs::remove_file(dir.path().join(store::REPORTS_DIR)).unwrap();
+        std::fs::remove_file(dir.path().join(layout::REPORTS_DIR)).unwrap();
 
         // In Parquet: trimmed up to the forward cursor (3), not beyond.
         assert_eq!(f.flush().unwrap(), 5);
@@ -315,23 +319,33 @@ mod tests {
             f.flush().unwrap();
         }
         let before = keys(dir.path());
-        let inputs: Vec<u64> = store::list_files(dir.path()).unwrap().iter().map(|(_, s, _)| *s).collect();
+        let inputs: Vec<u64> = sifa_store::list_files(dir.path()).unwrap().iter().map(|(_, s, _)| *s).collect();
         // The crash: intent recorded, merged output written, inputs not yet deleted.
-        let rows: Vec<StoredReport> = store::list_files(dir.path())
+        let rows: Vec<StoredReport> = sifa_store::list_files(dir.path())
             .unwrap()
             .iter()
-            .flat_map(|(_, _, p)| store::read_file(p, &Catalog::builtin()).unwrap())
+            .flat_map(|(_, _, p)| sifa_store::read_file(p, &Catalog::builtin()).unwrap())
             .collect();
         let intent = CompactionIntent { year: 2023, inputs: inputs.clone(), output: 99 };
-        store::write_atomic(&dir.path().join("state"), COMPACTION_FILE, &serde_json::to_vec(&intent).unwrap()).unwrap();
-        store::write_file(dir.path(), &Catalog::builtin(), 2023, 99, &rows).unwrap();
+        sifa_proto::fs::write_atomic(
+            &layout::state_dir(dir.path()),
+            COMPACTION_FILE,
+            &serde_json::to_vec(&intent).unwrap(),
+        )
+        .unwrap();
+        sifa_store::write_file(dir.path(), &Catalog::builtin(), 2023, 99, &rows).unwrap();
         assert_eq!(keys(dir.path()).len(), 2 * before.len(), "doubled until recovery");
         recover_compaction(dir.path()).unwrap();
         assert_eq!(keys(dir.path()), before);
-        assert!(!dir.path().join("state").join(COMPACTION_FILE).exists());
+        assert!(!layout::state_dir(dir.path()).join(COMPACTION_FILE).exists());
         // Interrupted before its output existed: abandoned, inputs intact.
         let intent = CompactionIntent { year: 2023, inputs: vec![99], output: 100 };
-        store::write_atomic(&dir.path().join("state"), COMPACTION_FILE, &serde_json::to_vec(&intent).unwrap()).unwrap();
+        sifa_proto::fs::write_atomic(
+            &layout::state_dir(dir.path()),
+            COMPACTION_FILE,
+            &serde_json::to_vec(&intent).unwrap(),
+        )
+        .unwrap();
         recover_compaction(dir.path()).unwrap();
         assert_eq!(keys(dir.path()), before);
     }

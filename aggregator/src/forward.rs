@@ -21,11 +21,9 @@ use sifa_proto::v1::{Ack, SubmitRequest, ack};
 use tokio::sync::watch;
 use tonic::transport::Channel;
 
-use crate::store;
 use crate::wal::{Lsn, WalReader};
+use sifa_store::layout::{self, FORWARD_CURSOR_FILE, FORWARD_REJECTED_FILE};
 
-pub const CURSOR_FILE: &str = "forward.cursor";
-pub const REJECTED_FILE: &str = "forward_rejected.jsonl";
 /// Reports per `SubmitStream` call.
 pub const BATCH: usize = 2000;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -45,7 +43,7 @@ pub struct Forwarder {
 
 /// The persisted cursor of a data directory (0: nothing forwarded yet).
 pub fn read_cursor(data_dir: &std::path::Path) -> Lsn {
-    std::fs::read_to_string(data_dir.join("state").join(CURSOR_FILE))
+    std::fs::read_to_string(layout::state_dir(data_dir).join(FORWARD_CURSOR_FILE))
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(0)
@@ -61,7 +59,7 @@ enum SendError {
 
 impl Forwarder {
     fn state_dir(&self) -> PathBuf {
-        self.data_dir.join("state")
+        layout::state_dir(&self.data_dir)
     }
 
     async fn connect(&self) -> Result<ReportServiceClient<Channel>, SendError> {
@@ -78,7 +76,7 @@ impl Forwarder {
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
         let mut cursor = read_cursor(&self.data_dir);
         self.forwarded.store(cursor, Ordering::SeqCst);
-        let mut reader = Some(WalReader::new(&self.data_dir.join("wal")));
+        let mut reader = Some(WalReader::new(&layout::wal_dir(&self.data_dir)));
         let mut client: Option<ReportServiceClient<Channel>> = None;
         let mut backoff = BACKOFF_MIN;
         tracing::info!(upstream = %self.upstream, cursor, "forwarding to the tier above");
@@ -180,7 +178,9 @@ impl Forwarder {
             Ok(())
         }
         .await;
-        if let Err(e) = store::write_atomic(&self.state_dir(), CURSOR_FILE, cursor.to_string().as_bytes()) {
+        if let Err(e) =
+            sifa_proto::fs::write_atomic(&self.state_dir(), FORWARD_CURSOR_FILE, cursor.to_string().as_bytes())
+        {
             tracing::error!("cannot save the forward cursor (reports may be sent again; the upstream dedupes): {e}");
         }
         self.forwarded.store(*cursor, Ordering::SeqCst);
@@ -202,7 +202,7 @@ impl Forwarder {
             "unit_code": r.unit_code, "period": r.period, "revision": r.revision,
             "code": a.code, "problems": problems, "at_ms": sifa_proto::period::now_unix_ms(),
         });
-        let path = self.state_dir().join(REJECTED_FILE);
+        let path = self.state_dir().join(FORWARD_REJECTED_FILE);
         let res = std::fs::OpenOptions::new().create(true).append(true).open(&path).and_then(|mut f| {
             use std::io::Write;
             writeln!(f, "{line}")?;

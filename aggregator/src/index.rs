@@ -22,9 +22,9 @@ pub struct UnitPeriod {
 pub struct Entry {
     /// (revision, content digest), in the order stored.
     pub revisions: Vec<(u64, [u8; 32])>,
-    /// When the lowest revision was first made durable (Unix ms): timeliness.
+    /// The earliest `received_at` of its revisions (Unix ms): timeliness
+    /// (`sifa_store::is_late`, the same rule as the SQL completeness rollup).
     pub first_received_ms: i64,
-    lowest_revision: u64,
 }
 
 /// What the index says about a report about to be stored.
@@ -72,8 +72,7 @@ impl Index {
         if e.revisions.iter().any(|(r, _)| *r == report.revision) {
             return false;
         }
-        if e.revisions.is_empty() || report.revision < e.lowest_revision {
-            e.lowest_revision = report.revision;
+        if e.revisions.is_empty() || received_at_ms < e.first_received_ms {
             e.first_received_ms = received_at_ms;
         }
         e.revisions.push((report.revision, digest));
@@ -129,7 +128,10 @@ mod tests {
         assert_eq!(ix.get("620982100", p).unwrap().first_received_ms, 1000);
         assert!(ix.insert(&r("620982100", 3, 0.0), p, 3000));
         assert_eq!(ix.get("620982100", p).unwrap().first_received_ms, 1000);
-        assert_eq!(ix.len(), 3);
+        // The first arrival is the earliest of any revision, whatever its number.
+        assert!(ix.insert(&r("620982100", 4, 0.0), p, 500));
+        assert_eq!(ix.get("620982100", p).unwrap().first_received_ms, 500);
+        assert_eq!(ix.len(), 4);
         assert!(ix.get("620982101", p).is_none());
     }
 }

@@ -3,7 +3,7 @@
 //! - [`config`]: the config file; [`cli`]: `sifa aggregator ...`;
 //! - [`ingest`]: validation and the single log writer (group commit); [`wal`]: the write-ahead log;
 //! - [`index`]: what is stored, for duplicates, conflicts and completeness;
-//! - [`flush`]: the log to Parquet ([`store`]), trimming and compaction;
+//! - [`flush`]: the log to Parquet (through `sifa_store`), trimming and compaction;
 //! - [`forward`]: to the tier above; [`completeness`]; [`locks`]: closed periods;
 //! - [`service`]: the gRPC services; [`server`]: running a tier.
 
@@ -18,5 +18,4 @@ pub mod ingest;
 pub mod locks;
 pub mod server;
 pub mod service;
-pub mod store;
 pub mod wal;

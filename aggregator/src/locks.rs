@@ -8,10 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sifa_proto::Period;
 use sifa_proto::validate::{Rejection, RejectionCode};
-
-use crate::store::{self, StoreError};
-
-pub const LOCKS_FILE: &str = "locks.json";
+use sifa_store::layout::LOCKS_FILE;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Lock {
@@ -46,7 +43,7 @@ pub struct LockBook {
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Write(#[from] sifa_proto::fs::FsError),
     #[error("period locks {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{0}")]
@@ -74,7 +71,7 @@ impl Locks {
         let book = match std::fs::read_to_string(&path) {
             Ok(text) => serde_json::from_str(&text).map_err(|e| LockError::Parse { path, message: e.to_string() })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => LockBook::default(),
-            Err(e) => return Err(StoreError::Io { what: "cannot read", path, source: e }.into()),
+            Err(e) => return Err(sifa_proto::fs::FsError { action: "read", path, source: e }.into()),
         };
         Ok(Locks { dir: state_dir.to_path_buf(), book })
     }
@@ -85,7 +82,7 @@ impl Locks {
 
     fn save(&self) -> Result<(), LockError> {
         let body = serde_json::to_vec_pretty(&self.book).expect("plain data");
-        store::write_atomic(&self.dir, LOCKS_FILE, &body)?;
+        sifa_proto::fs::write_atomic(&self.dir, LOCKS_FILE, &body)?;
         Ok(())
     }
 

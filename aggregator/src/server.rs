@@ -16,27 +16,28 @@ use sifa_proto::v1::report_service_server::ReportServiceServer;
 use sifa_proto::v1::{GetCatalogRequest, GetRegistryRequest};
 use sifa_proto::validate::content_digest;
 use sifa_proto::{Catalog, Period, Registry, SENDER_METADATA_KEY};
+use sifa_store::StoreMeta;
+use sifa_store::layout;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::auth::TRANSPORT_MESSAGE_CAP;
 use crate::auth::tls::server_security;
-use crate::config::{ADDR_FILE, Config};
+use crate::config::Config;
 use crate::flush::{self, Flusher};
 use crate::forward::{self, Forwarder};
 use crate::index::Index;
 use crate::ingest::{self, Writer};
 use crate::locks::Locks;
 use crate::service::{Service, Tier};
-use crate::store::{self, StoreMeta};
 use crate::wal::Wal;
 
 /// Loads the catalog and registry in force: from the configured files, or
 /// (below the top) from the upstream, cached in the data directory, or from
 /// that cache when the upstream cannot be reached.
 pub async fn reference_data(config: &Config, insecure: bool) -> anyhow::Result<(Catalog, Registry)> {
-    let cached_catalog = config.data_dir.join(store::CATALOG_FILE);
-    let cached_registry = config.data_dir.join(store::REGISTRY_FILE);
+    let cached_catalog = config.data_dir.join(layout::CATALOG_FILE);
+    let cached_registry = config.data_dir.join(layout::REGISTRY_FILE);
     let mut catalog = match &config.catalog {
         Some(p) => Some(Catalog::load(p).with_context(|| format!("catalog {} (key `catalog`)", p.display()))?),
         None if config.upstream.is_none() => Some(Catalog::builtin()),
@@ -118,8 +119,8 @@ async fn fetch_reference(upstream: &str, config: &Config, insecure: bool) -> any
 /// Rebuilds the index from the Parquet store; returns it.
 fn index_from_store(data_dir: &Path, catalog: &Catalog) -> anyhow::Result<Index> {
     let mut index = Index::new();
-    for (_, _, path) in store::list_files(data_dir)? {
-        for row in store::read_file(&path, catalog)? {
+    for (_, _, path) in sifa_store::list_files(data_dir)? {
+        for row in sifa_store::read_file(&path, catalog)? {
             index.insert(&row.report, row.period, row.received_at_ms);
         }
     }
@@ -132,7 +133,7 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
     let security = server_security(&config.tls, insecure, config.listen)
         .with_context(|| format!("aggregator config {}: [tls]", config.path.display()))?;
     let data_dir = config.data_dir.clone();
-    std::fs::create_dir_all(data_dir.join("state"))
+    std::fs::create_dir_all(layout::state_dir(&data_dir))
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
     let (catalog, registry) = reference_data(&config, insecure).await?;
     let meta = StoreMeta {
@@ -140,14 +141,14 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
         deadline_day: config.deadline_day,
         catalog_version: catalog.version.clone(),
     };
-    store::write_reference_files(&data_dir, &meta, &catalog, &registry)?;
+    sifa_store::write_reference_files(&data_dir, &meta, &catalog, &registry)?;
 
     // Recovery: the store, then the log on top of it.
     flush::recover_compaction(&data_dir)?;
     let t0 = std::time::Instant::now();
     let mut index = index_from_store(&data_dir, &catalog)?;
     let in_parquet = index.len();
-    let (wal, recovered) = Wal::open(&data_dir.join("wal"))?;
+    let (wal, recovered) = Wal::open(&layout::wal_dir(&data_dir))?;
     let last_lsn = wal.next_lsn() - 1;
     let mut unflushed = Vec::new();
     for (lsn, rec) in recovered.records {
@@ -169,7 +170,7 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
     let catalog = Arc::new(catalog);
     let registry = Arc::new(registry);
     let index = Arc::new(Mutex::new(index));
-    let locks = Arc::new(Mutex::new(Locks::open(&data_dir.join("state"))?));
+    let locks = Arc::new(Mutex::new(Locks::open(&layout::state_dir(&data_dir))?));
     let unflushed = Arc::new(Mutex::new(unflushed));
     let (durable_tx, durable_rx) = watch::channel(last_lsn);
     let flushed = Arc::new(AtomicU64::new(flushed_lsn));
@@ -236,7 +237,7 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (key `listen`)", config.listen))?;
     let addr = listener.local_addr()?;
-    store::write_atomic(&data_dir, ADDR_FILE, addr.to_string().as_bytes())?;
+    sifa_proto::fs::write_atomic(&data_dir, layout::ADDR_FILE, addr.to_string().as_bytes())?;
     tracing::info!(unit = %config.unit, "listening on {addr}");
     let max = TRANSPORT_MESSAGE_CAP;
     let mut server = tonic::transport::Server::builder().tcp_nodelay(true);
@@ -263,7 +264,7 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
         let _ = flusher_thread.join();
     })
     .await?;
-    let _ = std::fs::remove_file(data_dir.join(ADDR_FILE));
+    let _ = std::fs::remove_file(layout::addr_file(&data_dir));
     tracing::info!(at_ms = now_unix_ms(), "stopped");
     Ok(())
 }

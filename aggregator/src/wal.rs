@@ -40,6 +40,11 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> WalError + '_ {
     move |source| WalError::Io { path: path.to_path_buf(), source }
 }
 
+/// fsyncs the log's directory (the one implementation, `sifa_proto::fs::sync_dir`).
+fn sync_dir(dir: &Path) -> Result<(), WalError> {
+    sifa_proto::fs::sync_dir(dir).map_err(|e| WalError::Io { path: e.path, source: e.source })
+}
+
 /// The file name of the segment whose first record is `first`.
 pub fn segment_name(first: Lsn) -> String {
     format!("{first:020}.wal")
@@ -265,7 +270,7 @@ pub fn trim(dir: &Path, upto: Lsn) -> Result<usize, WalError> {
         }
     }
     if deleted > 0 {
-        File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))?;
+        sync_dir(dir)?;
     }
     Ok(deleted)
 }
@@ -276,7 +281,7 @@ fn new_segment(dir: &Path, first: Lsn) -> Result<(File, u64), WalError> {
         OpenOptions::new().create(true).truncate(true).write(true).read(true).open(&path).map_err(io_err(&path))?;
     file.write_all(SEGMENT_MAGIC).map_err(io_err(&path))?;
     file.sync_all().map_err(io_err(&path))?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))?;
+    sync_dir(dir)?;
     Ok((file, SEGMENT_MAGIC.len() as u64))
 }
 

@@ -8,6 +8,8 @@
 -- does not count twice). Late: its first revision was received after the
 -- month's deadline (`periods.due_at`, deadline_day of store.toml, as the
 -- aggregator judges it). on_time_pct = (received - late) / expected.
+-- The definition is docs/STORAGE.md "Completeness and lateness";
+-- tests/completeness_agrees.rs holds this rollup equal to `sifa aggregator status`.
 WITH expected AS (
     SELECT code, province_code, city_code, county_code
     FROM units

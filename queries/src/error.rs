@@ -10,7 +10,9 @@ pub enum QueryError {
     )]
     NotAStore { path: PathBuf, what: &'static str },
     #[error("reading the store: {0}")]
-    Store(#[from] sifa_aggregator::store::StoreError),
+    Store(#[from] sifa_store::StoreError),
+    #[error(transparent)]
+    Write(#[from] sifa_proto::fs::FsError),
     #[error("the store's catalog {path}: {source}")]
     Catalog { path: PathBuf, source: sifa_proto::catalog::CatalogError },
     #[error("the store's registry {path}: {source}")]

@@ -21,11 +21,11 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::error::DataFusionError;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use sifa_aggregator::completeness::deadline_ms;
-use sifa_aggregator::store::{self, StoreMeta};
 use sifa_proto::Period;
 use sifa_proto::catalog::Catalog;
 use sifa_proto::registry::Registry;
+use sifa_store::layout::{self, CATALOG_FILE, REGISTRY_FILE, STORE_META_FILE};
+use sifa_store::{StoreMeta, deadline_ms};
 
 use crate::error::{QueryError, Result};
 use crate::views;
@@ -46,27 +46,25 @@ pub struct Store {
 impl Store {
     /// Reads `store.toml`, `catalog.toml` and `registry.csv` of a data directory.
     pub fn open(dir: &Path) -> Result<Store> {
-        for (file, what) in [
-            (store::STORE_META_FILE, "store.toml"),
-            (store::CATALOG_FILE, "catalog.toml"),
-            (store::REGISTRY_FILE, "registry.csv"),
-        ] {
+        for (file, what) in
+            [(STORE_META_FILE, "store.toml"), (CATALOG_FILE, "catalog.toml"), (REGISTRY_FILE, "registry.csv")]
+        {
             if !dir.join(file).is_file() {
                 return Err(QueryError::NotAStore { path: dir.to_path_buf(), what });
             }
         }
         let meta = StoreMeta::read(dir)?;
-        let catalog_path = dir.join(store::CATALOG_FILE);
+        let catalog_path = dir.join(CATALOG_FILE);
         let catalog =
             Catalog::load(&catalog_path).map_err(|source| QueryError::Catalog { path: catalog_path, source })?;
-        let registry_path = dir.join(store::REGISTRY_FILE);
+        let registry_path = dir.join(REGISTRY_FILE);
         let full =
             Registry::load(&registry_path).map_err(|source| QueryError::Registry { path: registry_path, source })?;
         if full.get(&meta.root_unit).is_none() {
             return Err(QueryError::UnknownRoot(meta.root_unit.clone()));
         }
         let registry = full.restricted_to(&meta.root_unit);
-        let mut years: Vec<u16> = store::list_files(dir)?.into_iter().map(|(y, _, _)| y).collect();
+        let mut years: Vec<u16> = sifa_store::list_files(dir)?.into_iter().map(|(y, _, _)| y).collect();
         years.sort_unstable();
         years.dedup();
         Ok(Store { dir: dir.to_path_buf(), meta, catalog, registry, years })
@@ -93,8 +91,8 @@ impl Store {
     }
 
     async fn register_report_files(&self, ctx: &SessionContext) -> Result<()> {
-        let file_schema = store::arrow_schema(&self.catalog);
-        let reports = self.dir.join(store::REPORTS_DIR);
+        let file_schema = sifa_store::arrow_schema(&self.catalog);
+        let reports = layout::reports_dir(&self.dir);
         if !reports.is_dir() {
             // A store that has not flushed anything yet: the same columns, no rows.
             let mut fields: Vec<Field> = file_schema.fields().iter().map(|f| f.as_ref().clone()).collect();

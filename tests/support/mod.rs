@@ -19,12 +19,13 @@ use std::time::{Duration, Instant};
 use sifa_aggregator::auth::pki::{Ca, IssueRequest, init_ca};
 use sifa_aggregator::auth::{Identity, Role};
 
-use sifa_aggregator::store::{self, StoredReport};
 use sifa_proto::Catalog;
 use sifa_proto::v1::admin_service_client::AdminServiceClient;
 use sifa_proto::v1::directory_service_client::DirectoryServiceClient;
 use sifa_proto::v1::report_service_client::ReportServiceClient;
 use sifa_proto::v1::{Report, SubmitRequest};
+use sifa_store::StoredReport;
+use sifa_store::layout;
 use tonic::transport::Channel;
 
 /// The demo registry shipped in the repository.
@@ -146,7 +147,7 @@ impl TestAggregator {
         assert!(self.child.is_none(), "already running");
         self.starts += 1;
         self.write_config();
-        let addr_file = self.data_dir().join("aggregator.addr");
+        let addr_file = layout::addr_file(&self.data_dir());
         let _ = std::fs::remove_file(&addr_file);
         let log = std::fs::File::create(self.log_path()).expect("log file");
         let child = Command::new(sifa_bin())
@@ -264,18 +265,18 @@ impl TestAggregator {
     /// until the listing is the same before and after it.
     pub fn rows(&self) -> Vec<StoredReport> {
         let data = self.data_dir();
-        let catalog = Catalog::load(&data.join(store::CATALOG_FILE)).unwrap_or_else(|_| Catalog::builtin());
+        let catalog = Catalog::load(&data.join(layout::CATALOG_FILE)).unwrap_or_else(|_| Catalog::builtin());
         'again: loop {
-            let files = store::list_files(&data).expect("list store");
+            let files = sifa_store::list_files(&data).expect("list store");
             let mut rows = Vec::new();
             for (_, _, path) in &files {
-                match store::read_file(path, &catalog) {
+                match sifa_store::read_file(path, &catalog) {
                     Ok(r) => rows.extend(r),
                     Err(_) if !path.exists() => continue 'again,
                     Err(e) => panic!("{e}"),
                 }
             }
-            if store::list_files(&data).expect("list store") == files {
+            if sifa_store::list_files(&data).expect("list store") == files {
                 return rows;
             }
         }

@@ -22,6 +22,7 @@ use rcgen::{
     SerialNumber,
 };
 use serde::{Deserialize, Serialize};
+use sifa_proto::fs::{write_atomic_mode, write_new};
 use time::OffsetDateTime;
 
 use super::{Identity, Role, pem_block, serial_hex};
@@ -65,36 +66,10 @@ fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
     move |source| PkiError::Io { action, path: path.to_owned(), source }
 }
 
-/// Writes `contents` to `path` atomically (a temporary file renamed over it), with `mode` on Unix.
-fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), PkiError> {
-    let tmp = path.with_extension("tmp");
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(mode);
+impl From<sifa_proto::fs::FsError> for PkiError {
+    fn from(e: sifa_proto::fs::FsError) -> Self {
+        PkiError::Io { action: e.action, path: e.path, source: e.source }
     }
-    #[cfg(not(unix))]
-    let _ = mode;
-    let mut f = opts.open(&tmp).map_err(io("write", &tmp))?;
-    f.write_all(contents).and_then(|_| f.sync_all()).map_err(io("write", &tmp))?;
-    fs::rename(&tmp, path).map_err(io("write", path))
-}
-
-/// Writes a new file that must not exist yet, with `mode` on Unix (keys: 0600).
-fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), PkiError> {
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(mode);
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    let mut f = opts.open(path).map_err(io("create", path))?;
-    f.write_all(contents).and_then(|_| f.sync_all()).map_err(io("write", path))
 }
 
 /// The files of a CA directory.
@@ -454,9 +429,11 @@ impl Ca {
             key_identifier_method: rcgen::KeyIdMethod::Sha256,
         };
         let crl = params.signed_by(&self.issuer)?;
-        write_atomic(&self.paths.crl, crl.pem()?.as_bytes(), 0o644)?;
+        // Replaced atomically (the one durable write, sifa_proto::fs): a reader never sees half a CRL.
+        write_atomic_mode(&self.paths.dir, CRL_FILE, crl.pem()?.as_bytes(), 0o644)?;
         let text = toml::to_string(&record).map_err(|e| PkiError::Request(format!("revoked.toml: {e}")))?;
-        write_atomic(&self.paths.dir.join(REVOKED_FILE), text.as_bytes(), 0o644)
+        write_atomic_mode(&self.paths.dir, REVOKED_FILE, text.as_bytes(), 0o644)?;
+        Ok(())
     }
 }
 

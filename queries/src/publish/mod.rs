@@ -413,8 +413,7 @@ pub async fn publish(store: &Store, ctx: &SessionContext, year: u16, out: &Path)
     let files = [("index.html", html::render(&fig)), ("figures.csv", to_csv(&fig)), ("figures.json", to_json(&fig))];
     let mut written = Vec::new();
     for (name, body) in files {
-        sifa_aggregator::store::write_atomic(out, name, body.as_bytes())?;
-        written.push(out.join(name));
+        written.push(sifa_proto::fs::write_atomic(out, name, body.as_bytes())?);
     }
     Ok(written)
 }

@@ -1,0 +1,100 @@
+//! Every name in a data directory, in one place (docs/STORAGE.md describes
+//! each). The aggregator writes them, `sifa query`, `sifa demo` and the tests
+//! read them; nobody else spells them.
+//!
+//! ```text
+//! DATA_DIR/
+//!   store.toml  catalog.toml  registry.csv   the store's description and reference files
+//!   aggregator.addr                          the running server's bound address
+//!   reports/year=YYYY/part-NNN….parquet       the store
+//!   wal/                                     the write-ahead log (the aggregator's)
+//!   state/                                   locks, forwarding cursor and refusals, compaction intent
+//! ```
+
+use std::path::{Path, PathBuf};
+
+/// The directory of the Parquet files.
+pub const REPORTS_DIR: &str = "reports";
+/// The write-ahead log's directory (its segment names are the aggregator's `wal` module's).
+pub const WAL_DIR: &str = "wal";
+/// The directory of the tier's small state files.
+pub const STATE_DIR: &str = "state";
+/// The store's description.
+pub const STORE_META_FILE: &str = "store.toml";
+/// The catalog in force.
+pub const CATALOG_FILE: &str = "catalog.toml";
+/// The registry in force.
+pub const REGISTRY_FILE: &str = "registry.csv";
+/// The running server's bound listen address (removed when it stops).
+pub const ADDR_FILE: &str = "aggregator.addr";
+
+/// Under `state/`: closed periods and their overrides.
+pub const LOCKS_FILE: &str = "locks.json";
+/// Under `state/`: the LSN up to which the tier above has acknowledged.
+pub const FORWARD_CURSOR_FILE: &str = "forward.cursor";
+/// Under `state/`: reports the tier above refused, one JSON object a line.
+pub const FORWARD_REJECTED_FILE: &str = "forward_rejected.jsonl";
+/// Under `state/`: a compaction under way (its inputs and output).
+pub const COMPACTION_FILE: &str = "compaction.json";
+
+pub fn reports_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join(REPORTS_DIR)
+}
+
+pub fn wal_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join(WAL_DIR)
+}
+
+pub fn state_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join(STATE_DIR)
+}
+
+pub fn addr_file(data_dir: &Path) -> PathBuf {
+    data_dir.join(ADDR_FILE)
+}
+
+/// The partition directory of a year (Hive style, `year=YYYY`).
+pub fn year_dir(data_dir: &Path, year: u16) -> PathBuf {
+    reports_dir(data_dir).join(format!("year={year}"))
+}
+
+/// The year of a partition directory's name, `year=YYYY`.
+pub fn parse_year_dir(name: &str) -> Option<u16> {
+    name.strip_prefix("year=")?.parse().ok()
+}
+
+/// The name of the `seq`-th Parquet file of the store.
+pub fn file_name(seq: u64) -> String {
+    format!("part-{seq:020}.parquet")
+}
+
+/// The sequence number of a Parquet file's name; `None` for anything else
+/// (a temporary file of an interrupted write included).
+pub fn parse_file_name(name: &str) -> Option<u64> {
+    name.strip_prefix("part-")?.strip_suffix(".parquet")?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        assert_eq!(file_name(7), "part-00000000000000000007.parquet");
+        assert_eq!(parse_file_name(&file_name(7)), Some(7));
+        assert_eq!(parse_file_name(&sifa_proto::fs::temp_name(&file_name(7))), None);
+        assert_eq!(year_dir(Path::new("/d"), 2024), Path::new("/d/reports/year=2024"));
+        assert_eq!(parse_year_dir("year=2024"), Some(2024));
+        assert_eq!(parse_year_dir("2024"), None);
+    }
+
+    /// docs/STORAGE.md is the contract readers rely on: it names every entry.
+    #[test]
+    fn storage_doc_names_every_entry() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/STORAGE.md")).unwrap();
+        for name in [REPORTS_DIR, WAL_DIR, STATE_DIR, STORE_META_FILE, CATALOG_FILE, REGISTRY_FILE, ADDR_FILE] {
+            assert!(doc.contains(name), "docs/STORAGE.md does not mention {name}");
+        }
+        assert!(doc.contains(&file_name(1)) && doc.contains("year=2024/"), "the Parquet file names");
+    }
+}
