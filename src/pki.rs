@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use sifa_pki::{self as pki, Ca, IssueRequest};
-use sifa_proto::{Identity, Role, UnitCode};
 use sifa_proto::Registry;
+use sifa_proto::{Identity, Role, UnitCode};
 
 #[derive(Args)]
 pub struct PkiArgs {

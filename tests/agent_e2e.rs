@@ -313,7 +313,7 @@ fn the_daemon_sends_a_new_revision_of_each_changed_month_on_its_schedule_and_not
     let ids = identities(&county);
     let want: BTreeSet<_> = [("2024-01", 1), ("2024-02", 1), ("2024-02", 2), ("2024-03", 1)]
         .into_iter()
-        .map(|(p, r)| (unit.code.clone(), p.to_string(), r))
+        .map(|(p, r)| (unit.code.to_string(), p.to_string(), r))
         .collect();
     assert_eq!(ids.keys().cloned().collect::<BTreeSet<_>>(), want);
     assert!(ids.values().all(|&n| n == 1), "each revision stored once: {ids:?}");
@@ -413,7 +413,9 @@ fn an_office_whose_certificate_is_revoked_is_told_so_and_stops_hammering() {
     let dir = tempfile::tempdir().unwrap();
     let outbox = dir.path().join("outbox");
     let cfg = backlog_config(dir.path(), unit, &county.url(), 2);
-    let text = std::fs::read_to_string(&cfg).unwrap().replace("collect_interval_seconds = 3600", "collect_interval_seconds = 1");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("collect_interval_seconds = 3600", "collect_interval_seconds = 1");
     std::fs::write(&cfg, text).unwrap();
     let mut daemon = spawn_daemon(&cfg);
     county.wait_for_rows(WAIT, |r| r.len() == 2);

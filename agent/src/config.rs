@@ -185,8 +185,9 @@ impl Config {
         let file: ConfigFile =
             toml::from_str(text).map_err(|e| ConfigError::Parse { path: p.clone(), message: e.to_string() })?;
         let invalid = |key: &str, message: String| ConfigError::Invalid { path: p.clone(), key: key.into(), message };
-        let unit = UnitCode::parse(file.unit.trim())
-            .map_err(|_| invalid("unit", format!("= {:?} is not a division code of 2 to 12 digits (e.g. \"620982100\")", file.unit)))?;
+        let unit = UnitCode::parse(file.unit.trim()).map_err(|_| {
+            invalid("unit", format!("= {:?} is not a division code of 2 to 12 digits (e.g. \"620982100\")", file.unit))
+        })?;
         let aggregator = file.aggregator.trim().to_string();
         if !(aggregator.starts_with("http://") || aggregator.starts_with("https://")) {
             return Err(invalid(

@@ -120,48 +120,48 @@ async fn deliver_inner(outbox: &mut Outbox, config: &Config) -> Result<Delivery,
         let mut conflict = false;
         upstream
             .submit_batch(requests, |i, ack| {
-            let (q, report) = (&batch[i], &reports[i]);
-            if ack.period != q.period || ack.revision != q.revision {
-                return Err(PushError::Protocol {
-                    url: url.clone(),
-                    message: format!(
-                        "acknowledged {} rev {} where {} rev {} was expected",
-                        ack.period, ack.revision, q.period, q.revision
-                    ),
-                });
-            }
-            let now = sifa_proto::period::now_unix_ms();
-            match outbox.acknowledge(q, report, &ack, now)? {
-                ack::Outcome::Accepted => summary.accepted += 1,
-                ack::Outcome::Duplicate => summary.duplicate += 1,
-                ack::Outcome::Rejected => {
-                    summary.rejected += 1;
-                    let problems: Vec<_> = ack.problems.iter().map(|p| p.message.as_str()).collect();
-                    tracing::warn!("{} rev {} rejected: {}", q.period, q.revision, problems.join("; "));
-                    // ALREADY_EXISTS: the aggregator holds different content
-                    // under this revision (e.g. this outbox was lost and
-                    // recreated). Send the content again under a fresh revision,
-                    // unless a later revision of the month is queued: that one is
-                    // newer, and re-sending this content after it would put old
-                    // figures back in force.
-                    if ack.code == tonic::Code::AlreadyExists as i32
-                        && summary.requeued < MAX_CONFLICT_REQUEUES
-                        && !superseded(outbox, q)?
-                    {
-                        let rev = outbox.enqueue_as_new_revision(report)?;
-                        tracing::info!("{} re-queued as rev {rev} after a conflict", q.period);
-                        summary.requeued += 1;
-                        conflict = true;
-                    }
-                }
-                ack::Outcome::Unspecified => {
+                let (q, report) = (&batch[i], &reports[i]);
+                if ack.period != q.period || ack.revision != q.revision {
                     return Err(PushError::Protocol {
                         url: url.clone(),
-                        message: format!("acknowledgement of {} rev {} has no outcome", q.period, q.revision),
+                        message: format!(
+                            "acknowledged {} rev {} where {} rev {} was expected",
+                            ack.period, ack.revision, q.period, q.revision
+                        ),
                     });
                 }
-            }
-            Ok(())
+                let now = sifa_proto::period::now_unix_ms();
+                match outbox.acknowledge(q, report, &ack, now)? {
+                    ack::Outcome::Accepted => summary.accepted += 1,
+                    ack::Outcome::Duplicate => summary.duplicate += 1,
+                    ack::Outcome::Rejected => {
+                        summary.rejected += 1;
+                        let problems: Vec<_> = ack.problems.iter().map(|p| p.message.as_str()).collect();
+                        tracing::warn!("{} rev {} rejected: {}", q.period, q.revision, problems.join("; "));
+                        // ALREADY_EXISTS: the aggregator holds different content
+                        // under this revision (e.g. this outbox was lost and
+                        // recreated). Send the content again under a fresh revision,
+                        // unless a later revision of the month is queued: that one is
+                        // newer, and re-sending this content after it would put old
+                        // figures back in force.
+                        if ack.code == tonic::Code::AlreadyExists as i32
+                            && summary.requeued < MAX_CONFLICT_REQUEUES
+                            && !superseded(outbox, q)?
+                        {
+                            let rev = outbox.enqueue_as_new_revision(report)?;
+                            tracing::info!("{} re-queued as rev {rev} after a conflict", q.period);
+                            summary.requeued += 1;
+                            conflict = true;
+                        }
+                    }
+                    ack::Outcome::Unspecified => {
+                        return Err(PushError::Protocol {
+                            url: url.clone(),
+                            message: format!("acknowledgement of {} rev {} has no outcome", q.period, q.revision),
+                        });
+                    }
+                }
+                Ok(())
             })
             .await?;
         if conflict || queue.is_empty() {

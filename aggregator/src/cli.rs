@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use sifa_proto::upstream::UpstreamError;
 use sifa_proto::v1::admin_service_client::AdminServiceClient;
 use sifa_proto::v1::directory_service_client::DirectoryServiceClient;
-use sifa_proto::upstream::UpstreamError;
 use sifa_proto::v1::{CompletenessRequest, LockRequest, OverrideRequest};
 use tonic::transport::Channel;
 
@@ -158,7 +158,9 @@ async fn admin(config: &Config, caller: &Caller, cmd: AggregatorCommand) -> anyh
             if config.upstream.is_some() {
                 match crate::forward::LinkState::read(&config.data_dir) {
                     Some(link) => println!("{}", link.describe()),
-                    None => println!("上级 Upstream {}: nothing forwarded yet", config.upstream.as_deref().unwrap_or("")),
+                    None => {
+                        println!("上级 Upstream {}: nothing forwarded yet", config.upstream.as_deref().unwrap_or(""))
+                    }
                 }
             }
         }

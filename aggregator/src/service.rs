@@ -96,7 +96,9 @@ impl ReportService for Service {
             },
         };
         match decision {
-            Err(refusal @ Refusal::Rejected(_)) => Err(status::refusal_status(refusal, key.report.as_ref().expect("checked"))),
+            Err(refusal @ Refusal::Rejected(_)) => {
+                Err(status::refusal_status(refusal, key.report.as_ref().expect("checked")))
+            }
             other => ingest::ack(&key, other).map(Response::new),
         }
     }
@@ -205,7 +207,9 @@ impl Service {
             return Err(Error::NotFound(format!("unit {root} is not in the registry")).into());
         }
         if !self.0.registry.is_within(root, &self.0.unit) {
-            return Err(Denied::PermissionDenied(format!("unit {root} is not under this tier's unit {}", self.0.unit)).into());
+            return Err(
+                Denied::PermissionDenied(format!("unit {root} is not under this tier's unit {}", self.0.unit)).into()
+            );
         }
         Ok(root.to_string())
     }
@@ -217,13 +221,8 @@ impl AdminService for Service {
         let id = self.0.identify(&request)?;
         auth::authorize_admin(&id, &self.0.unit, &self.0.registry)?;
         let req = request.into_inner();
-        let locked = self
-            .0
-            .locks
-            .lock()
-            .expect("locks")
-            .lock(req.period.trim(), &req.reason, &id.to_string(), now_unix_ms())
-            ?;
+        let locked =
+            self.0.locks.lock().expect("locks").lock(req.period.trim(), &req.reason, &id.to_string(), now_unix_ms())?;
         tracing::info!(period = %req.period, reason = %req.reason, by = %id, "period locked");
         Ok(Response::new(LockResponse { locked }))
     }
@@ -244,12 +243,13 @@ impl AdminService for Service {
                 .into());
             }
         }
-        self.0
-            .locks
-            .lock()
-            .expect("locks")
-            .grant_override(unit, period, &req.reason, &id.to_string(), now_unix_ms())
-            ?;
+        self.0.locks.lock().expect("locks").grant_override(
+            unit,
+            period,
+            &req.reason,
+            &id.to_string(),
+            now_unix_ms(),
+        )?;
         tracing::info!(unit, %period, reason = %req.reason, by = %id, "override granted");
         Ok(Response::new(OverrideResponse {}))
     }

@@ -14,10 +14,10 @@
 //! | [`LockError`] storing the lock book | INTERNAL |
 //! | a bad request field ([`Error::BadRequest`]), a unit not in the registry ([`Error::NotFound`]) | INVALID_ARGUMENT, NOT_FOUND |
 
+use sifa_proto::Rejection;
 use sifa_proto::upstream::set_retry_after;
 use sifa_proto::v1::Report;
 use sifa_proto::validate::report_label;
-use sifa_proto::Rejection;
 use tonic::Status;
 
 use crate::auth::{Denied, OverLimit};
@@ -108,7 +108,8 @@ mod tests {
         assert_eq!(sifa_proto::upstream::retry_after(&s), Some(Duration::from_millis(120)));
         assert_eq!(Status::from(Denied::Unauthenticated("revoked".into())).code(), Code::Unauthenticated);
         assert_eq!(Status::from(Denied::PermissionDenied("no".into())).code(), Code::PermissionDenied);
-        let report = Report { unit_code: "620982101".into(), period: "2024-03".into(), revision: 2, ..Default::default() };
+        let report =
+            Report { unit_code: "620982101".into(), period: "2024-03".into(), revision: 2, ..Default::default() };
         let locked = Rejection::single(RejectionCode::FailedPrecondition, "period_locked", "2024-03 is closed".into());
         let s = refusal_status(Refusal::Rejected(locked), &report);
         assert_eq!(s.code(), Code::FailedPrecondition);

@@ -103,4 +103,3 @@ fn issued_certificates_name_the_unit_and_role_and_aggregators_are_servers() {
     assert!(issued.contains(&format!("{},office,620902001,", office.serial)), "{issued}");
     assert!(!format!("{office:?}").contains("PRIVATE"), "Debug never prints the key");
 }
-

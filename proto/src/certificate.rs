@@ -41,8 +41,7 @@ pub struct PeerCertificate {
 
 /// Reads the identity, serial and validity of a DER certificate.
 pub fn parse_certificate(der: &[u8]) -> Result<PeerCertificate, CertificateError> {
-    let (_, cert) =
-        x509_parser::parse_x509_certificate(der).map_err(|e| CertificateError::NotX509(e.to_string()))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| CertificateError::NotX509(e.to_string()))?;
     let san = cert.subject_alternative_name().map_err(|e| CertificateError::NotX509(e.to_string()))?;
     let uris: Vec<&str> = san
         .iter()

@@ -404,7 +404,10 @@ mod tests {
         let cases = [
             ("code,name,kind\n", "missing column \"parent\""),
             ("code,name,kind,parent,colour\n", "unknown column \"colour\""),
-            ("code,name,kind,parent\n62,甘肃省,province,\n62x,乙,city,62\n", "line 3: unit code \"62x\" is not a division code"),
+            (
+                "code,name,kind,parent\n62,甘肃省,province,\n62x,乙,city,62\n",
+                "line 3: unit code \"62x\" is not a division code",
+            ),
             ("code,name,kind,parent\n62,,province,\n", "line 2: unit 62 has no name"),
             ("code,name,kind,parent\n62,甘肃省,state,\n", "line 2: unit 62: kind \"state\" is not one of"),
             (

@@ -129,9 +129,10 @@ impl UpstreamError {
         }
         // The TLS handshake refusing our certificate (expired, unknown CA) is not a network problem.
         let lower = message.to_ascii_lowercase();
-        let refused = ["certificateexpired", "certificaterevoked", "badcertificate", "unknownca", "certificate expired"]
-            .iter()
-            .any(|n| lower.contains(n));
+        let refused =
+            ["certificateexpired", "certificaterevoked", "badcertificate", "unknownca", "certificate expired"]
+                .iter()
+                .any(|n| lower.contains(n));
         UpstreamError {
             url: url.to_owned(),
             failure: if refused { Failure::RefusedForGood } else { Failure::Unreachable },

@@ -14,8 +14,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use sifa_pki::{Ca, IssueRequest, init_ca};
 use sifa_aggregator::auth::{Identity, Role};
+use sifa_pki::{Ca, IssueRequest, init_ca};
 
 use sifa_aggregator::store::{self, StoredReport};
 use sifa_proto::Catalog;

@@ -49,7 +49,10 @@ fn unix_now() -> i64 {
 /// The identity of a TLS peer's leaf certificate. The handshake has already checked the chain against
 /// the CA and the validity period; this re-checks expiry (a connection can outlive its certificate)
 /// and the revocation list.
-pub fn authenticate(peer_certs: Option<&[CertificateDer<'_>]>, revocations: &RevocationList) -> Result<Identity, Denied> {
+pub fn authenticate(
+    peer_certs: Option<&[CertificateDer<'_>]>,
+    revocations: &RevocationList,
+) -> Result<Identity, Denied> {
     let leaf = peer_certs.and_then(|c| c.first()).ok_or_else(|| {
         Denied::Unauthenticated(
             "no client certificate: connect with TLS and the certificate `sifa pki issue` made for your unit".into(),

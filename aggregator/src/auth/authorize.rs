@@ -6,7 +6,6 @@ use sifa_proto::{Registry, Unit};
 
 use super::Denied;
 
-
 /// The identity's unit in the registry, of a kind that fits its role.
 fn known<'r>(id: &Identity, registry: &'r Registry) -> Result<&'r Unit, Denied> {
     let unit = registry
@@ -74,9 +73,7 @@ pub fn authorize_provenance(id: &Identity, first_accepted_by: &str, registry: &R
             "{id} may not forward a provenance naming {first_accepted_by}: it is not in {}'s subtree",
             id.unit
         ))),
-        _ => {
-            Err(Denied::PermissionDenied(format!("{id} may not set a provenance: only a forwarding aggregator does")))
-        }
+        _ => Err(Denied::PermissionDenied(format!("{id} may not set a provenance: only a forwarding aggregator does"))),
     }
 }
 
@@ -132,4 +129,3 @@ pub fn authorize_admin(id: &Identity, tier_unit: &str, registry: &Registry) -> R
     }
     Ok(())
 }
-

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use sifa_proto::identity::Identity;
 
-
 /// A hard cap for tonic's own decoder (`max_decoding_message_size`): above it tonic answers
 /// OUT_OF_RANGE before sifa sees the message; [`Limits::max_message_bytes`] is checked below it.
 pub const TRANSPORT_MESSAGE_CAP: usize = 4 * 1024 * 1024;

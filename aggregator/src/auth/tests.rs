@@ -56,7 +56,6 @@ fn assert_status<T: std::fmt::Debug, E: Into<Status>>(r: Result<T, E>, code: Cod
 // ---------------------------------------------------------------------------
 // the CA
 
-
 #[test]
 fn revocation_reaches_a_loaded_list_without_reloading_by_hand() {
     let dir = tempfile::tempdir().unwrap();
