@@ -53,7 +53,7 @@ fn reports_of(registry: &Registry, county: &str, n: usize) -> Vec<Report> {
         .reporting_units(county)
         .into_iter()
         .filter(|u| u.kind.as_str() == "office")
-        .map(|u| u.code.clone())
+        .map(|u| u.code.to_string())
         .collect();
     let periods: Vec<String> = (2015..2025).flat_map(|y| (1..=12).map(move |m| format!("{y}-{m:02}"))).collect();
     (0..n)
@@ -76,7 +76,7 @@ async fn province_and_clients(registry: &Registry) -> (TestAggregator, Vec<(Stri
         .units()
         .iter()
         .filter(|u| u.kind.as_str() == "county" && u.code.starts_with("62"))
-        .map(|u| u.code.clone())
+        .map(|u| u.code.to_string())
         .collect();
     let mut clients = Vec::new();
     for c in counties {

@@ -363,7 +363,7 @@ impl Tier {
     fn new(root: &Path, unit: &Unit, upstream: Option<&str>, pki: &Transport) -> Tier {
         let dir = match unit.kind {
             UnitKind::Province => root.join("province"),
-            _ => root.join("counties").join(&unit.code),
+            _ => root.join("counties").join(unit.code.as_str()),
         };
         Tier {
             unit: unit.clone(),
@@ -508,7 +508,7 @@ struct Agent {
 
 impl Agent {
     fn new(root: &Path, unit: Unit, year: u16, seed: u64, tier: usize) -> Agent {
-        let dir = root.join("offices").join(&unit.code);
+        let dir = root.join("offices").join(unit.code.as_str());
         // Every fifth office corrects a row of March after sending it.
         let corrections = if seed % 5 == 2 { vec![CORRECTED_MONTH] } else { vec![] };
         Agent { unit, dir, spec: SynthSpec { corrections, ..SynthSpec::year(year, 2024) }, tier }
@@ -608,7 +608,7 @@ fn push_all_with(agents: &[Agent], root: &Path, mut after: impl FnMut(&Agent)) -
             return Err(e);
         }
         let not_delivered: Vec<String> =
-            agents.iter().filter(|a| a.queued() > 0).map(|a| a.unit.code.clone()).collect();
+            agents.iter().filter(|a| a.queued() > 0).map(|a| a.unit.code.to_string()).collect();
         Ok(RoundResult { delivered: agents.len() - not_delivered.len(), not_delivered })
     })
 }
@@ -679,7 +679,7 @@ impl OtherUnitTotals {
                     (resolved + failed, resolved)
                 })
                 .collect();
-            by_unit.insert(u.code.clone(), months);
+            by_unit.insert(u.code.to_string(), months);
         }
         OtherUnitTotals { by_unit }
     }
@@ -689,7 +689,9 @@ impl OtherUnitTotals {
     fn write(&self, dir: &Path, unit: &Unit, spec: &SynthSpec, url: &str) -> anyhow::Result<String> {
         std::fs::create_dir_all(dir)?;
         let mut sheet = String::from("\u{feff}月份,调解矛盾纠纷,调解成功,备注\r\n");
-        for (m, (mediated, resolved)) in self.by_unit[&unit.code].iter().enumerate().take(spec.until_month as usize) {
+        for (m, (mediated, resolved)) in
+            self.by_unit[unit.code.as_str()].iter().enumerate().take(spec.until_month as usize)
+        {
             sheet += &format!("{}-{:02},{mediated},{resolved},\r\n", spec.year, m + 1);
         }
         let file = format!("月度汇总_{}.csv", unit.code);
@@ -734,10 +736,10 @@ impl Expected {
                     books.cases.iter().filter(|r| r.category == "法律咨询").map(|r| u64::from(r.people)).sum();
                 (books.cases.iter().filter(|r| is_resolved(r)).count() as u64, consultations)
             } else {
-                (others.by_unit[&a.unit.code].iter().map(|m| m.1).sum(), 0)
+                (others.by_unit[a.unit.code.as_str()].iter().map(|m| m.1).sum(), 0)
             };
-            e.resolved.insert(a.unit.code.clone(), resolved);
-            e.consultations.insert(a.unit.code.clone(), consultations);
+            e.resolved.insert(a.unit.code.to_string(), resolved);
+            e.consultations.insert(a.unit.code.to_string(), consultations);
         }
         let _ = year;
         e

@@ -1,12 +1,12 @@
-//! `sifa pki`: the province's certificate authority (the code is `sifa_aggregator::auth::pki`).
+//! `sifa pki`: the province's certificate authority (the code is crate `sifa-pki`).
 
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use sifa_aggregator::auth::pki::{self, Ca, IssueRequest};
-use sifa_aggregator::auth::{Identity, Role};
+use sifa_pki::{self as pki, Ca, IssueRequest};
 use sifa_proto::Registry;
+use sifa_proto::{Identity, Role, UnitCode};
 
 #[derive(Args)]
 pub struct PkiArgs {
@@ -35,7 +35,7 @@ enum What {
         ca: PathBuf,
         /// The unit's registry code, e.g. 620902001
         #[arg(long, value_name = "CODE")]
-        unit: String,
+        unit: UnitCode,
         /// office (a reporting unit), aggregator (a tier: server and forwarder), analyst or admin
         #[arg(long, value_parser = parse_role)]
         role: Role,
@@ -72,7 +72,7 @@ enum What {
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
-    s.parse().map_err(|e: sifa_aggregator::auth::AuthError| e.to_string())
+    s.parse().map_err(|e: sifa_proto::identity::IdentityError| e.to_string())
 }
 
 pub fn run(args: PkiArgs) -> anyhow::Result<()> {
@@ -89,7 +89,7 @@ pub fn run(args: PkiArgs) -> anyhow::Result<()> {
             );
         }
         What::Issue { ca, unit, role, out, names, days, registry } => {
-            let identity = Identity::new(role, &unit)?;
+            let identity = Identity::new(role, unit.clone());
             if let Some(path) = registry {
                 let registry = Registry::load(&path)?;
                 let u = registry

@@ -313,7 +313,7 @@ fn the_daemon_sends_a_new_revision_of_each_changed_month_on_its_schedule_and_not
     let ids = identities(&county);
     let want: BTreeSet<_> = [("2024-01", 1), ("2024-02", 1), ("2024-02", 2), ("2024-03", 1)]
         .into_iter()
-        .map(|(p, r)| (unit.code.clone(), p.to_string(), r))
+        .map(|(p, r)| (unit.code.to_string(), p.to_string(), r))
         .collect();
     assert_eq!(ids.keys().cloned().collect::<BTreeSet<_>>(), want);
     assert!(ids.values().all(|&n| n == 1), "each revision stored once: {ids:?}");
@@ -404,4 +404,47 @@ fn an_outbox_lost_and_recreated_never_puts_old_figures_back_in_force() {
     assert!(out.contains("1 accepted, 0 duplicate, 2 rejected; 0 份待发送 still queued"), "{out}");
     county.wait_for_rows(WAIT, |r| r.len() == 3);
     assert_eq!(january(&county), [(1, x.0, x.1), (2, z.0, z.1), (3, y.0, y.1)]);
+}
+
+#[test]
+fn an_office_whose_certificate_is_revoked_is_told_so_and_stops_hammering() {
+    let county = TestAggregator::spawn(TierSpec::top("620982"));
+    let unit = "620982108";
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = dir.path().join("outbox");
+    let cfg = backlog_config(dir.path(), unit, &county.url(), 2);
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("collect_interval_seconds = 3600", "collect_interval_seconds = 1");
+    std::fs::write(&cfg, text).unwrap();
+    let mut daemon = spawn_daemon(&cfg);
+    county.wait_for_rows(WAIT, |r| r.len() == 2);
+
+    // The province revokes the office's certificate while the daemon runs; then January is corrected.
+    support::pki().revoke(Role::Office, unit);
+    let totals = dir.path().join("totals.csv");
+    let books = std::fs::read_to_string(&totals).unwrap().replace("2000-01,0,2", "2000-01,7,2");
+    std::fs::write(&totals, books).unwrap();
+    let t0 = Instant::now();
+    let state = loop {
+        let state = sifa_agent::outbox::read_state(&outbox).unwrap();
+        if state.retry.refused.is_some() {
+            break state;
+        }
+        assert!(t0.elapsed() < WAIT, "the daemon never recorded the refusal: {:?}", state.retry);
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let status = ok(agent(&["status"], &cfg));
+    assert!(status.contains(&format!("The aggregator {} refuses this office's certificate", county.url())), "{status}");
+    assert!(status.contains("UNAUTHENTICATED: the certificate of office 620982108"), "{status}");
+    assert!(status.contains("is revoked") && status.contains("ask the county for a new one"), "{status}");
+    // It stops hammering: the next attempt is a quarter of an hour away, though its own backoff caps at 2 s.
+    let wait_ms = state.retry.next_attempt_ms - sifa_proto::period::now_unix_ms();
+    assert!(wait_ms > 10 * 60 * 1000, "next attempt in {wait_ms} ms");
+    std::thread::sleep(Duration::from_secs(3));
+    let again = sifa_agent::outbox::read_state(&outbox).unwrap();
+    assert_eq!(again.retry.failures, state.retry.failures, "no attempt during the long wait");
+    assert_eq!(queued(&outbox), 1, "the correction waits in the outbox");
+    daemon.kill9();
+    assert_eq!(county.rows().len(), 2);
 }

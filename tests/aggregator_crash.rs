@@ -145,7 +145,7 @@ async fn an_upstream_down_for_a_while_is_caught_up_exactly() {
     stream(county.url(), all.clone(), acked.clone()).await.unwrap();
     assert_eq!(acked.lock().unwrap().len(), all.len());
     std::thread::sleep(Duration::from_secs(2));
-    assert!(county.log().contains("cannot reach upstream"), "the county retries: {}", county.log());
+    assert!(county.log().contains("not reachable"), "the county retries: {}", county.log());
     province.restart();
     let want: BTreeMap<Key, Report> = all.iter().map(|r| (key(r), r.clone())).collect();
     let rows = province.wait_for_rows(WAIT, |rows| rows.len() >= all.len());

@@ -89,7 +89,7 @@ fn the_demo_publishes_exactly_what_the_books_say() {
         };
         let l = registry.lineage(&code);
         for area in [l.province, l.city, l.county].into_iter().flatten() {
-            let a = by_area.entry(area.code.clone()).or_default();
+            let a = by_area.entry(area.code.to_string()).or_default();
             a.offices += resolved.offices;
             a.all += resolved.offices + resolved.all;
         }

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use sifa_aggregator::auth::pki::{Ca, IssueRequest, init_ca};
 use sifa_aggregator::auth::{Identity, Role};
+use sifa_pki::{Ca, IssueRequest, init_ca};
 use sifa_proto::tls::{TlsFiles, TlsMode};
 use sifa_proto::v1::directory_service_client::DirectoryServiceClient;
 use sifa_proto::v1::report_service_client::ReportServiceClient;
@@ -52,7 +52,7 @@ fn files_of(role: Role, unit: &str) -> TlsFiles {
 /// A certificate of the test CA valid only in the past.
 fn expired(dir: &Path, unit: &str) -> TlsFiles {
     let ca = Ca::load(&pki().ca_dir()).unwrap();
-    let mut req = IssueRequest::new(Identity::new(Role::Office, unit).unwrap(), 1);
+    let mut req = IssueRequest::new(Identity::new(Role::Office, unit.parse().unwrap()), 1);
     req.not_before = SystemTime::now() - Duration::from_secs(10 * 86_400);
     req.not_after = SystemTime::now() - Duration::from_secs(86_400);
     let (cert, key) = ca.issue(&req).unwrap().write_to(dir).unwrap();
@@ -63,7 +63,7 @@ fn expired(dir: &Path, unit: &str) -> TlsFiles {
 fn foreign(dir: &Path, unit: &str) -> TlsFiles {
     let paths = init_ca(&dir.join("other-ca"), "somebody else", 30).unwrap();
     let ca = Ca::load(&paths.dir).unwrap();
-    let issued = ca.issue(&IssueRequest::new(Identity::new(Role::Office, unit).unwrap(), 30)).unwrap();
+    let issued = ca.issue(&IssueRequest::new(Identity::new(Role::Office, unit.parse().unwrap()), 30)).unwrap();
     let (cert, key) = issued.write_to(&dir.join("other")).unwrap();
     // The client trusts the real CA (so the server is the real one); only its own certificate is foreign.
     TlsFiles { ca: pki().ca_cert(), cert, key }
@@ -120,14 +120,7 @@ async fn certificates_decide_who_may_report_and_bad_ones_change_nothing() {
     // A certificate revoked while the server runs: refused at once, no restart.
     let good = files_of(Role::Office, "620982107");
     assert_eq!(submit_with(&url, good.clone(), submission("620982107", "2024-03")).await, Ok(ack::Outcome::Accepted));
-    let out = Command::new(support::sifa_bin())
-        .args(["pki", "revoke", "--reason", "key-compromise", "--ca"])
-        .arg(pki().ca_dir())
-        .arg("--cert")
-        .arg(&good.cert)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    pki().revoke(Role::Office, "620982107");
     let e = submit_with(&url, good, submission("620982107", "2024-04")).await.unwrap_err();
     assert_eq!(e.0, Some(Code::Unauthenticated), "{}", e.1);
     assert!(e.1.contains("is revoked"), "{}", e.1);
@@ -234,6 +227,46 @@ async fn limits_are_resource_exhausted_with_what_to_do() {
     assert_eq!(accepted, 5);
     assert_eq!(end.code(), Code::ResourceExhausted);
     assert!(end.message().contains("open a new stream for the rest"), "{}", end.message());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_county_whose_certificate_is_revoked_at_the_province_shows_the_refusal_in_its_status() {
+    let province = TestAggregator::spawn(TierSpec::top("62"));
+    let county = TestAggregator::spawn(TierSpec::below("620923", &province.url()));
+    let mut office = county.client_as(Role::Office, "620923100").await;
+    office.submit(submission("620923100", "2024-03")).await.unwrap();
+    province.wait_for_rows(WAIT, |r| r.len() == 1);
+    let status = |c: &TestAggregator| {
+        let out = c.cli(&["status", "--period", "2024-03"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let before = status(&county);
+    assert!(before.contains(&format!("上级 Upstream {}: 正常 delivering", province.url())), "{before}");
+
+    // The province revokes the county's certificate: the next forward is refused, for good.
+    pki().revoke(Role::Aggregator, "620923");
+    office.submit(submission("620923100", "2024-04")).await.unwrap();
+    let t0 = std::time::Instant::now();
+    let after = loop {
+        let s = status(&county);
+        if s.contains("REFUSED") {
+            break s;
+        }
+        assert!(t0.elapsed() < WAIT, "the county never showed the refusal:\n{s}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(after.contains("UNAUTHENTICATED: the certificate of aggregator 620923"), "{after}");
+    assert!(after.contains("is revoked") && after.contains("ask the province for a new certificate"), "{after}");
+    // Said once as an error in its log, not retried in a loop: the province stored nothing more.
+    let t0 = std::time::Instant::now();
+    while !county.log().contains("forwarding stopped") {
+        assert!(t0.elapsed() < WAIT, "no error in the log:\n{}", county.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(county.log().matches("forwarding stopped").count(), 1, "{}", county.log());
+    assert_eq!(province.rows().len(), 1);
 }
 
 fn write(path: &Path, text: &str) -> PathBuf {

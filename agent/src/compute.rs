@@ -138,7 +138,7 @@ pub fn collect(config: &Config, catalog: &Catalog, current: Period) -> Result<Co
         let filled_in = !config.ledgers.is_empty() || totals.values.contains_key(&period);
         if filled_in && !values.is_empty() {
             let report = Report {
-                unit_code: config.unit.clone(),
+                unit_code: config.unit.to_string(),
                 period: period.to_string(),
                 revision: 0,
                 values: values.into_iter().collect(),

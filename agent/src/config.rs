@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use sifa_proto::{Catalog, MetricKind, Period};
+use sifa_proto::{Catalog, MetricKind, Period, UnitCode};
 
 /// Why a config file was not accepted. Every message names the file and the key.
 #[derive(Debug, thiserror::Error)]
@@ -144,7 +144,7 @@ pub struct Config {
     /// The config file itself (named in messages).
     pub path: PathBuf,
     /// The office's own unit code; also its sender identity (`x-sifa-sender`).
-    pub unit: String,
+    pub unit: UnitCode,
     /// The aggregator's URL, e.g. `http://10.1.2.3:7401`.
     pub aggregator: String,
     pub outbox_dir: PathBuf,
@@ -185,13 +185,9 @@ impl Config {
         let file: ConfigFile =
             toml::from_str(text).map_err(|e| ConfigError::Parse { path: p.clone(), message: e.to_string() })?;
         let invalid = |key: &str, message: String| ConfigError::Invalid { path: p.clone(), key: key.into(), message };
-        let unit = file.unit.trim().to_string();
-        if unit.len() < 2 || unit.len() > 12 || !unit.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(invalid(
-                "unit",
-                format!("= {:?} is not a division code of 2 to 12 digits (e.g. \"620982100\")", file.unit),
-            ));
-        }
+        let unit = UnitCode::parse(file.unit.trim()).map_err(|_| {
+            invalid("unit", format!("= {:?} is not a division code of 2 to 12 digits (e.g. \"620982100\")", file.unit))
+        })?;
         let aggregator = file.aggregator.trim().to_string();
         if !(aggregator.starts_with("http://") || aggregator.starts_with("https://")) {
             return Err(invalid(

@@ -74,6 +74,10 @@ pub struct RetryState {
     pub next_attempt_ms: i64,
     pub last_error: Option<String>,
     pub last_success_ms: Option<i64>,
+    /// When the aggregator refuses this office for good (its certificate revoked, expired, or of
+    /// another unit): what it said (`PERMISSION_DENIED: ...`). Cleared by the next delivery.
+    #[serde(default)]
+    pub refused: Option<String>,
 }
 
 /// The last reading of the books, for `status`.

@@ -8,12 +8,7 @@ use std::fmt::Write;
 use crate::config::Config;
 use crate::outbox::{self, OutboxError};
 
-/// "2024-03-05 14:30" in China Standard Time.
-pub fn format_time(unix_ms: i64) -> String {
-    let (y, m, d) = sifa_proto::period::civil_from_unix_ms(unix_ms);
-    let secs_of_day = (unix_ms + 8 * 3_600_000).rem_euclid(86_400_000) / 1000;
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", secs_of_day / 3600, secs_of_day / 60 % 60)
-}
+pub use sifa_proto::period::format_cst as format_time;
 
 fn outcome_zh(outcome: &str) -> &'static str {
     match outcome {
@@ -47,6 +42,17 @@ pub fn render(config: &Config) -> Result<String, OutboxError> {
         let _ = writeln!(w, "  … 另有 {} 份 and {} more", queue.len() - SHOWN, queue.len() - SHOWN);
     }
     let r = &state.retry;
+    if let Some(why) = &r.refused {
+        let _ = writeln!(
+            w,
+            "  汇总节点拒绝本所的证书，报表无法送达 / The aggregator {} refuses this office's certificate ({why}): \
+             the certificate may be revoked or expired; ask the county for a new one (`sifa pki issue --role office \
+             --unit {}`) and replace [tls] cert and key. Until then delivery is tried only rarely (next at {}).",
+            config.aggregator,
+            config.unit,
+            format_time(r.next_attempt_ms)
+        );
+    }
     if r.failures > 0 {
         let _ = writeln!(
             w,

@@ -492,7 +492,7 @@ pub fn books(unit: &Unit, spec: &SynthSpec) -> OfficeBooks {
     for &m in &spec.corrections {
         correct_month(&mut cases, spec.year, m, &mut Rng::new(&[unit.code.as_bytes(), &seed, &year, &[m], b"fix"]));
     }
-    OfficeBooks { unit_code: unit.code.clone(), format, cases, totals }
+    OfficeBooks { unit_code: unit.code.to_string(), format, cases, totals }
 }
 
 /// Corrects one row of month `m`: a mediation first logged as failed reached

@@ -448,7 +448,7 @@ fn the_backoff_is_kept_in_the_outbox_across_runs() {
     let wait = state.retry.next_attempt_ms - sifa_proto::period::now_unix_ms();
     assert!((0..=4000).contains(&wait), "{wait} ms");
     let error = state.retry.last_error.as_deref().unwrap_or("");
-    assert!(error.contains("127.0.0.1:1") && error.contains("cannot connect"), "a real attempt: {error}");
+    assert!(error.contains("127.0.0.1:1") && error.contains("not reachable"), "a real attempt: {error}");
     let (status, _) = ok(&agent(&["status"], &cfg));
     assert!(status.contains("连续 3 次发送失败") && status.contains("3 failed attempt(s) in a row"), "{status}");
 }

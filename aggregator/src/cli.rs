@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use sifa_proto::upstream::UpstreamError;
 use sifa_proto::v1::admin_service_client::AdminServiceClient;
 use sifa_proto::v1::directory_service_client::DirectoryServiceClient;
 use sifa_proto::v1::{CompletenessRequest, LockRequest, OverrideRequest};
@@ -110,27 +111,25 @@ pub fn server_url(config: &Config, insecure: bool) -> String {
 
 async fn channel(config: &Config, caller: &Caller) -> anyhow::Result<Channel> {
     let url = server_url(config, caller.insecure);
-    crate::auth::tls::client_endpoint(&url, &caller.tls, caller.insecure)?
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .connect()
-        .await
-        .with_context(|| {
-            format!(
-                "cannot reach the aggregator at {url}; is `sifa aggregator --config {}` running?",
-                config.path.display()
-            )
-        })
+    let endpoint = crate::auth::tls::client_endpoint(&url, &caller.tls, caller.insecure)?
+        .connect_timeout(std::time::Duration::from_secs(5));
+    endpoint.connect().await.map_err(|e| {
+        let e = UpstreamError::transport(&url, &e);
+        anyhow::anyhow!("{e}; is `sifa aggregator --config {}` running?", config.path.display())
+    })
 }
 
-fn status_error(s: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{} ({:?})", s.message(), s.code())
+/// A refusal by the tier, named like every other sender's (`sifa_proto::upstream`).
+fn status_error(config: &Config, insecure: bool) -> impl Fn(tonic::Status) -> anyhow::Error {
+    let url = server_url(config, insecure);
+    move |s| anyhow::Error::new(UpstreamError::from_status(&url, &s))
 }
 
 /// A request as this caller: in plaintext mode it names itself (an admin of this tier), which the
 /// server believes only on loopback; with TLS the certificate speaks and this header is ignored.
 fn request<T>(config: &Config, message: T) -> tonic::Request<T> {
     let mut r = tonic::Request::new(message);
-    let uri = crate::auth::Identity { unit: config.unit.clone(), role: crate::auth::Role::Admin }.uri();
+    let uri = crate::auth::Identity::new(crate::auth::Role::Admin, config.unit.clone()).uri();
     if let Ok(v) = uri.parse() {
         r.metadata_mut().insert(crate::auth::IDENTITY_METADATA_KEY, v);
     }
@@ -139,6 +138,7 @@ fn request<T>(config: &Config, message: T) -> tonic::Request<T> {
 
 async fn admin(config: &Config, caller: &Caller, cmd: AggregatorCommand) -> anyhow::Result<()> {
     let ch = channel(config, caller).await?;
+    let status_error = status_error(config, caller.insecure);
     match cmd {
         AggregatorCommand::Status { period, root } => {
             let mut c = DirectoryServiceClient::new(ch);
@@ -148,19 +148,27 @@ async fn admin(config: &Config, caller: &Caller, cmd: AggregatorCommand) -> anyh
                     CompletenessRequest { period, root: root.clone().unwrap_or_default() },
                 ))
                 .await
-                .map_err(status_error)?
+                .map_err(&status_error)?
                 .into_inner();
-            let root = root.unwrap_or_else(|| config.unit.clone());
+            let root = root.unwrap_or_else(|| config.unit.to_string());
             // The registry the tier cached (docs/STORAGE.md): names and counties; without it, codes only.
             let registry = sifa_proto::Registry::load(&config.data_dir.join(sifa_store::layout::REGISTRY_FILE)).ok();
             let name = registry.as_ref().and_then(|r| r.get(&root)).map(|u| u.name.as_str()).unwrap_or_default();
             print!("{}", completeness::render(&r, format!("{root} {name}").trim_end(), registry.as_ref()));
+            if config.upstream.is_some() {
+                match crate::forward::LinkState::read(&config.data_dir) {
+                    Some(link) => println!("{}", link.describe()),
+                    None => {
+                        println!("上级 Upstream {}: nothing forwarded yet", config.upstream.as_deref().unwrap_or(""))
+                    }
+                }
+            }
         }
         AggregatorCommand::Lock { period, reason } => {
             let r = AdminServiceClient::new(ch)
                 .lock_period(request(config, LockRequest { period, reason }))
                 .await
-                .map_err(status_error)?
+                .map_err(&status_error)?
                 .into_inner();
             println!("locked {} month(s): {}", r.locked.len(), r.locked.join(" "));
         }
@@ -171,7 +179,7 @@ async fn admin(config: &Config, caller: &Caller, cmd: AggregatorCommand) -> anyh
                     OverrideRequest { unit_code: unit.clone(), period: period.clone(), reason },
                 ))
                 .await
-                .map_err(status_error)?;
+                .map_err(&status_error)?;
             println!("override granted: the next report of {unit} for {period} is admitted despite the lock");
         }
     }

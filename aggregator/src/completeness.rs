@@ -33,9 +33,9 @@ pub fn completeness(
     let mut group_of: HashMap<String, usize> = HashMap::new();
     for u in registry.subtree(root) {
         if matches!(u.kind, UnitKind::County | UnitKind::City) {
-            group_of.insert(u.code.clone(), groups.len());
+            group_of.insert(u.code.to_string(), groups.len());
             groups.push(GroupCompleteness {
-                code: u.code.clone(),
+                code: u.code.to_string(),
                 name: u.name.clone(),
                 level: u.kind.as_str().to_string(),
                 ..Default::default()
@@ -46,7 +46,7 @@ pub fn completeness(
         out.expected += 1;
         let entry = index.get(&u.code, period);
         let late = entry.is_some_and(|e| is_late(e.first_received_ms, deadline));
-        let unit_ref = || UnitRef { code: u.code.clone(), name: u.name.clone() };
+        let unit_ref = || UnitRef { code: u.code.to_string(), name: u.name.clone() };
         match entry {
             None => out.missing.push(unit_ref()),
             Some(_) => {
@@ -58,7 +58,7 @@ pub fn completeness(
         }
         let lineage = registry.lineage(&u.code);
         for node in [lineage.county, lineage.city].into_iter().flatten() {
-            if let Some(&g) = group_of.get(&node.code) {
+            if let Some(&g) = group_of.get(node.code.as_str()) {
                 let g = &mut groups[g];
                 g.expected += 1;
                 g.received += entry.is_some() as u32;

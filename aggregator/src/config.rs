@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use sifa_proto::UnitCode;
 use sifa_proto::tls::TlsConfig;
 
 use crate::auth::Limits;
@@ -46,7 +47,7 @@ pub struct Config {
     /// The file it was read from.
     pub path: PathBuf,
     /// This tier's unit code: it accepts reports of units at or under it.
-    pub unit: String,
+    pub unit: UnitCode,
     /// The gRPC listen address (port 0 picks a free port).
     pub listen: SocketAddr,
     /// The store (docs/STORAGE.md).
@@ -92,10 +93,9 @@ impl Config {
             let q = Path::new(s);
             if q.is_absolute() { q.to_path_buf() } else { base.join(q) }
         };
-        let unit = raw.unit.trim().to_string();
-        if unit.len() < 2 || unit.len() > 12 || !unit.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(key("unit", &raw.unit, "must be this tier's division code of 2 to 12 digits, e.g. \"620982\""));
-        }
+        let unit = UnitCode::parse(raw.unit.trim()).map_err(|_| {
+            key("unit", &raw.unit, "must be this tier's division code of 2 to 12 digits, e.g. \"620982\"")
+        })?;
         let listen: SocketAddr = raw.listen.trim().parse().map_err(|_| {
             key("listen", &raw.listen, "must be an IP address and port, e.g. \"127.0.0.1:7401\" (port 0 picks one)")
         })?;

@@ -8,21 +8,25 @@
 //! ends up with each report exactly once. A REJECTED forward is final: it is
 //! logged, recorded in `state/forward_rejected.jsonl` with the reason, and the
 //! cursor moves on.
+//!
+//! Connecting, sending a batch, what a failure means and the backoff are
+//! `sifa_proto::upstream`, shared with the office agent. The state of the link
+//! (delivering, unreachable, refused for good and why) is kept in
+//! `state/forward.state.json` for `sifa aggregator status`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use rand::RngExt;
-use sifa_proto::SENDER_METADATA_KEY;
-use sifa_proto::v1::report_service_client::ReportServiceClient;
+use serde::{Deserialize, Serialize};
+use sifa_proto::UnitCode;
+use sifa_proto::upstream::{BatchError, Failure, Upstream, UpstreamError, jitter, wait_after};
 use sifa_proto::v1::{Ack, SubmitRequest, ack};
 use tokio::sync::watch;
-use tonic::transport::Channel;
 
 use crate::wal::{Lsn, WalReader};
-use sifa_store::layout::{self, FORWARD_CURSOR_FILE, FORWARD_REJECTED_FILE};
+use sifa_store::layout::{self, FORWARD_CURSOR_FILE, FORWARD_LINK_FILE, FORWARD_REJECTED_FILE};
 
 /// Reports per `SubmitStream` call.
 pub const BATCH: usize = 2000;
@@ -34,7 +38,7 @@ pub struct Forwarder {
     /// This tier's `[tls]` table: its certificate is its identity upstream.
     pub tls: sifa_proto::tls::TlsConfig,
     pub insecure: bool,
-    pub unit: String,
+    pub unit: UnitCode,
     pub data_dir: PathBuf,
     pub durable: watch::Receiver<Lsn>,
     /// Shared with the flusher: the log is trimmed only behind it.
@@ -49,12 +53,39 @@ pub fn read_cursor(data_dir: &std::path::Path) -> Lsn {
         .unwrap_or(0)
 }
 
-#[derive(Debug, thiserror::Error)]
-enum SendError {
-    #[error("cannot reach upstream {0}: {1}")]
-    Connect(String, String),
-    #[error("upstream stream failed: {0}")]
-    Stream(#[from] tonic::Status),
+/// How the link to the tier above stands, as `sifa aggregator status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkState {
+    pub upstream: String,
+    /// `delivering`, or the kind of the last failure: `unreachable`, `retry_after`, `refused`, `rejected`.
+    pub state: String,
+    /// What the upstream (or the network) said; empty when delivering.
+    pub message: String,
+    /// Since when (Unix ms) the link is in this state.
+    pub since_ms: i64,
+}
+
+impl LinkState {
+    /// The persisted state of a data directory, if the tier forwards.
+    pub fn read(data_dir: &std::path::Path) -> Option<LinkState> {
+        let bytes = std::fs::read(layout::state_dir(data_dir).join(FORWARD_LINK_FILE)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// One line for `sifa aggregator status`.
+    pub fn describe(&self) -> String {
+        let since = sifa_proto::period::format_cst(self.since_ms);
+        match self.state.as_str() {
+            "delivering" => format!("上级 Upstream {}: 正常 delivering (since {since})", self.upstream),
+            "refused" => format!(
+                "上级 Upstream {}: 拒绝本级证书 REFUSED since {since}: {}\n  \
+                 本级不再频繁重试；请向省级申请新证书 (`sifa pki issue --role aggregator`) 并替换 [tls] cert/key。\n  \
+                 Forwarding retries only rarely: ask the province for a new certificate and replace [tls] cert/key.",
+                self.upstream, self.message
+            ),
+            other => format!("上级 Upstream {}: {other} since {since}: {}", self.upstream, self.message),
+        }
+    }
 }
 
 impl Forwarder {
@@ -62,14 +93,30 @@ impl Forwarder {
         layout::state_dir(&self.data_dir)
     }
 
-    async fn connect(&self) -> Result<ReportServiceClient<Channel>, SendError> {
-        let err = |e: &dyn std::fmt::Display| SendError::Connect(self.upstream.clone(), e.to_string());
+    async fn connect(&self) -> Result<Upstream, UpstreamError> {
         let ep = crate::auth::tls::client_endpoint(&self.upstream, &self.tls, self.insecure)
-            .map_err(|e| err(&e))?
+            .map_err(|e| UpstreamError::transport(&self.upstream, &e))?
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true);
-        let channel = ep.connect().await.map_err(|e| err(&e))?;
-        Ok(ReportServiceClient::new(channel).max_decoding_message_size(64 << 20))
+        Upstream::connect(&self.upstream, ep, self.unit.clone()).await
+    }
+
+    /// Records the link's state when it changes (a failure of another kind, or delivering again).
+    fn set_link(&self, link: &mut Option<LinkState>, state: &str, message: String) {
+        if link.as_ref().is_some_and(|l| l.state == state && l.message == message) {
+            return;
+        }
+        let new = LinkState {
+            upstream: self.upstream.clone(),
+            state: state.to_owned(),
+            message,
+            since_ms: sifa_proto::period::now_unix_ms(),
+        };
+        let json = serde_json::to_vec_pretty(&new).expect("serialises");
+        if let Err(e) = sifa_proto::fs::write_atomic(&self.state_dir(), FORWARD_LINK_FILE, &json) {
+            tracing::error!("cannot save the state of the upstream link: {e}");
+        }
+        *link = Some(new);
     }
 
     /// Runs until `stop` turns true. Never gives up on a reachable upstream.
@@ -77,8 +124,9 @@ impl Forwarder {
         let mut cursor = read_cursor(&self.data_dir);
         self.forwarded.store(cursor, Ordering::SeqCst);
         let mut reader = Some(WalReader::new(&layout::wal_dir(&self.data_dir)));
-        let mut client: Option<ReportServiceClient<Channel>> = None;
-        let mut backoff = BACKOFF_MIN;
+        let mut client: Option<Upstream> = None;
+        let mut failures = 0u32;
+        let mut link = LinkState::read(&self.data_dir);
         tracing::info!(upstream = %self.upstream, cursor, "forwarding to the tier above");
         loop {
             if *stop.borrow() {
@@ -118,73 +166,65 @@ impl Forwarder {
                     continue;
                 }
             };
-            let c = match client.take() {
-                Some(c) => c,
-                None => match self.connect().await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        backoff = self.back_off(backoff, &e, &mut stop).await;
-                        continue;
-                    }
-                },
+            let sent = match client.take() {
+                Some(c) => Ok(c),
+                None => self.connect().await,
             };
-            match self.send(c.clone(), &batch, &mut cursor).await {
-                Ok(()) => {
+            let sent = match sent {
+                Ok(mut c) => self.send(&mut c, &batch, &mut cursor).await.map(|()| c),
+                Err(e) => Err(e),
+            };
+            match sent {
+                Ok(c) => {
                     client = Some(c);
-                    backoff = BACKOFF_MIN;
+                    failures = 0;
+                    self.set_link(&mut link, "delivering", String::new());
                 }
                 Err(e) => {
                     // Acknowledged ones moved the cursor; the rest go again.
-                    backoff = self.back_off(backoff, &e, &mut stop).await;
+                    failures = failures.saturating_add(1);
+                    self.set_link(&mut link, e.failure.as_str(), e.detail());
+                    let wait = wait_after(&e, failures, BACKOFF_MIN, BACKOFF_MAX, jitter());
+                    if e.failure == Failure::RefusedForGood {
+                        tracing::error!(retry_in_s = wait.as_secs(), "forwarding stopped: {e}");
+                    } else {
+                        tracing::warn!(retry_in_ms = wait.as_millis() as u64, "{e}");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = stop.changed() => {}
+                    }
                 }
             }
         }
-    }
-
-    async fn back_off(&self, backoff: Duration, e: &SendError, stop: &mut watch::Receiver<bool>) -> Duration {
-        let jitter = rand::rng().random_range(0.5..1.5);
-        let wait = backoff.mul_f64(jitter);
-        tracing::warn!(retry_in_ms = wait.as_millis() as u64, "{e}");
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => {}
-        }
-        (backoff * 2).min(BACKOFF_MAX)
     }
 
     /// Sends one batch; moves the cursor over every acknowledged report and
     /// persists it.
     async fn send(
         &self,
-        mut client: ReportServiceClient<Channel>,
+        upstream: &mut Upstream,
         batch: &[(Lsn, SubmitRequest)],
         cursor: &mut Lsn,
-    ) -> Result<(), SendError> {
+    ) -> Result<(), UpstreamError> {
         let requests: Vec<SubmitRequest> = batch.iter().map(|(_, r)| r.clone()).collect();
-        let mut req = tonic::Request::new(tokio_stream::iter(requests));
-        req.metadata_mut().insert(SENDER_METADATA_KEY, self.unit.parse().expect("a unit code is ASCII digits"));
-        let result = async {
-            let mut acks = client.submit_stream(req).await?.into_inner();
-            let mut i = 0;
-            while let Some(a) = acks.message().await? {
-                let Some((lsn, rec)) = batch.get(i) else { break };
+        let result = upstream
+            .submit_batch(requests, |i, a| {
+                let (lsn, rec) = &batch[i];
                 self.record_ack(rec, &a);
                 *cursor = *lsn;
-                i += 1;
-            }
-            if i < batch.len() {
-                return Err(tonic::Status::unavailable(format!("the upstream acknowledged {i} of {}", batch.len())));
-            }
-            Ok(())
-        }
-        .await;
-        if let Err(e) =
-            sifa_proto::fs::write_atomic(&self.state_dir(), FORWARD_CURSOR_FILE, cursor.to_string().as_bytes())
-        {
+                Ok::<(), std::convert::Infallible>(())
+            })
+            .await;
+        if let Err(e) = sifa_proto::fs::write_atomic(&self.state_dir(), FORWARD_CURSOR_FILE, cursor.to_string().as_bytes()) {
             tracing::error!("cannot save the forward cursor (reports may be sent again; the upstream dedupes): {e}");
         }
         self.forwarded.store(*cursor, Ordering::SeqCst);
-        result.map_err(SendError::from)
+        match result {
+            Ok(()) => Ok(()),
+            Err(BatchError::Upstream(e)) => Err(e),
+            Err(BatchError::Sender(never)) => match never {},
+        }
     }
 
     fn record_ack(&self, rec: &SubmitRequest, a: &Ack) {

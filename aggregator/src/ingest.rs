@@ -1,5 +1,5 @@
-//! Ingest: a submitted report is validated (the shared library, the registry,
-//! the sender), then handed to the single log writer, which decides duplicate,
+//! Ingest: a submitted report, already authorized (auth.rs), is validated (the
+//! shared library, the registry), then handed to the single log writer, which decides duplicate,
 //! conflict or locked period, appends every pending report to the write-ahead
 //! log with one fsync (group commit) and only then completes their
 //! acknowledgements.
@@ -40,16 +40,6 @@ impl From<Rejection> for Refusal {
     }
 }
 
-impl Refusal {
-    /// The status of a unary call refused for this reason.
-    pub fn to_status(&self, record: &SubmitRequest) -> tonic::Status {
-        match self {
-            Refusal::Rejected(r) => r.to_status(&record.report.clone().unwrap_or_default()),
-            Refusal::Unavailable(why) => tonic::Status::unavailable(format!("{why}; send the report again later")),
-        }
-    }
-}
-
 pub type Decision = Result<Stored, Refusal>;
 
 /// The most reports one log write takes (one fsync).
@@ -74,15 +64,6 @@ pub struct Ingest {
     jobs: mpsc::Sender<Job>,
 }
 
-/// Checks that a report's unit is the sender's to report for: the sender
-/// itself (an agent) or a unit of the sender's subtree (a forwarding
-/// aggregator). The one place the sender's authority is judged; with mutual
-/// TLS the sender comes from the client certificate instead of metadata.
-pub fn check_sender(record: &SubmitRequest, sender: &str, registry: &Registry) -> Result<(), Rejection> {
-    let report = record.report.as_ref().expect("checked by the caller");
-    check_unit(report, registry, sender)
-}
-
 impl Ingest {
     /// Validates a submission from `sender` and queues it for the log. The
     /// receiver yields the decision once it is durable (or the rejection).
@@ -105,14 +86,12 @@ impl Ingest {
                 "the request carries no report".into(),
             )));
         };
-        // The unit first: a unit that is not ours or not the sender's is refused as such.
+        // The unit first: a unit that is not of this tier's subtree is refused as such. Whether it is
+        // the sender's to send was decided once, by `auth::authorize_submit`, before it came here.
         let unit_problem = match check_unit(report, &self.registry, &self.unit) {
             Err(r) if r.code == RejectionCode::PermissionDenied => return Err(Ok(r)),
             Err(r) => Some(r),
-            Ok(()) => {
-                check_sender(&record, sender, &self.registry).map_err(Ok)?;
-                None
-            }
+            Ok(()) => None,
         };
         let period = match (check_report(report, &self.catalog, Period::current()), unit_problem) {
             (Ok(p), None) => p,
@@ -147,7 +126,7 @@ fn shutting_down() -> Refusal {
 
 /// The status when a decision never came (the writer stopped).
 pub fn unavailable() -> tonic::Status {
-    tonic::Status::unavailable("the aggregator is shutting down; send the report again later")
+    crate::status::to_status(&crate::status::Error::Unavailable("the aggregator is shutting down".into()))
 }
 
 /// Everything the log writer works with.
@@ -273,6 +252,6 @@ pub fn ack(record: &SubmitRequest, decision: Decision) -> Result<sifa_proto::v1:
     match decision {
         Ok(stored) => Ok(validate::ack_stored(&report, stored == Stored::Duplicate)),
         Err(Refusal::Rejected(r)) => Ok(r.to_ack(&report)),
-        Err(e @ Refusal::Unavailable(_)) => Err(e.to_status(record)),
+        Err(e @ Refusal::Unavailable(_)) => Err(crate::status::refusal_status(e, &report)),
     }
 }

@@ -5,7 +5,8 @@
 //! - [`index`]: what is stored, for duplicates, conflicts and completeness;
 //! - [`flush`]: the log to Parquet (through `sifa_store`), trimming and compaction;
 //! - [`forward`]: to the tier above; [`completeness`]; [`locks`]: closed periods;
-//! - [`service`]: the gRPC services; [`server`]: running a tier.
+//! - [`service`]: the gRPC services; [`status`]: the one map from their errors to gRPC statuses;
+//! - [`server`]: running a tier.
 
 pub mod auth;
 pub mod cli;
@@ -18,4 +19,5 @@ pub mod ingest;
 pub mod locks;
 pub mod server;
 pub mod service;
+pub mod status;
 pub mod wal;

@@ -137,7 +137,7 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
     let (catalog, registry) = reference_data(&config, insecure).await?;
     let meta = StoreMeta {
-        root_unit: config.unit.clone(),
+        root_unit: config.unit.to_string(),
         deadline_day: config.deadline_day,
         catalog_version: catalog.version.clone(),
     };
@@ -186,7 +186,7 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
             locks: locks.clone(),
             unflushed: unflushed.clone(),
             durable: durable_tx,
-            unit: config.unit.clone(),
+            unit: config.unit.to_string(),
         },
         catalog.clone(),
         registry.clone(),

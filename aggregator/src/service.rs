@@ -15,23 +15,24 @@ use sifa_proto::v1::{
     Ack, CatalogDocument, CompletenessReport, CompletenessRequest, GetCatalogRequest, GetRegistryRequest, LockRequest,
     LockResponse, OverrideRequest, OverrideResponse, RegistryDocument, SubmitRequest,
 };
-use sifa_proto::{Catalog, Period, Registry};
+use sifa_proto::{Catalog, Period, Registry, UnitCode};
 use tonic::{Request, Response, Status};
 
-use crate::auth::{self, Authenticator, Identity, Limits, RateLimiter, Role};
+use crate::auth::{self, Authenticator, Denied, Identity, Limits, OverLimit, RateLimiter, Role};
 use sifa_proto::{Rejection, RejectionCode};
 
 use crate::completeness;
 use crate::index::Index;
 use crate::ingest::{self, Ingest, Refusal};
-use crate::locks::{LockError, Locks};
+use crate::locks::Locks;
+use crate::status::{self, Error};
 
 /// Reports acknowledged ahead of a slow one on a stream, at most.
 pub const STREAM_WINDOW: usize = 16_384;
 
 /// What the services share.
 pub struct Tier {
-    pub unit: String,
+    pub unit: UnitCode,
     pub catalog: Arc<Catalog>,
     pub registry: Arc<Registry>,
     pub deadline_day: u8,
@@ -47,7 +48,7 @@ pub struct Tier {
 
 impl Tier {
     /// The caller of a request (UNAUTHENTICATED if it cannot be told).
-    fn identify<T>(&self, request: &Request<T>) -> Result<Identity, Status> {
+    fn identify<T>(&self, request: &Request<T>) -> Result<Identity, Denied> {
         self.authenticator.identify(request, &self.registry)
     }
 
@@ -60,12 +61,12 @@ impl Tier {
             .as_ref()
             .map_or(Ok(()), |r| auth::authorize_submit(id, &r.unit_code, &self.registry))
             .and_then(|()| auth::authorize_provenance(id, first, &self.registry))
-            .map_err(|s| Rejection::single(RejectionCode::PermissionDenied, "not_authorized", s.message().to_string()))
+            .map_err(|d| Rejection::single(RejectionCode::PermissionDenied, "not_authorized", d.to_string()))
     }
 
     /// Whether `id` may send this message now: within the size limit and, for an office, its rate.
     /// A refusal is RESOURCE_EXHAUSTED for the call (it ends a stream: retry later).
-    fn within_limits(&self, id: &Identity, record: &SubmitRequest) -> Result<(), Status> {
+    fn within_limits(&self, id: &Identity, record: &SubmitRequest) -> Result<(), OverLimit> {
         self.limits.check_message_size(id, record.encoded_len())?;
         // Forwarding tiers send backlogs of thousands at once; the rate limit is for offices.
         if id.role == Role::Office {
@@ -95,7 +96,9 @@ impl ReportService for Service {
             },
         };
         match decision {
-            Err(Refusal::Rejected(r)) => Err(r.to_status(key.report.as_ref().expect("checked"))),
+            Err(refusal @ Refusal::Rejected(_)) => {
+                Err(status::refusal_status(refusal, key.report.as_ref().expect("checked")))
+            }
             other => ingest::ack(&key, other).map(Response::new),
         }
     }
@@ -123,8 +126,11 @@ impl ReportService for Service {
                         let key = SubmitRequest { report: record.report.as_ref().map(key_of), provenance: None };
                         // Over a limit, the stream ends with RESOURCE_EXHAUSTED; a report that is not
                         // the caller's to send is rejected like an invalid one, and the stream goes on.
-                        let limited =
-                            tier.limits.check_stream_count(&id, n).and_then(|()| tier.within_limits(&id, &record));
+                        let limited = tier
+                            .limits
+                            .check_stream_count(&id, n)
+                            .and_then(|()| tier.within_limits(&id, &record))
+                            .map_err(Status::from);
                         let submitted = limited.map(|()| {
                             tier.authorize(&id, &record)
                                 .map_err(Refusal::Rejected)
@@ -184,7 +190,7 @@ impl DirectoryService for Service {
         let req = request.into_inner();
         let root = auth::authorize_subtree(&id, &req.root, &self.0.unit, &self.0.registry)?;
         let root = self.root(&root)?;
-        let period: Period = req.period.parse().map_err(|e| Status::invalid_argument(format!("{e}")))?;
+        let period: Period = req.period.parse().map_err(|e| Error::BadRequest(format!("{e}")))?;
         let index = self.0.index.lock().expect("index");
         Ok(Response::new(completeness::completeness(&self.0.registry, &index, &root, period, self.0.deadline_day)))
     }
@@ -195,25 +201,17 @@ impl Service {
     fn root(&self, root: &str) -> Result<String, Status> {
         let root = root.trim();
         if root.is_empty() {
-            return Ok(self.0.unit.clone());
+            return Ok(self.0.unit.to_string());
         }
         if self.0.registry.get(root).is_none() {
-            return Err(Status::not_found(format!("unit {root} is not in the registry")));
+            return Err(Error::NotFound(format!("unit {root} is not in the registry")).into());
         }
         if !self.0.registry.is_within(root, &self.0.unit) {
-            return Err(Status::permission_denied(format!(
-                "unit {root} is not under this tier's unit {}",
-                self.0.unit
-            )));
+            return Err(
+                Denied::PermissionDenied(format!("unit {root} is not under this tier's unit {}", self.0.unit)).into()
+            );
         }
         Ok(root.to_string())
-    }
-}
-
-fn lock_status(e: LockError) -> Status {
-    match e {
-        LockError::Request(m) => Status::invalid_argument(m),
-        other => Status::internal(other.to_string()),
     }
 }
 
@@ -223,13 +221,8 @@ impl AdminService for Service {
         let id = self.0.identify(&request)?;
         auth::authorize_admin(&id, &self.0.unit, &self.0.registry)?;
         let req = request.into_inner();
-        let locked = self
-            .0
-            .locks
-            .lock()
-            .expect("locks")
-            .lock(req.period.trim(), &req.reason, &id.to_string(), now_unix_ms())
-            .map_err(lock_status)?;
+        let locked =
+            self.0.locks.lock().expect("locks").lock(req.period.trim(), &req.reason, &id.to_string(), now_unix_ms())?;
         tracing::info!(period = %req.period, reason = %req.reason, by = %id, "period locked");
         Ok(Response::new(LockResponse { locked }))
     }
@@ -238,23 +231,25 @@ impl AdminService for Service {
         let id = self.0.identify(&request)?;
         auth::authorize_admin(&id, &self.0.unit, &self.0.registry)?;
         let req = request.into_inner();
-        let period: Period = req.period.trim().parse().map_err(|e| Status::invalid_argument(format!("{e}")))?;
+        let period: Period = req.period.trim().parse().map_err(|e| Error::BadRequest(format!("{e}")))?;
         let unit = req.unit_code.trim();
         match self.0.registry.get(unit) {
             Some(u) if u.kind.is_reporting() && self.0.registry.is_within(unit, &self.0.unit) => {}
             _ => {
-                return Err(Status::invalid_argument(format!(
+                return Err(Error::BadRequest(format!(
                     "unit {unit} is not a reporting unit of this tier's subtree ({})",
                     self.0.unit
-                )));
+                ))
+                .into());
             }
         }
-        self.0
-            .locks
-            .lock()
-            .expect("locks")
-            .grant_override(unit, period, &req.reason, &id.to_string(), now_unix_ms())
-            .map_err(lock_status)?;
+        self.0.locks.lock().expect("locks").grant_override(
+            unit,
+            period,
+            &req.reason,
+            &id.to_string(),
+            now_unix_ms(),
+        )?;
         tracing::info!(unit, %period, reason = %req.reason, by = %id, "override granted");
         Ok(Response::new(OverrideResponse {}))
     }

@@ -5,18 +5,26 @@
 //! - [`registry`]: the tree of units (province → city → county → reporting units);
 //! - [`validate`]: the one validation library, used by the agent and the aggregator alike;
 //! - [`period`]: the reporting month; [`text`]: UTF-8/GBK text as offices write it;
+//! - [`unit_code`]: the one rule for a unit's code; [`identity`]: who a certificate says its holder is;
 //! - [`tls`]: the `[tls]` config table and the client side of mutual TLS;
+//! - [`upstream`]: sending reports to the tier above, what its failures mean, backoff;
+//! - [`certificate`] (feature `x509`): reading a certificate's identity and serial;
 //! - [`fs`]: durable atomic file writes (temp, fsync, rename, directory fsync), used by every crate.
 //!
 //! This crate has no Arrow, Parquet or DataFusion in its dependency tree, so the
 //! office agent that links it stays small.
 
 pub mod catalog;
+#[cfg(feature = "x509")]
+pub mod certificate;
 pub mod fs;
+pub mod identity;
 pub mod period;
 pub mod registry;
 pub mod text;
 pub mod tls;
+pub mod unit_code;
+pub mod upstream;
 pub mod validate;
 
 /// The generated gRPC types and services of package `sifa.v1`.
@@ -26,8 +34,10 @@ pub mod v1 {
 }
 
 pub use catalog::{Catalog, Metric, MetricKind, ValueType};
+pub use identity::{Identity, Role};
 pub use period::Period;
 pub use registry::{Registry, Unit, UnitKind};
+pub use unit_code::{UnitCode, UnitCodeError};
 pub use validate::{Problem, Rejection, RejectionCode};
 
 /// gRPC metadata key naming the sending unit (an office's own code, or a

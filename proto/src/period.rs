@@ -111,6 +111,13 @@ pub fn now_unix_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
+/// "2024-03-05 14:30": a Unix time in milliseconds as China Standard Time, as status pages show it.
+pub fn format_cst(unix_ms: i64) -> String {
+    let (y, m, d) = civil_from_unix_ms(unix_ms);
+    let secs_of_day = (unix_ms + CST_OFFSET_MS).rem_euclid(86_400_000) / 1000;
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", secs_of_day / 3600, secs_of_day / 60 % 60)
+}
+
 /// (year, month, day) in China Standard Time of a Unix timestamp in ms.
 pub fn civil_from_unix_ms(unix_ms: i64) -> (i64, i64, i64) {
     civil_from_days((unix_ms + CST_OFFSET_MS).div_euclid(86_400_000))

@@ -11,6 +11,7 @@ use std::fmt;
 use std::path::Path;
 
 use crate::text;
+use crate::unit_code::UnitCode;
 
 /// The demo registry sifa ships (docs/REGISTRY.md says how it is made).
 pub const DEMO_REGISTRY_CSV: &str = include_str!("../registry/demo.csv");
@@ -102,10 +103,10 @@ impl fmt::Display for UnitKind {
 /// One unit of the registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unit {
-    pub code: String,
+    pub code: UnitCode,
     pub name: String,
     pub kind: UnitKind,
-    pub parent: Option<String>,
+    pub parent: Option<UnitCode>,
     pub population: Option<u64>,
     pub villages: Option<u32>,
 }
@@ -145,8 +146,8 @@ const COLUMNS: [(&str, &[&str]); 6] = [
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     units: Vec<Unit>,
-    by_code: HashMap<String, usize>,
-    children: HashMap<String, Vec<usize>>,
+    by_code: HashMap<UnitCode, usize>,
+    children: HashMap<UnitCode, Vec<usize>>,
 }
 
 impl Registry {
@@ -190,10 +191,7 @@ impl Registry {
             if record.iter().all(|f| f.is_empty()) {
                 continue;
             }
-            let code = field(0);
-            if code.is_empty() || code.len() > 12 || !code.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(lerr(format!("code {code:?} is not a division code of 2 to 12 digits")));
-            }
+            let code = UnitCode::parse(&field(0)).map_err(|e| lerr(e.to_string()))?;
             let name = field(1);
             if name.is_empty() {
                 return Err(lerr(format!("unit {code} has no name")));
@@ -203,7 +201,11 @@ impl Registry {
                 let kinds: Vec<_> = UnitKind::ALL.iter().map(|k| k.as_str()).collect();
                 lerr(format!("unit {code}: kind {kind_text:?} is not one of {}", kinds.join(", ")))
             })?;
-            let parent = Some(field(3)).filter(|p| !p.is_empty());
+            let parent = Some(field(3))
+                .filter(|p| !p.is_empty())
+                .map(|p| UnitCode::parse(&p))
+                .transpose()
+                .map_err(|e| lerr(format!("unit {code}: parent: {e}")))?;
             let number = |col: usize, what: &str| -> Result<Option<u64>, RegistryError> {
                 let v = field(col);
                 if v.is_empty() {
@@ -227,7 +229,7 @@ impl Registry {
                 return Err(RegistryError::Invalid(format!("unit code {} appears twice", u.code)));
             }
         }
-        let mut children: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut children: HashMap<UnitCode, Vec<usize>> = HashMap::new();
         for (i, u) in units.iter().enumerate() {
             match &u.parent {
                 None if u.kind == UnitKind::Province => {}
@@ -402,7 +404,10 @@ mod tests {
         let cases = [
             ("code,name,kind\n", "missing column \"parent\""),
             ("code,name,kind,parent,colour\n", "unknown column \"colour\""),
-            ("code,name,kind,parent\n62,甘肃省,province,\n62x,乙,city,62\n", "line 3: code \"62x\""),
+            (
+                "code,name,kind,parent\n62,甘肃省,province,\n62x,乙,city,62\n",
+                "line 3: unit code \"62x\" is not a division code",
+            ),
             ("code,name,kind,parent\n62,,province,\n", "line 2: unit 62 has no name"),
             ("code,name,kind,parent\n62,甘肃省,state,\n", "line 2: unit 62: kind \"state\" is not one of"),
             (

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::catalog::{Catalog, Metric, ValueType};
 use crate::period::Period;
 use crate::registry::Registry;
+use crate::unit_code::UnitCode;
 use crate::v1::{Ack, Report, ack};
 
 /// Longest comment accepted, in characters.
@@ -44,8 +45,8 @@ impl fmt::Display for Problem {
     }
 }
 
-/// The gRPC status a rejection maps to. This is the one place rejections get
-/// their status codes.
+/// What kind of rejection, and the gRPC code it travels with ([`RejectionCode::grpc`]: an Ack's
+/// `code`; the aggregator's `status` module turns a unary call's rejection into that status).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RejectionCode {
     /// The report breaks a rule of the catalog or of the contract.
@@ -84,11 +85,6 @@ impl Rejection {
     /// A single-problem rejection.
     pub fn single(code: RejectionCode, rule: &str, message: String) -> Rejection {
         Rejection { code, problems: vec![Problem::report(rule, message)] }
-    }
-
-    /// The gRPC error a unary call fails with: every problem, one per line.
-    pub fn to_status(&self, report: &Report) -> tonic::Status {
-        tonic::Status::new(self.code.grpc(), format!("{}\n{}", report_label(report), self))
     }
 
     /// The acknowledgement sent on a stream.
@@ -151,10 +147,8 @@ pub fn ack_stored(report: &Report, duplicate: bool) -> Ack {
 /// problem found.
 pub fn check_report(report: &Report, catalog: &Catalog, current: Period) -> Result<Period, Rejection> {
     let mut problems = Vec::new();
-    let code = &report.unit_code;
-    if code.is_empty() || code.len() > 12 || !code.bytes().all(|b| b.is_ascii_digit()) {
-        problems
-            .push(Problem::report("unit_code", format!("unit code {code:?} is not a division code of 2 to 12 digits")));
+    if let Err(e) = UnitCode::parse(&report.unit_code) {
+        problems.push(Problem::report("unit_code", e.to_string()));
     }
     let period = match report.period.parse::<Period>() {
         Ok(p) if p > current => {
@@ -458,14 +452,9 @@ mod tests {
         let rej = check_report(&r, &catalog(), now()).unwrap_err();
         let rules: Vec<_> = rej.problems.iter().map(|p| p.rule.as_str()).collect();
         assert_eq!(rules, ["future_period", "not_integer", "negative", "unknown_metric", "resolved_le_mediated"]);
-        let status = rej.to_status(&r);
-        assert_eq!(status.code(), tonic::Code::InvalidArgument);
-        assert!(
-            status.message().starts_with("report 620982100 2030-01 rev 1\n- period 2030-01 is in the future"),
-            "{}",
-            status.message()
-        );
-        assert_eq!(status.message().lines().count(), 6);
+        let text = rej.to_string();
+        assert!(text.starts_with("- period 2030-01 is in the future"), "{text}");
+        assert_eq!(text.lines().count(), 5);
         let ack = rej.to_ack(&r);
         assert_eq!(ack.outcome, ack::Outcome::Rejected as i32);
         assert_eq!(ack.problems.len(), 5);

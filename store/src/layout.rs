@@ -34,6 +34,8 @@ pub const LOCKS_FILE: &str = "locks.json";
 pub const FORWARD_CURSOR_FILE: &str = "forward.cursor";
 /// Under `state/`: reports the tier above refused, one JSON object a line.
 pub const FORWARD_REJECTED_FILE: &str = "forward_rejected.jsonl";
+/// Under `state/`: how the link to the tier above stands (delivering, unreachable, refused and why).
+pub const FORWARD_LINK_FILE: &str = "forward.state.json";
 /// Under `state/`: a compaction under way (its inputs and output).
 pub const COMPACTION_FILE: &str = "compaction.json";
 

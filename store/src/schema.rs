@@ -46,9 +46,9 @@ impl StoredReport {
         StoredReport {
             period,
             unit_kind,
-            province_code: lineage.province.map(|u| u.code.clone()),
-            city_code: lineage.city.map(|u| u.code.clone()),
-            county_code: lineage.county.map(|u| u.code.clone()),
+            province_code: lineage.province.map(|u| u.code.to_string()),
+            city_code: lineage.city.map(|u| u.code.to_string()),
+            county_code: lineage.county.map(|u| u.code.to_string()),
             received_at_ms,
             first_accepted_by: first_accepted_by.to_string(),
             report,

@@ -16,8 +16,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use sifa_aggregator::auth::pki::{Ca, IssueRequest, init_ca};
 use sifa_aggregator::auth::{Identity, Role};
+use sifa_pki::{Ca, IssueRequest, init_ca};
 
 use sifa_proto::Catalog;
 use sifa_proto::v1::admin_service_client::AdminServiceClient;
@@ -371,10 +371,25 @@ impl TestPki {
         let mut issued = self.issued.lock().unwrap();
         if issued.insert((role, unit.to_string())) {
             let ca = Ca::load(&self.ca_dir()).expect("test CA");
-            let id = Identity::new(role, unit).expect("unit code");
+            let id = Identity::new(role, unit.parse().expect("unit code"));
             ca.issue(&IssueRequest::new(id, 30)).expect("issue").write_to(&self.dir).expect("write certificate");
         }
         (cert, key)
+    }
+}
+
+impl TestPki {
+    /// Revokes the certificate of `role` for `unit` with the real `sifa pki revoke`, as a province would.
+    pub fn revoke(&self, role: Role, unit: &str) {
+        let (cert, _) = self.files(role, unit);
+        let out = Command::new(sifa_bin())
+            .args(["pki", "revoke", "--reason", "key-compromise", "--ca"])
+            .arg(self.ca_dir())
+            .arg("--cert")
+            .arg(&cert)
+            .output()
+            .expect("run sifa pki revoke");
+        assert!(out.status.success(), "sifa pki revoke: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
 

@@ -1,4 +1,4 @@
-//! Tests of identities, the CA, the revocation list, every authorization rule, the limits, and
+//! Tests of certificates of the CA, the revocation list, every authorization rule, the limits, and
 //! mutual TLS over real sockets. Every certificate is made by [`pki`].
 
 use std::path::Path;
@@ -8,7 +8,12 @@ use tonic::Code;
 use tonic::metadata::MetadataMap;
 use tonic::transport::CertificateDer;
 
-use super::pki::{self, Ca, IssueRequest, Issued};
+use sifa_pki::{self as pki, Ca, IssueRequest, Issued};
+use sifa_proto::Registry;
+use sifa_proto::certificate::{pem_block, serial_hex};
+use sifa_proto::upstream::RETRY_AFTER_MS_METADATA_KEY;
+use tonic::{Request, Status};
+
 use super::*;
 
 fn registry() -> Registry {
@@ -16,7 +21,7 @@ fn registry() -> Registry {
 }
 
 fn id(role: Role, unit: &str) -> Identity {
-    Identity::new(role, unit).unwrap()
+    Identity::new(role, unit.parse().unwrap())
 }
 
 fn der(pem: &str) -> CertificateDer<'static> {
@@ -39,8 +44,9 @@ fn expired(ca: &Ca, role: Role, unit: &str) -> Issued {
     ca.issue(&req).unwrap()
 }
 
-fn assert_status<T: std::fmt::Debug>(r: Result<T, Status>, code: Code, needles: &[&str]) {
-    let e = r.expect_err("expected a refusal");
+/// The refusal as a caller sees it (through `crate::status`, the one map to gRPC).
+fn assert_status<T: std::fmt::Debug, E: Into<Status>>(r: Result<T, E>, code: Code, needles: &[&str]) {
+    let e: Status = r.map_err(Into::into).expect_err("expected a refusal");
     assert_eq!(e.code(), code, "{}", e.message());
     for n in needles {
         assert!(e.message().contains(n), "{:?} lacks {n:?}", e.message());
@@ -48,124 +54,7 @@ fn assert_status<T: std::fmt::Debug>(r: Result<T, Status>, code: Code, needles: 
 }
 
 // ---------------------------------------------------------------------------
-// identities
-
-#[test]
-fn identity_uris_round_trip_and_bad_ones_are_named() {
-    for role in Role::ALL {
-        let i = id(role, "620902001");
-        assert_eq!(Identity::from_uri(&i.uri()).unwrap(), i);
-        assert_eq!(i.uri(), format!("urn:sifa:{role}:620902001"));
-    }
-    assert_eq!(id(Role::Office, "620902001").to_string(), "office 620902001");
-    for (bad, why) in [
-        ("urn:other:office:1", "urn:sifa:"),
-        ("urn:sifa:office", "<role>:<unit>"),
-        ("urn:sifa:king:62", "no role"),
-        ("urn:sifa:office:62:1", "letters and digits"),
-        ("urn:sifa:office:", "letters and digits"),
-    ] {
-        let e = Identity::from_uri(bad).unwrap_err().to_string();
-        assert!(e.contains(why), "{bad}: {e}");
-    }
-    assert!("admin".parse::<Role>().is_ok());
-    assert!("Admin".parse::<Role>().unwrap_err().to_string().contains("office, aggregator, analyst or admin"));
-    assert!(Role::Office.fits(UnitKind::MediationCentre) && !Role::Office.fits(UnitKind::County));
-    assert!(Role::Admin.fits(UnitKind::Province) && !Role::Aggregator.fits(UnitKind::Office));
-}
-
-#[test]
-fn serials_are_hex_without_leading_zeros() {
-    assert_eq!(serial_hex(&[0x00, 0x8f, 0x01]), "8f01");
-    assert_eq!(serial_hex(&[0x7f]), "7f");
-    assert_eq!(serial_hex(&[0x00]), "00");
-}
-
-// ---------------------------------------------------------------------------
 // the CA
-
-#[test]
-fn init_creates_a_private_key_a_ca_and_an_empty_crl_and_never_overwrites() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca_dir = dir.path().join("pki");
-    let paths = pki::init_ca(&ca_dir, "甘肃省司法厅", 3650).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&paths.key).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600, "ca.key must be private");
-    }
-    let ca_pem = std::fs::read(&paths.cert).unwrap();
-    let ca_der = pem_block(&ca_pem, "CERTIFICATE").unwrap();
-    let (_, ca) = x509_parser::parse_x509_certificate(&ca_der).unwrap();
-    assert!(ca.is_ca());
-    assert!(ca.subject().to_string().contains("甘肃省司法厅"), "{}", ca.subject());
-    let crl = RevocationList::load(&paths.crl, &ca_pem).unwrap();
-    assert!(crl.is_empty());
-    let e = pki::init_ca(&ca_dir, "again", 10).unwrap_err().to_string();
-    assert!(e.contains("never overwritten"), "{e}");
-    let e = Ca::load(dir.path()).unwrap_err().to_string();
-    assert!(e.contains("sifa pki init"), "{e}");
-}
-
-#[test]
-fn issued_certificates_name_the_unit_and_role_and_aggregators_are_servers() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = new_ca(dir.path());
-    let office = issue(&ca, Role::Office, "620902001");
-    let parsed = parse_certificate(&der(&office.cert_pem)).unwrap();
-    assert_eq!(parsed.identity, id(Role::Office, "620902001"));
-    assert_eq!(parsed.serial, office.serial);
-    assert!(parsed.not_after > parsed.not_before);
-
-    let mut req = IssueRequest::new(id(Role::Aggregator, "620902"), 30);
-    req.names = vec!["suzhou.example".into(), "10.9.8.7".into()];
-    let agg = ca.issue(&req).unwrap();
-    let d = der(&agg.cert_pem);
-    let (_, cert) = x509_parser::parse_x509_certificate(&d).unwrap();
-    let san: Vec<String> =
-        cert.subject_alternative_name().unwrap().unwrap().value.general_names.iter().map(|n| format!("{n}")).collect();
-    let all = san.join(" ");
-    // x509-parser prints IP addresses as hex bytes: 127.0.0.1 and 10.9.8.7.
-    for want in [
-        "URI(urn:sifa:aggregator:620902)",
-        "DNSName(localhost)",
-        "DNSName(suzhou.example)",
-        "7f:00:00:01",
-        "0a:09:08:07",
-    ] {
-        assert!(all.contains(want), "{want} not in {all}");
-    }
-    let eku = cert.extended_key_usage().unwrap().unwrap().value;
-    assert!(eku.server_auth && eku.client_auth);
-    let office_der = parsed_der(&office);
-    let (_, office_cert) = x509_parser::parse_x509_certificate(&office_der).unwrap();
-    let eku = office_cert.extended_key_usage().unwrap().unwrap().value;
-    assert!(eku.client_auth && !eku.server_auth);
-    assert!(office_cert.subject().to_string().contains("office 620902001"));
-
-    let mut bad = IssueRequest::new(id(Role::Office, "620902001"), 30);
-    bad.names = vec!["x.example".into()];
-    assert!(ca.issue(&bad).unwrap_err().to_string().contains("--name is for aggregator"));
-
-    // Written with a private key, never over an existing pair.
-    let out = dir.path().join("out");
-    let (c, k) = office.write_to(&out).unwrap();
-    assert!(c.ends_with("office-620902001.pem") && k.ends_with("office-620902001.key"));
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&k).unwrap().permissions().mode() & 0o777, 0o600);
-    }
-    assert!(office.write_to(&out).unwrap_err().to_string().contains("already exists"));
-    let issued = std::fs::read_to_string(dir.path().join(pki::ISSUED_FILE)).unwrap();
-    assert!(issued.contains(&format!("{},office,620902001,", office.serial)), "{issued}");
-    assert!(!format!("{office:?}").contains("PRIVATE"), "Debug never prints the key");
-}
-
-fn parsed_der(i: &Issued) -> Vec<u8> {
-    pem_block(i.cert_pem.as_bytes(), "CERTIFICATE").unwrap()
-}
 
 #[test]
 fn revocation_reaches_a_loaded_list_without_reloading_by_hand() {
@@ -443,7 +332,7 @@ fn the_rate_limiter_is_a_token_bucket_per_identity() {
     for _ in 0..3 {
         limiter.check_at(&a, t0).unwrap();
     }
-    let e = limiter.check_at(&a, t0).unwrap_err();
+    let e = Status::from(limiter.check_at(&a, t0).unwrap_err());
     assert_eq!(e.code(), Code::ResourceExhausted);
     assert!(e.message().contains("office 620902001 may send 10 reports per second"), "{}", e.message());
     assert!(e.message().contains("retry in 100 ms"), "{}", e.message());

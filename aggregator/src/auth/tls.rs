@@ -15,7 +15,7 @@ use std::time::Duration;
 use sifa_proto::tls::{TlsConfig, TlsFiles, TlsMaterial, TlsMode, check_plaintext_listen};
 use tonic::transport::{Certificate, Endpoint, Identity as TlsIdentity, ServerTlsConfig};
 
-use super::{AuthError, Authenticator, RevocationList};
+use super::{Authenticator, RevocationList, SecurityError};
 
 /// How long a client may take over the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -39,7 +39,7 @@ pub struct ServerSecurity {
 
 impl ServerSecurity {
     /// Mutual TLS with `files`, and `crl` as the revocation list if given.
-    pub fn secure(files: &TlsFiles, crl: Option<&std::path::Path>) -> Result<ServerSecurity, AuthError> {
+    pub fn secure(files: &TlsFiles, crl: Option<&std::path::Path>) -> Result<ServerSecurity, SecurityError> {
         let material = TlsMaterial::load(files)?;
         let revocations = match crl {
             Some(path) => RevocationList::load(path, &material.ca_pem)?,
@@ -64,7 +64,7 @@ pub fn server_security(
     config: &TlsConfig,
     insecure_flag: bool,
     listen: SocketAddr,
-) -> Result<ServerSecurity, AuthError> {
+) -> Result<ServerSecurity, SecurityError> {
     match config.mode(insecure_flag)? {
         TlsMode::Insecure => {
             check_plaintext_listen(listen)?;
@@ -77,6 +77,6 @@ pub fn server_security(
 
 /// An endpoint to another tier (the upstream, or this tier for the admin CLI) with this tier's `[tls]`
 /// identity: `https://` with mutual TLS, or `http://` on loopback when insecure.
-pub fn client_endpoint(url: &str, config: &TlsConfig, insecure_flag: bool) -> Result<Endpoint, AuthError> {
+pub fn client_endpoint(url: &str, config: &TlsConfig, insecure_flag: bool) -> Result<Endpoint, SecurityError> {
     Ok(sifa_proto::tls::endpoint(url, &config.mode(insecure_flag)?)?)
 }

@@ -177,7 +177,7 @@ pub async fn figures(store: &Store, ctx: &SessionContext, year: u16) -> Result<F
     };
     let root_area = areas.iter().find(|a| a.code == root.code).cloned().unwrap_or(Area {
         level: root_level.to_string(),
-        code: root.code.clone(),
+        code: root.code.to_string(),
         name: root.name.clone(),
         offices: 0,
         office_resolved: 0.0,

@@ -1,4 +1,4 @@
-//! The province's certificate authority: creating it, issuing certificates
+//! Crate `sifa-pki`: the province's certificate authority: creating it, issuing certificates
 //! that name a unit and a role, and revoking them (`sifa pki`).
 //!
 //! A CA directory holds:
@@ -25,7 +25,8 @@ use serde::{Deserialize, Serialize};
 use sifa_proto::fs::{write_atomic_mode, write_new};
 use time::OffsetDateTime;
 
-use super::{Identity, Role, pem_block, serial_hex};
+use sifa_proto::certificate::{parse_certificate, pem_block, serial_hex};
+use sifa_proto::{Identity, Role};
 
 pub const CA_CERT_FILE: &str = "ca.pem";
 pub const CA_KEY_FILE: &str = "ca.key";
@@ -58,8 +59,6 @@ pub enum PkiError {
     Request(String),
     #[error("certificate generation: {0}")]
     Rcgen(#[from] rcgen::Error),
-    #[error(transparent)]
-    Auth(#[from] super::AuthError),
 }
 
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> PkiError + 'a {
@@ -198,7 +197,7 @@ pub struct RevokedRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RevokedEntry {
-    /// [`serial_hex`](super::serial_hex).
+    /// [`serial_hex`].
     pub serial: String,
     /// `urn:sifa:<role>:<unit>` when known.
     #[serde(default)]
@@ -363,7 +362,7 @@ impl Ca {
                 self.paths.dir.display()
             )));
         }
-        let identity = super::parse_certificate(&der).map(|c| c.identity.uri()).unwrap_or_default();
+        let identity = parse_certificate(&der).map(|c| c.identity.uri()).unwrap_or_default();
         self.revoke(&serial_hex(cert.raw_serial()), identity, reason)
     }
 
@@ -452,3 +451,6 @@ fn reason_code(reason: &str) -> RevocationReason {
         RevocationReason::Unspecified
     }
 }
+
+#[cfg(test)]
+mod tests;
