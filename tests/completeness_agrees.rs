@@ -21,6 +21,8 @@ const HOUR: i64 = 3_600_000;
 
 /// (expected, received, late) of one level's row.
 type Counts = (u64, u64, u64);
+/// (unit, revision, received_at in Unix ms) of a forwarded report.
+type Arrival = (&'static str, u64, i64);
 
 /// `sifa query --rollup completeness` for the month, as level/code → counts.
 fn rollup(data_dir: &std::path::Path, period: &str) -> BTreeMap<(String, String), Counts> {
@@ -79,7 +81,7 @@ async fn status_grpc_and_the_sql_rollup_agree() {
 
     // Reports forwarded by two counties, each with the time its county first made it durable.
     let mut stored = 0;
-    let forwarded: [(&str, &[(&str, u64, i64)]); 2] = [
+    let forwarded: [(&str, &[Arrival]); 2] = [
         (
             "620982",
             &[

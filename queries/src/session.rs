@@ -46,11 +46,9 @@ pub struct Store {
 impl Store {
     /// Reads `store.toml`, `catalog.toml` and `registry.csv` of a data directory.
     pub fn open(dir: &Path) -> Result<Store> {
-        for (file, what) in
-            [(STORE_META_FILE, "store.toml"), (CATALOG_FILE, "catalog.toml"), (REGISTRY_FILE, "registry.csv")]
-        {
+        for file in [STORE_META_FILE, CATALOG_FILE, REGISTRY_FILE] {
             if !dir.join(file).is_file() {
-                return Err(QueryError::NotAStore { path: dir.to_path_buf(), what });
+                return Err(QueryError::NotAStore { path: dir.to_path_buf(), what: file });
             }
         }
         let meta = StoreMeta::read(dir)?;
@@ -218,7 +216,7 @@ fn metrics_batch(catalog: &Catalog) -> Result<RecordBatch> {
 }
 
 /// The `periods` table: every month of every year the store holds, with its
-/// deadline (the same rule the aggregator's completeness uses).
+/// deadline (`sifa_store::deadline_ms`, the rule the aggregator's completeness uses too).
 fn periods_batch(years: &[u16], deadline_day: u8) -> Result<RecordBatch> {
     let periods: Vec<Period> =
         years.iter().flat_map(|&y| (1..=12).filter_map(move |m| Period::new(y, m))).collect::<Vec<_>>();
