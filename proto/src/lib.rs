@@ -5,12 +5,14 @@
 //! - [`registry`]: the tree of units (province → city → county → reporting units);
 //! - [`validate`]: the one validation library, used by the agent and the aggregator alike;
 //! - [`period`]: the reporting month; [`text`]: UTF-8/GBK text as offices write it;
+//! - [`config`]: the one config loader (TOML, relative paths, errors naming file and key);
 //! - [`tls`]: the `[tls]` config table and the client side of mutual TLS.
 //!
 //! This crate has no Arrow, Parquet or DataFusion in its dependency tree, so the
 //! office agent that links it stays small.
 
 pub mod catalog;
+pub mod config;
 pub mod period;
 pub mod registry;
 pub mod text;
