@@ -366,7 +366,8 @@ impl Tier {
         };
         let config = dir.join("aggregator.toml");
         let addr_file = dir.join("data").join(sifa_aggregator::config::ADDR_FILE);
-        let process = Supervised::aggregator(std::env::current_exe()?, &config, &addr_file, dir.join("logs/aggregator.log"));
+        let process =
+            Supervised::aggregator(std::env::current_exe()?, &config, &addr_file, dir.join("logs/aggregator.log"));
         Ok(Tier {
             unit: unit.clone(),
             dir,
@@ -404,7 +405,8 @@ impl Tier {
     }
 
     fn spawn(&mut self) -> anyhow::Result<()> {
-        let addr = self.process.start().with_context(|| format!("the aggregator of {} {}", self.unit.code, self.unit.name))?;
+        let addr =
+            self.process.start().with_context(|| format!("the aggregator of {} {}", self.unit.code, self.unit.name))?;
         self.listen = addr;
         Ok(())
     }

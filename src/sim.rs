@@ -60,7 +60,11 @@ pub fn run(command: SimCommand) -> anyhow::Result<()> {
                 None => Registry::demo(),
             };
             let u = registry.get(&a.unit).with_context(|| format!("unit {} is not in the registry", a.unit))?;
-            anyhow::ensure!((1..=12).contains(&a.until_month), "--until-month {} must be a month 1 to 12", a.until_month);
+            anyhow::ensure!(
+                (1..=12).contains(&a.until_month),
+                "--until-month {} must be a month 1 to 12",
+                a.until_month
+            );
             anyhow::ensure!(Period::new(a.year, 1).is_some(), "--year {} must be between 2000 and 2099", a.year);
             let spec = SynthSpec {
                 year: a.year,

@@ -11,8 +11,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use sifa_agent::config::{ConfigFile, TotalsSource};
-use sifa_sim::synth::{self, LedgerFormat, SynthSpec};
 use sifa_aggregator::auth::Role;
+use sifa_sim::synth::{self, LedgerFormat, SynthSpec};
 use support::{TestAggregator, TierSpec};
 
 const WAIT: Duration = Duration::from_secs(60);

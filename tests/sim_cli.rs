@@ -31,8 +31,11 @@ fn books_written_by_sifa_sim_are_read_by_the_agent() {
     let unit = sifa_proto::Registry::demo().get("620982101").unwrap().clone();
     let books = synth::books(&unit, &SynthSpec { until_month: 3, ..SynthSpec::year(2024, 4) });
     for m in 1..=3u8 {
-        let resolved =
-            books.cases.iter().filter(|r| r.day.month == m && r.category == "人民调解" && r.outcome == "调解成功").count();
+        let resolved = books
+            .cases
+            .iter()
+            .filter(|r| r.day.month == m && r.category == "人民调解" && r.outcome == "调解成功")
+            .count();
         let line = stdout.lines().find(|l| l.starts_with(&format!("2024-{m:02} "))).expect("a line per month");
         assert!(line.contains(&format!(" disputes_resolved={resolved} ")), "{line}");
     }
@@ -41,9 +44,10 @@ fn books_written_by_sifa_sim_are_read_by_the_agent() {
 #[test]
 fn an_unknown_unit_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let out =
-        run(env!("CARGO_BIN_EXE_sifa"), &["sim", "books", "--unit", "629999", "--year", "2024", "--out", dir.path().to_str().unwrap()]);
+    let out = run(
+        env!("CARGO_BIN_EXE_sifa"),
+        &["sim", "books", "--unit", "629999", "--year", "2024", "--out", dir.path().to_str().unwrap()],
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unit 629999 is not in the registry"), "{out:?}");
 }
-

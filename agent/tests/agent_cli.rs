@@ -226,7 +226,8 @@ fn synthesised_books_read_the_same_in_utf8_gbk_and_xlsx_and_match_their_rows() {
     for format in [LedgerFormat::CsvUtf8, LedgerFormat::CsvGbk, LedgerFormat::Xlsx] {
         let dir = tempfile::tempdir().unwrap();
         let spec = SynthSpec { format: Some(format), until_month: 6, ..SynthSpec::year(2024, 11) };
-        let w = synth::write_office(dir.path(), unit, &spec, OFFLINE, Path::new("outbox"), &TlsConfig::insecure()).unwrap();
+        let w =
+            synth::write_office(dir.path(), unit, &spec, OFFLINE, Path::new("outbox"), &TlsConfig::insecure()).unwrap();
         if format == LedgerFormat::CsvGbk {
             assert!(std::str::from_utf8(&std::fs::read(&w.ledger).unwrap()).is_err(), "really GBK");
         }

@@ -196,7 +196,8 @@ mod tests {
         }
     }
 
-    const GOOD: &str = "name = \"x\"\ndir = \"data\"\n[limits]\nmax_bytes = 5\n[[item]]\npath = \"/abs/a\"\n[[item]]\npath = \"b\"\n";
+    const GOOD: &str =
+        "name = \"x\"\ndir = \"data\"\n[limits]\nmax_bytes = 5\n[[item]]\npath = \"/abs/a\"\n[[item]]\npath = \"b\"\n";
 
     #[test]
     fn relative_paths_follow_the_config_file() {

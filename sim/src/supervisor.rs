@@ -65,7 +65,12 @@ impl Supervised {
 
     /// `sifa aggregator --config CONFIG`, which writes its address into `addr_file`
     /// (`sifa_aggregator::config::Config::addr_file`).
-    pub fn aggregator(sifa: impl Into<PathBuf>, config: &Path, addr_file: &Path, log: impl Into<PathBuf>) -> Supervised {
+    pub fn aggregator(
+        sifa: impl Into<PathBuf>,
+        config: &Path,
+        addr_file: &Path,
+        log: impl Into<PathBuf>,
+    ) -> Supervised {
         let args: [OsString; 3] = ["aggregator".into(), "--config".into(), config.into()];
         Supervised::new(sifa, args, addr_file, log)
     }

@@ -131,9 +131,12 @@ pub const TOTALS_COLUMNS: [(&str, &str); 14] = [
     ("investment_yuan", "建设投入"),
 ];
 
+/// Column header → the values a row must have there.
+type Conditions = &'static [(&'static str, &'static [&'static str])];
+
 /// The mapping from ledger rows to statistics (the `[[ledger.count]]` tables): per statistic, the
 /// column values a row must have, and the column summed instead of counting rows (人数: person-times).
-const MAPPING: &[(&str, &[(&str, &[&str])], Option<&str>)] = &[
+const MAPPING: &[(&str, Conditions, Option<&str>)] = &[
     // One row per screening round.
     ("disputes_screened", &[("类别", &["矛盾纠纷排查"])], None),
     // Every dispute logged under 人民调解 was received; those with an outcome were mediated.
@@ -685,8 +688,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let u = &dunhuang_towns()[2];
         let spec = SynthSpec { until_month: 4, format: Some(LedgerFormat::Xlsx), ..SynthSpec::year(2024, 9) };
-        let w = write_office(dir.path(), u, &spec, "https://127.0.0.1:7401", Path::new("outbox"), &TlsConfig::default())
-            .unwrap();
+        let w =
+            write_office(dir.path(), u, &spec, "https://127.0.0.1:7401", Path::new("outbox"), &TlsConfig::default())
+                .unwrap();
         let c = sifa_agent::config::Config::load(&w.config).unwrap();
         c.check_mapping(&sifa_proto::Catalog::builtin()).unwrap();
         assert_eq!((c.unit.as_str(), c.aggregator.as_str()), (u.code.as_str(), "https://127.0.0.1:7401"));
