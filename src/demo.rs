@@ -19,15 +19,19 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use sifa_agent::synth::{self, SynthSpec};
+use sifa_agent::config::{ConfigFile as AgentConfigFile, TotalsSource};
+use sifa_aggregator::config::ConfigFile as AggregatorConfigFile;
+use sifa_proto::tls::{TlsConfig, TlsFiles};
 use sifa_proto::{Period, Registry, Unit, UnitKind};
+use sifa_sim::supervisor::{self, Supervised};
+use sifa_sim::synth::{self, SynthSpec};
 
 /// The file that marks a directory as made by `sifa demo` (so a rerun may clear it).
 const MARKER: &str = ".sifa-demo";
@@ -106,12 +110,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     };
 
     let mut servers = Servers { tiers: Vec::new(), transport: &pki };
-    let province_tier = servers.start(Tier::new(&dir, &province, None, &pki))?;
+    let province_tier = servers.start(Tier::new(&dir, &province, None, &pki)?)?;
     let province_url = servers.url(province_tier);
     p.say(format!("province aggregator {} listening on {province_url}", province.name));
     let mut county_tier = BTreeMap::new();
     for c in &counties {
-        let t = servers.start(Tier::new(&dir, c, Some(&province_url), &pki))?;
+        let t = servers.start(Tier::new(&dir, c, Some(&province_url), &pki)?)?;
         county_tier.insert(c.code.clone(), t);
     }
     p.say(format!("{} county aggregators listening, each forwarding to the province", counties.len()));
@@ -259,10 +263,10 @@ enum Transport {
 
 impl Transport {
     /// The `[tls]` table of a unit's config.
-    fn table(&self, unit: &str, role: &str, server: bool) -> String {
+    fn table(&self, unit: &str, role: &str, server: bool) -> TlsConfig {
         match self {
             Transport::Tls(pki) => pki.table(unit, role, server),
-            Transport::Plaintext => "[tls]\ninsecure = true\n".into(),
+            Transport::Plaintext => TlsConfig::insecure(),
         }
     }
 
@@ -321,18 +325,13 @@ impl Pki {
     }
 
     /// The `[tls]` table of a unit's config.
-    fn table(&self, unit: &str, role: &str, server: bool) -> String {
-        let path = |p: PathBuf| format!("{:?}", p.display().to_string());
-        let mut t = format!(
-            "[tls]\nca = {}\ncert = {}\nkey = {}\n",
-            path(self.ca().join("ca.pem")),
-            path(self.dir.join(format!("{role}-{unit}.pem"))),
-            path(self.dir.join(format!("{role}-{unit}.key")))
-        );
-        if server {
-            t += &format!("crl = {}\n", path(self.ca().join("crl.pem")));
-        }
-        t
+    fn table(&self, unit: &str, role: &str, server: bool) -> TlsConfig {
+        let files = TlsFiles {
+            ca: self.ca().join("ca.pem"),
+            cert: self.dir.join(format!("{role}-{unit}.pem")),
+            key: self.dir.join(format!("{role}-{unit}.key")),
+        };
+        TlsConfig::secure(files, server.then(|| self.ca().join("crl.pem")))
     }
 }
 
@@ -354,25 +353,29 @@ struct Tier {
     unit: Unit,
     dir: PathBuf,
     upstream: Option<String>,
-    tls: String,
+    tls: TlsConfig,
     listen: String,
-    child: Option<Child>,
+    process: Supervised,
 }
 
 impl Tier {
-    fn new(root: &Path, unit: &Unit, upstream: Option<&str>, pki: &Transport) -> Tier {
+    fn new(root: &Path, unit: &Unit, upstream: Option<&str>, pki: &Transport) -> anyhow::Result<Tier> {
         let dir = match unit.kind {
             UnitKind::Province => root.join("province"),
             _ => root.join("counties").join(unit.code.as_str()),
         };
-        Tier {
+        let config = dir.join("aggregator.toml");
+        let addr_file = sifa_store::layout::addr_file(&dir.join("data"));
+        let process =
+            Supervised::aggregator(std::env::current_exe()?, &config, &addr_file, dir.join("logs/aggregator.log"));
+        Ok(Tier {
             unit: unit.clone(),
             dir,
             upstream: upstream.map(String::from),
             tls: pki.table(&unit.code, "aggregator", true),
             listen: "127.0.0.1:0".into(),
-            child: None,
-        }
+            process,
+        })
     }
 
     fn config(&self) -> PathBuf {
@@ -384,53 +387,28 @@ impl Tier {
     }
 
     fn write_config(&self) -> anyhow::Result<()> {
-        let mut c = format!(
-            "# sifa aggregator for {} {}, written by `sifa demo` (see config/aggregator.example.toml)\n\
-             unit = {:?}\nlisten = {:?}\ndata_dir = \"data\"\ndeadline_day = 5\nflush_interval_ms = 200\n",
-            self.unit.code, self.unit.name, self.unit.code, self.listen
+        let file = AggregatorConfigFile {
+            upstream: self.upstream.clone(),
+            registry: self.upstream.is_none().then(|| PathBuf::from("../registry.csv")),
+            deadline_day: Some(5),
+            flush_interval_ms: Some(200),
+            tls: Some(self.tls.clone()),
+            ..AggregatorConfigFile::new(&self.unit.code, &self.listen, "data")
+        };
+        let header = format!(
+            "# sifa aggregator for {} {}, written by `sifa demo` (see config/aggregator.example.toml)\n",
+            self.unit.code, self.unit.name
         );
-        match &self.upstream {
-            Some(u) => c += &format!("upstream = {u:?}\n"),
-            None => c += "registry = \"../registry.csv\"\n",
-        }
-        c += "\n";
-        c += &self.tls;
         std::fs::create_dir_all(&self.dir)?;
-        std::fs::write(self.config(), c).with_context(|| format!("cannot write {}", self.config().display()))
+        std::fs::write(self.config(), header + &file.to_toml())
+            .with_context(|| format!("cannot write {}", self.config().display()))
     }
 
     fn spawn(&mut self) -> anyhow::Result<()> {
-        let _ = std::fs::remove_file(sifa_store::layout::addr_file(&self.data_dir()));
-        std::fs::create_dir_all(self.dir.join("logs"))?;
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("logs/aggregator.log"))?;
-        let child = Command::new(std::env::current_exe()?)
-            .args(["aggregator", "--config"])
-            .arg(self.config())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("cannot start an aggregator")?;
-        self.child = Some(child);
-        let t0 = Instant::now();
-        loop {
-            if let Ok(addr) = std::fs::read_to_string(sifa_store::layout::addr_file(&self.data_dir())) {
-                self.listen = addr.trim().to_string();
-                return Ok(());
-            }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                bail!(
-                    "the aggregator of {} {} exited ({status}) at start: see {}",
-                    self.unit.code,
-                    self.unit.name,
-                    self.dir.join("logs/aggregator.log").display()
-                );
-            }
-            if t0.elapsed() > Duration::from_secs(60) {
-                bail!("the aggregator of {} did not start within a minute", self.unit.code);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let addr =
+            self.process.start().with_context(|| format!("the aggregator of {} {}", self.unit.code, self.unit.name))?;
+        self.listen = addr;
+        Ok(())
     }
 }
 
@@ -456,10 +434,7 @@ impl Servers<'_> {
     }
 
     fn kill9(&mut self, tier: usize) {
-        if let Some(mut c) = self.tiers[tier].child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.tiers[tier].process.kill9();
     }
 
     fn restart(&mut self, tier: usize) -> anyhow::Result<()> {
@@ -468,19 +443,8 @@ impl Servers<'_> {
 
     /// SIGTERM (a clean shutdown that flushes the log to Parquet), then SIGKILL after 10 s.
     fn stop_all(&mut self) {
-        let mut running: Vec<Child> = self.tiers.iter_mut().filter_map(|t| t.child.take()).collect();
-        for c in &running {
-            terminate(c);
-        }
-        let t0 = Instant::now();
-        while !running.is_empty() && t0.elapsed() < Duration::from_secs(10) {
-            running.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        for mut c in running {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        let mut processes: Vec<&mut Supervised> = self.tiers.iter_mut().map(|t| &mut t.process).collect();
+        supervisor::stop_all(&mut processes, Duration::from_secs(10));
     }
 }
 
@@ -489,14 +453,6 @@ impl Drop for Servers<'_> {
         self.stop_all();
     }
 }
-
-#[cfg(unix)]
-fn terminate(c: &Child) {
-    let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
-}
-
-#[cfg(not(unix))]
-fn terminate(_: &Child) {}
 
 /// A reporting unit's agent: its directory with books, config and outbox.
 struct Agent {
@@ -533,18 +489,13 @@ impl Agent {
         pki: &Transport,
     ) -> anyhow::Result<()> {
         let spec = self.spec(until_month, corrected);
-        let config = if self.unit.kind == UnitKind::Office {
-            synth::write_office(&self.dir, &self.unit, &spec, url, Path::new("outbox"))?;
-            let config = std::fs::read_to_string(self.config())?;
-            // synth writes `[tls] insecure = true` itself for a plaintext (http://) aggregator.
-            match pki {
-                Transport::Tls(_) => format!("{config}\n{}", pki.table(&self.unit.code, "office", false)),
-                Transport::Plaintext => config,
-            }
-        } else {
-            let config = others.write(&self.dir, &self.unit, &spec, url)?;
-            format!("{config}\n{}", pki.table(&self.unit.code, "office", false))
-        };
+        let tls = pki.table(&self.unit.code, "office", false);
+        if self.unit.kind == UnitKind::Office {
+            synth::write_office(&self.dir, &self.unit, &spec, url, Path::new("outbox"), &tls)
+                .with_context(|| format!("cannot write the books of {} in {}", self.unit.code, self.dir.display()))?;
+            return Ok(());
+        }
+        let config = others.write(&self.dir, &self.unit, &spec, url, tls)?;
         std::fs::write(self.config(), config).with_context(|| format!("cannot write {}", self.config().display()))
     }
 
@@ -686,7 +637,7 @@ impl OtherUnitTotals {
 
     /// Writes the unit's totals sheet (UTF-8 CSV headed by the catalog's
     /// Chinese names) and returns its agent config.
-    fn write(&self, dir: &Path, unit: &Unit, spec: &SynthSpec, url: &str) -> anyhow::Result<String> {
+    fn write(&self, dir: &Path, unit: &Unit, spec: &SynthSpec, url: &str, tls: TlsConfig) -> anyhow::Result<String> {
         std::fs::create_dir_all(dir)?;
         let mut sheet = String::from("\u{feff}月份,调解矛盾纠纷,调解成功,备注\r\n");
         for (m, (mediated, resolved)) in
@@ -696,15 +647,20 @@ impl OtherUnitTotals {
         }
         let file = format!("月度汇总_{}.csv", unit.code);
         std::fs::write(dir.join(&file), sheet)?;
+        let config = AgentConfigFile {
+            first_period: Some(format!("{}-01", spec.year)),
+            last_period: Some(format!("{}-{:02}", spec.year, spec.until_month)),
+            retry_min_seconds: 1,
+            retry_max_seconds: 60,
+            connect_timeout_seconds: 5,
+            totals: vec![TotalsSource::new(file)],
+            ..AgentConfigFile::new(&unit.code, url, tls)
+        };
         Ok(format!(
-            "# sifa-agent config for {name} ({code}), written by `sifa demo` (see config/agent.example.toml)\n\
-             unit = {code:?}\naggregator = {url:?}\noutbox_dir = \"outbox\"\nfirst_period = \"{year}-01\"\n\
-             last_period = \"{year}-{until:02}\"\nretry_min_seconds = 1\nretry_max_seconds = 60\n\
-             connect_timeout_seconds = 5\n\n[[totals]]\npath = {file:?}\nperiod_column = \"月份\"\n",
-            name = unit.name,
-            code = unit.code,
-            year = spec.year,
-            until = spec.until_month,
+            "# sifa-agent config for {} ({}), written by `sifa demo` (see config/agent.example.toml)\n{}",
+            unit.name,
+            unit.code,
+            config.to_toml()
         ))
     }
 }
@@ -868,7 +824,7 @@ fn print_answer(answer: &sifa_queries::query::Answer) -> anyhow::Result<()> {
 
 fn print_next_steps(dir: &Path, servers: &Servers<'_>, agents: &[Agent], year: u16) {
     let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "sifa".into());
-    let province = servers.tiers[0].dir.join("data");
+    let province = servers.tiers[0].data_dir();
     println!("\nEverything is in {}. Next:", dir.display());
     println!("  # SQL on the province's store (an interactive prompt without a query)");
     println!("  {exe} query --data {} --rollup share_of_mediations --year {year}", province.display());

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod check;
 mod demo;
 mod pki;
+mod sim;
 
 #[derive(Parser)]
 #[command(
@@ -31,7 +32,7 @@ enum Command {
     },
     /// Run a tier of the tree (county, city or province), or ask a running one: status, lock, override
     Aggregator(sifa_aggregator::cli::AggregatorArgs),
-    /// The office agent: read an office's ledger and deliver its monthly reports (run, push --once, status, check, synth)
+    /// The office agent: read an office's ledger and deliver its monthly reports (run, push --once, status, check)
     Agent(sifa_agent::cli::AgentArgs),
     /// SQL over an aggregator's data directory: ad-hoc queries, standard rollups, an interactive prompt
     Query(sifa_queries::cli::QueryArgs),
@@ -39,6 +40,11 @@ enum Command {
     Publish(sifa_queries::cli::PublishArgs),
     /// The province's certificate authority: init, issue a unit's certificate, revoke one
     Pki(pki::PkiArgs),
+    /// Demo material: realistic, deterministic books of an office (`sifa sim books`)
+    Sim {
+        #[command(subcommand)]
+        what: sim::SimCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -51,6 +57,7 @@ fn main() -> ExitCode {
         Command::Query(args) => sifa_queries::cli::run_query(args),
         Command::Publish(args) => sifa_queries::cli::run_publish(args),
         Command::Pki(args) => pki::run(args),
+        Command::Sim { what } => sim::run(what),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use sifa_agent::synth::{self, LedgerFormat, SynthSpec};
+use sifa_agent::config::{ConfigFile, TotalsSource};
 use sifa_aggregator::auth::Role;
+use sifa_sim::synth::{self, LedgerFormat, SynthSpec};
 use support::{TestAggregator, TierSpec};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -138,10 +139,8 @@ fn an_office_offline_for_weeks_delivers_everything_once_when_it_reconnects() {
 
 /// An office's books and agent config, with the office's certificate in its `[tls]` table.
 fn write_office(dir: &Path, unit: &sifa_proto::Unit, spec: &SynthSpec, url: &str) -> synth::Written {
-    let w = synth::write_office(dir, unit, spec, url, Path::new("outbox")).unwrap();
-    let config = std::fs::read_to_string(&w.config).unwrap() + &support::tls_table(Role::Office, &unit.code);
-    std::fs::write(&w.config, config).unwrap();
-    w
+    let tls = support::tls_config(Role::Office, &unit.code);
+    synth::write_office(dir, unit, spec, url, Path::new("outbox"), &tls).unwrap()
 }
 
 /// A totals sheet with `months` months from 2000-01.
@@ -156,14 +155,15 @@ fn backlog_config(dir: &Path, unit: &str, url: &str, months: usize) -> PathBuf {
     }
     std::fs::write(dir.join("totals.csv"), s).unwrap();
     let cfg = dir.join("agent.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "unit = {unit:?}\naggregator = {url:?}\noutbox_dir = \"outbox\"\nretry_min_seconds = 1\nretry_max_seconds = 2\ncollect_interval_seconds = 3600\nlast_period = \"{last}\"\n[[totals]]\npath = \"totals.csv\"\n{}",
-            support::tls_table(Role::Office, unit)
-        ),
-    )
-    .unwrap();
+    let file = ConfigFile {
+        retry_min_seconds: 1,
+        retry_max_seconds: 2,
+        collect_interval_seconds: 3600,
+        last_period: Some(last.to_string()),
+        totals: vec![TotalsSource::new("totals.csv")],
+        ..ConfigFile::new(unit, url, support::tls_config(Role::Office, unit))
+    };
+    std::fs::write(&cfg, file.to_toml()).unwrap();
     cfg
 }
 
@@ -284,9 +284,10 @@ fn the_daemon_sends_a_new_revision_of_each_changed_month_on_its_schedule_and_not
     let outbox = dir.path().join("outbox");
     let spec = SynthSpec { format: Some(LedgerFormat::Xlsx), until_month: 3, ..SynthSpec::year(2024, 31) };
     let w = write_office(dir.path(), unit, &spec, &county.url());
-    let config = std::fs::read_to_string(&w.config).unwrap();
-    assert!(config.contains("collect_interval_seconds = 60"));
-    std::fs::write(&w.config, config.replace("collect_interval_seconds = 60", "collect_interval_seconds = 1")).unwrap();
+    let mut file: ConfigFile = toml::from_str(&std::fs::read_to_string(&w.config).unwrap()).unwrap();
+    assert_eq!(file.collect_interval_seconds, 60);
+    file.collect_interval_seconds = 1;
+    std::fs::write(&w.config, file.to_toml()).unwrap();
 
     let mut daemon = spawn_daemon(&w.config);
     county.wait_for_rows(WAIT, |r| r.len() >= 3);
@@ -294,7 +295,7 @@ fn the_daemon_sends_a_new_revision_of_each_changed_month_on_its_schedule_and_not
     // A row of February corrected, saved as Excel saves: a new file put in place of the old one.
     let staged = tempfile::tempdir().unwrap();
     let corrected = SynthSpec { corrections: vec![2], ..spec.clone() };
-    let w2 = synth::write_office(staged.path(), unit, &corrected, &county.url(), Path::new("outbox")).unwrap();
+    let w2 = write_office(staged.path(), unit, &corrected, &county.url());
     std::fs::rename(&w2.ledger, &w.ledger).unwrap();
     let rows = county.wait_for_rows(WAIT, |r| r.len() >= 4);
 

@@ -134,3 +134,18 @@ fn the_store_and_the_agent_carry_no_grpc_server() {
         assert!(!hyper.contains("server"), "{root} builds hyper's server: {hyper:?}");
     }
 }
+
+#[test]
+fn the_demo_machinery_is_not_shipped_with_the_agent() {
+    // Cargo.lock lists dev-dependencies too, so the agent's closure above includes sifa-sim (its tests'
+    // synthetic books): sifa-sim must itself be free of Arrow, Parquet and DataFusion ...
+    let sim = closure("sifa-sim");
+    assert!(sim.contains("sifa-agent") && sim.contains("zip"), "the walk reaches sifa-sim's dependencies");
+    assert_eq!(heavy(&sim), Vec::<&String>::new());
+    // ... and never a normal dependency of the agent's binary.
+    let manifest: toml::Table =
+        toml::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/agent/Cargo.toml")).unwrap())
+            .unwrap();
+    let deps = manifest["dependencies"].as_table().expect("[dependencies]");
+    assert!(!deps.contains_key("sifa-sim") && !deps.contains_key("zip"), "{deps:?}");
+}

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use sifa_aggregator::auth::{Identity, Role};
 use sifa_pki::{Ca, IssueRequest, init_ca};
-use sifa_proto::tls::{TlsFiles, TlsMode};
+use sifa_aggregator::auth::{Identity, Limits, Role};
+use sifa_aggregator::config::ConfigFile;
+use sifa_proto::tls::{TlsConfig, TlsFiles, TlsMode};
 use sifa_proto::v1::directory_service_client::DirectoryServiceClient;
 use sifa_proto::v1::report_service_client::ReportServiceClient;
 use sifa_proto::v1::{
@@ -184,8 +185,8 @@ async fn a_county_forwards_only_its_own_subtree_and_reads_only_its_own() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_are_resource_exhausted_with_what_to_do() {
-    let limits = "\n[limits]\nreports_per_second = 1\nburst = 3\nmax_reports_per_stream = 5\nmax_message_bytes = 400\n";
-    let spec = TierSpec { extra_toml: limits.into(), ..TierSpec::top("620982") };
+    let limits = Limits { reports_per_second: 1, burst: 3, max_reports_per_stream: 5, max_message_bytes: 400 };
+    let spec = TierSpec { limits: Some(limits), ..TierSpec::top("620982") };
     let county = TestAggregator::spawn(spec);
     let mut office = county.client_as(Role::Office, "620982101").await;
     let mut refused = None;
@@ -278,15 +279,16 @@ fn write(path: &Path, text: &str) -> PathBuf {
 fn plaintext_is_refused_off_loopback_and_tls_is_required_by_default() {
     let dir = tempfile::tempdir().unwrap();
     let registry = support::demo_registry_path();
-    let base = format!("unit = \"620982\"\ndata_dir = \"data\"\nregistry = {:?}\n", registry.display().to_string());
+    let base = ConfigFile { registry: Some(registry), ..ConfigFile::new("620982", "0.0.0.0:0", "data") };
     let run = |config: &Path, extra: &[&str]| {
         Command::new(support::sifa_bin()).arg("aggregator").args(extra).arg("--config").arg(config).output().unwrap()
     };
-    let cfg = write(&dir.path().join("a.toml"), &format!("{base}listen = \"0.0.0.0:0\"\n[tls]\ninsecure = true\n"));
+    let insecure = ConfigFile { tls: Some(TlsConfig::insecure()), ..base.clone() };
+    let cfg = write(&dir.path().join("a.toml"), &insecure.to_toml());
     let out = run(&cfg, &[]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("plaintext (insecure) is refused on 0.0.0.0"), "{out:?}");
-    let cfg = write(&dir.path().join("b.toml"), &format!("{base}listen = \"0.0.0.0:0\"\n"));
+    let cfg = write(&dir.path().join("b.toml"), &base.to_toml());
     let out = run(&cfg, &["--insecure"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("is refused"), "{out:?}");
     let out = run(&cfg, &[]);

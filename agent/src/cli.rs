@@ -6,10 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use sifa_proto::{Period, Registry};
+use sifa_proto::Period;
 
 use crate::config::Config;
-use crate::{catalog_cache, compute, daemon, status, synth};
+use crate::{catalog_cache, compute, daemon, status};
 
 /// `sifa-agent`: the office agent of sifa.
 #[derive(Parser)]
@@ -53,40 +53,6 @@ pub enum AgentCommand {
     Check {
         #[arg(long)]
         config: PathBuf,
-    },
-    /// Write realistic, deterministic demo books and an agent config for one office
-    Synth {
-        /// The office's unit code
-        #[arg(long)]
-        unit: String,
-        #[arg(long)]
-        year: u16,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Write months 1 to this one
-        #[arg(long, default_value_t = 12)]
-        until_month: u8,
-        /// In the last month, write rows up to this day (month to date)
-        #[arg(long)]
-        until_day: Option<u8>,
-        /// Correct one row of this month (repeatable)
-        #[arg(long = "correct-month")]
-        corrections: Vec<u8>,
-        /// csv-utf8, csv-gbk or xlsx; default chosen per office
-        #[arg(long)]
-        format: Option<synth::LedgerFormat>,
-        /// The registry the unit is in (default: the demo registry)
-        #[arg(long)]
-        registry: Option<PathBuf>,
-        /// The aggregator URL written into the config
-        #[arg(long, default_value = "http://127.0.0.1:7401")]
-        aggregator: String,
-        /// The outbox written into the config (relative to --out)
-        #[arg(long, default_value = "outbox")]
-        outbox: PathBuf,
-        /// The folder to write into
-        #[arg(long)]
-        out: PathBuf,
     },
 }
 
@@ -136,31 +102,6 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
             Ok(())
         }
         AgentCommand::Check { config } => check(&Config::load(&config)?),
-        AgentCommand::Synth {
-            unit,
-            year,
-            seed,
-            until_month,
-            until_day,
-            corrections,
-            format,
-            registry,
-            aggregator,
-            outbox,
-            out,
-        } => {
-            let registry = match registry {
-                Some(p) => Registry::load(&p)?,
-                None => Registry::demo(),
-            };
-            let u = registry.get(&unit).with_context(|| format!("unit {unit} is not in the registry"))?;
-            anyhow::ensure!((1..=12).contains(&until_month), "--until-month {until_month} must be a month 1 to 12");
-            anyhow::ensure!(Period::new(year, 1).is_some(), "--year {year} must be between 2000 and 2099");
-            let spec = synth::SynthSpec { year, seed, until_month, until_day, format, corrections };
-            let w = synth::write_office(&out, u, &spec, &aggregator, &outbox)?;
-            println!("{}\n{}\n{}", w.ledger.display(), w.totals.display(), w.config.display());
-            Ok(())
-        }
     }
 }
 

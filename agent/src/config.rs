@@ -1,28 +1,21 @@
 //! The agent's config file (`config/agent.example.toml` is the commented
 //! reference): which office this is, where its aggregator is, which ledger
 //! files to read and how their rows map to statistics, the schedule and the
-//! outbox directory. Relative paths are relative to the config file's folder.
+//! outbox directory. It is read by the one config loader, `sifa_proto::config`:
+//! relative paths are relative to the config file's folder, and every error
+//! names the file and the key.
 
-use sifa_proto::tls::TlsConfig;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+pub use sifa_proto::config::ConfigError;
+use sifa_proto::config::{RelativePaths, resolve};
+use sifa_proto::tls::TlsConfig;
 use sifa_proto::{Catalog, MetricKind, Period, UnitCode};
 
-/// Why a config file was not accepted. Every message names the file and the key.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config {path}: {source}")]
-    Read { path: String, source: std::io::Error },
-    #[error("config {path} is not valid: {message}")]
-    Parse { path: String, message: String },
-    #[error("config {path}: `{key}` {message}")]
-    Invalid { path: String, key: String, message: String },
-}
-
 /// One accepted value, or several.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum OneOrMany {
     One(String),
@@ -39,7 +32,7 @@ impl OneOrMany {
 }
 
 /// A rule of the mapping: which rows of a case ledger count toward a statistic.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CountRule {
     /// The catalog code of the statistic (a flow).
@@ -50,17 +43,17 @@ pub struct CountRule {
     pub conditions: BTreeMap<String, OneOrMany>,
     /// A column whose number is added for each matching row (e.g. 人数 for
     /// person-times) instead of counting the row once.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sum: Option<String>,
 }
 
 /// A case ledger (台账): one row per case or activity.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LedgerSource {
     pub path: PathBuf,
     /// The worksheet of an .xlsx file; default the first one.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sheet: Option<String>,
     /// The header of the column holding each row's date.
     #[serde(default = "default_date_column")]
@@ -70,11 +63,11 @@ pub struct LedgerSource {
 }
 
 /// A totals sheet (月度汇总): one row per month, one column per statistic.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TotalsSource {
     pub path: PathBuf,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sheet: Option<String>,
     /// The header of the column holding the month.
     #[serde(default = "default_period_column")]
@@ -82,6 +75,25 @@ pub struct TotalsSource {
     /// Columns that are not statistics (remarks, who filled it in).
     #[serde(default = "default_ignore_columns")]
     pub ignore_columns: Vec<String>,
+}
+
+impl LedgerSource {
+    /// The ledger at `path`, dates in 日期, no rules yet.
+    pub fn new(path: impl Into<PathBuf>) -> LedgerSource {
+        LedgerSource { path: path.into(), sheet: None, date_column: default_date_column(), rules: vec![] }
+    }
+}
+
+impl TotalsSource {
+    /// The totals sheet at `path`, months in 月份, the usual remark columns ignored.
+    pub fn new(path: impl Into<PathBuf>) -> TotalsSource {
+        TotalsSource {
+            path: path.into(),
+            sheet: None,
+            period_column: default_period_column(),
+            ignore_columns: default_ignore_columns(),
+        }
+    }
 }
 
 fn default_date_column() -> String {
@@ -109,33 +121,75 @@ fn default_connect_timeout() -> u64 {
     10
 }
 
-#[derive(Deserialize)]
+/// The agent's config file as written: its keys, before they are checked ([`Config`] is the checked
+/// form). The demo and the tests build one and write it with `toml::to_string`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct ConfigFile {
-    unit: String,
-    aggregator: String,
+pub struct ConfigFile {
+    pub unit: String,
+    pub aggregator: String,
     #[serde(default = "default_outbox")]
-    outbox_dir: PathBuf,
+    pub outbox_dir: PathBuf,
     #[serde(default)]
-    skip_bad_rows: bool,
-    #[serde(default)]
-    first_period: Option<String>,
-    #[serde(default)]
-    last_period: Option<String>,
+    pub skip_bad_rows: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_period: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_period: Option<String>,
     #[serde(default = "default_collect_interval")]
-    collect_interval_seconds: u64,
+    pub collect_interval_seconds: u64,
     #[serde(default = "default_retry_min")]
-    retry_min_seconds: u64,
+    pub retry_min_seconds: u64,
     #[serde(default = "default_retry_max")]
-    retry_max_seconds: u64,
+    pub retry_max_seconds: u64,
     #[serde(default = "default_connect_timeout")]
-    connect_timeout_seconds: u64,
+    pub connect_timeout_seconds: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub totals: Vec<TotalsSource>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ledger: Vec<LedgerSource>,
     #[serde(default)]
-    ledger: Vec<LedgerSource>,
-    #[serde(default)]
-    totals: Vec<TotalsSource>,
-    #[serde(default)]
-    tls: TlsConfig,
+    pub tls: TlsConfig,
+}
+
+impl ConfigFile {
+    /// A config of `unit` delivering to `aggregator`, every other key at its default
+    /// (no books yet: add [[ledger]] or [[totals]] files).
+    pub fn new(unit: &str, aggregator: &str, tls: TlsConfig) -> ConfigFile {
+        ConfigFile {
+            unit: unit.into(),
+            aggregator: aggregator.into(),
+            outbox_dir: default_outbox(),
+            skip_bad_rows: false,
+            first_period: None,
+            last_period: None,
+            collect_interval_seconds: default_collect_interval(),
+            retry_min_seconds: default_retry_min(),
+            retry_max_seconds: default_retry_max(),
+            connect_timeout_seconds: default_connect_timeout(),
+            totals: vec![],
+            ledger: vec![],
+            tls,
+        }
+    }
+
+    /// The file's TOML text.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("an agent config is always TOML")
+    }
+}
+
+impl RelativePaths for ConfigFile {
+    fn resolve_against(&mut self, base: &Path) {
+        self.outbox_dir = resolve(base, &self.outbox_dir);
+        for l in &mut self.ledger {
+            l.path = resolve(base, &l.path);
+        }
+        for t in &mut self.totals {
+            t.path = resolve(base, &t.path);
+        }
+        self.tls.resolve_against(base);
+    }
 }
 
 /// A loaded, checked config with paths resolved.
@@ -173,18 +227,19 @@ impl Config {
 }
 
 impl Config {
+    /// Reads and checks the config file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
-        Config::from_toml(&text, path)
+        Config::checked(sifa_proto::config::load(path)?, path)
     }
 
     /// Parses a config document; `path` names it in messages and anchors relative paths.
     pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let p = path.display().to_string();
-        let file: ConfigFile =
-            toml::from_str(text).map_err(|e| ConfigError::Parse { path: p.clone(), message: e.to_string() })?;
-        let invalid = |key: &str, message: String| ConfigError::Invalid { path: p.clone(), key: key.into(), message };
+        Config::checked(sifa_proto::config::parse(text, path)?, path)
+    }
+
+    /// Checks a config file's keys (its paths already resolved).
+    fn checked(file: ConfigFile, path: &Path) -> Result<Config, ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::invalid(path, key, message);
         let unit = UnitCode::parse(file.unit.trim()).map_err(|_| {
             invalid("unit", format!("= {:?} is not a division code of 2 to 12 digits (e.g. \"620982100\")", file.unit))
         })?;
@@ -193,7 +248,7 @@ impl Config {
             return Err(invalid(
                 "aggregator",
                 format!(
-                    "= {aggregator:?} must be a URL starting with http:// or https:// (e.g. \"http://10.0.0.5:7401\")"
+                    "{aggregator:?} must be a URL starting with http:// or https:// (e.g. \"http://10.0.0.5:7401\")"
                 ),
             ));
         }
@@ -205,7 +260,7 @@ impl Config {
         if let (Some(f), Some(l)) = (first_period, last_period)
             && f > l
         {
-            return Err(invalid("last_period", format!("= {l} is before first_period = {f}")));
+            return Err(invalid("last_period", format!("{l} is before first_period = {f}")));
         }
         if file.retry_min_seconds == 0 || file.retry_max_seconds < file.retry_min_seconds {
             return Err(invalid(
@@ -225,11 +280,7 @@ impl Config {
                 "and `totals` are both missing: name at least one [[ledger]] or [[totals]] file to read".into(),
             ));
         }
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
-        let mut ledgers = file.ledger;
-        for (i, l) in ledgers.iter_mut().enumerate() {
-            l.path = resolve(&l.path);
+        for (i, l) in file.ledger.iter().enumerate() {
             if l.rules.is_empty() {
                 return Err(invalid(
                     &format!("ledger[{}]", i + 1),
@@ -240,15 +291,11 @@ impl Config {
                 ));
             }
         }
-        let mut totals = file.totals;
-        for t in totals.iter_mut() {
-            t.path = resolve(&t.path);
-        }
         Ok(Config {
             path: path.to_path_buf(),
             unit,
             aggregator,
-            outbox_dir: resolve(&file.outbox_dir),
+            outbox_dir: file.outbox_dir,
             skip_bad_rows: file.skip_bad_rows,
             first_period,
             last_period,
@@ -256,9 +303,9 @@ impl Config {
             retry_min_seconds: file.retry_min_seconds,
             retry_max_seconds: file.retry_max_seconds,
             connect_timeout_seconds: file.connect_timeout_seconds,
-            ledgers,
-            totals,
-            tls: file.tls.resolved(&base),
+            ledgers: file.ledger,
+            totals: file.totals,
+            tls: file.tls,
         })
     }
 
@@ -268,21 +315,17 @@ impl Config {
         for (i, l) in self.ledgers.iter().enumerate() {
             for (j, r) in l.rules.iter().enumerate() {
                 let key = format!("ledger[{}].count[{}].metric", i + 1, j + 1);
-                let invalid = |message: String| ConfigError::Invalid {
-                    path: self.path.display().to_string(),
-                    key: key.clone(),
-                    message,
-                };
+                let invalid = |message: String| ConfigError::invalid(&self.path, key.clone(), message);
                 match catalog.metric(&r.metric).or_else(|| catalog.metric_for_header(&r.metric)) {
                     None => {
                         return Err(invalid(format!(
-                            "= {:?} is not a statistic of catalog {} (see docs/CATALOG.md for the codes)",
+                            "{:?} is not a statistic of catalog {} (see docs/CATALOG.md for the codes)",
                             r.metric, catalog.version
                         )));
                     }
                     Some(m) if m.kind == MetricKind::Stock => {
                         return Err(invalid(format!(
-                            "= {:?} ({}) is a stock, a size at the end of the month: give it in a [[totals]] sheet, not by counting ledger rows",
+                            "{:?} ({}) is a stock, a size at the end of the month: give it in a [[totals]] sheet, not by counting ledger rows",
                             r.metric, m.name_zh
                         )));
                     }
@@ -361,6 +404,19 @@ sum = "人数"
         c.check_mapping(&Catalog::builtin()).unwrap();
         assert_eq!(c.totals[0].path, Path::new("/office/月度汇总.csv"));
         assert!(!c.skip_bad_rows);
+    }
+
+    #[test]
+    fn a_config_written_with_toml_reads_back_the_same() {
+        let c = Config::from_toml(GOOD, Path::new("/office/agent.toml")).unwrap();
+        let mut file = ConfigFile::new("620982100", "https://127.0.0.1:7401", TlsConfig::insecure());
+        file.ledger = c.ledgers.clone();
+        file.first_period = Some("2024-01".into());
+        let back = Config::from_toml(&file.to_toml(), Path::new("/elsewhere/agent.toml")).unwrap();
+        assert_eq!(back.ledgers, c.ledgers, "absolute paths stay, rules and conditions survive");
+        assert_eq!(back.outbox_dir, Path::new("/elsewhere/outbox"));
+        assert_eq!(back.first_period, Some(Period::new(2024, 1).unwrap()));
+        assert!(back.tls.insecure);
     }
 
     #[test]

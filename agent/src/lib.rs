@@ -9,8 +9,9 @@
 //! - [`outbox`]: the durable queue and revision numbering; [`push`]: delivery with backoff;
 //! - [`catalog_cache`]: the catalog from the aggregator, cached for offline work;
 //! - [`daemon`]: one round and the schedule loop; [`status`]: what `status` prints;
-//! - [`cli`]: the commands, shared by `sifa-agent` and `sifa agent`;
-//! - [`synth`]: deterministic realistic ledgers for the demo and tests; [`xlsx_writer`]: the .xlsx files it writes.
+//! - [`cli`]: the commands, shared by `sifa-agent` and `sifa agent`.
+//!
+//! Demo books (synthetic ledgers) are in the `sifa-sim` crate, not shipped with the agent.
 
 pub mod catalog_cache;
 pub mod cli;
@@ -22,5 +23,3 @@ pub mod ledger;
 pub mod outbox;
 pub mod push;
 pub mod status;
-pub mod synth;
-pub mod xlsx_writer;

@@ -8,12 +8,24 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use sifa_agent::synth::{self, LedgerFormat, SynthSpec};
+use sifa_agent::config::{ConfigFile, CountRule, LedgerSource, OneOrMany, TotalsSource};
 use sifa_proto::Registry;
+use sifa_proto::tls::TlsConfig;
+use sifa_sim::synth::{self, LedgerFormat, SynthSpec};
 
 const OFFLINE: &str = "http://127.0.0.1:1";
-/// Plaintext to the loopback address, so delivery really tries to connect (and fails).
-const TLS: &str = "\n[tls]\ninsecure = true\n";
+
+/// A config of office 620982100 delivering to [`OFFLINE`]: plaintext to the loopback address,
+/// so delivery really tries to connect (and fails).
+fn offline_config() -> ConfigFile {
+    ConfigFile::new("620982100", OFFLINE, TlsConfig::insecure())
+}
+
+fn write(dir: &Path, file: &ConfigFile) -> PathBuf {
+    let p = dir.join("agent.toml");
+    std::fs::write(&p, file.to_toml()).unwrap();
+    p
+}
 
 fn agent(args: &[&str], config: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sifa-agent"))
@@ -36,6 +48,13 @@ fn queue(outbox: &Path) -> Vec<(String, u64)> {
     sifa_agent::outbox::list_queue(outbox).unwrap().into_iter().map(|q| (q.period, q.revision)).collect()
 }
 
+#[test]
+fn the_office_agent_ships_no_demo_commands() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sifa-agent")).args(["synth", "--help"]).output().unwrap();
+    assert!(!out.status.success(), "demo books are `sifa sim books`, not the agent's");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unrecognized subcommand 'synth'"), "{out:?}");
+}
+
 /// The figures `check` prints, per month.
 fn figures(stdout: &str) -> BTreeMap<String, String> {
     stdout
@@ -45,26 +64,39 @@ fn figures(stdout: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-const MAPPING: &str = r#"
-[[ledger.count]]
-metric = "disputes_mediated"
-where = { "类别" = "人民调解", "结果" = ["调解成功", "调解不成功"] }
-[[ledger.count]]
-metric = "disputes_resolved"
-where = { "类别" = "人民调解", "结果" = "调解成功" }
-[[ledger.count]]
-metric = "consultations"
-where = { "类别" = "法律咨询" }
-sum = "人数"
-"#;
+/// A count rule: rows whose `column` holds one of `values` count toward `metric` (or add up `sum`).
+fn rule(metric: &str, conditions: &[(&str, &[&str])], sum: Option<&str>) -> CountRule {
+    let value = |v: &[&str]| match v {
+        [one] => OneOrMany::One(one.to_string()),
+        many => OneOrMany::Many(many.iter().map(|s| s.to_string()).collect()),
+    };
+    CountRule {
+        metric: metric.into(),
+        conditions: conditions.iter().map(|(c, v)| (c.to_string(), value(v))).collect(),
+        sum: sum.map(String::from),
+    }
+}
 
-fn write_config(dir: &Path, ledger: &str, extra: &str) -> PathBuf {
-    let cfg = format!(
-        "unit = \"620982100\"\naggregator = \"{OFFLINE}\"\noutbox_dir = \"outbox\"\nfirst_period = \"2024-01\"\nlast_period = \"2024-03\"\nretry_min_seconds = 1\n{extra}\n[[ledger]]\npath = \"{ledger}\"\n{MAPPING}{TLS}"
-    );
-    let p = dir.join("agent.toml");
-    std::fs::write(&p, cfg).unwrap();
-    p
+/// Mediations, resolved disputes and consultations (person-times) counted from the ledger's rows.
+fn mapping() -> Vec<CountRule> {
+    vec![
+        rule("disputes_mediated", &[("类别", &["人民调解"]), ("结果", &["调解成功", "调解不成功"])], None),
+        rule("disputes_resolved", &[("类别", &["人民调解"]), ("结果", &["调解成功"])], None),
+        rule("consultations", &[("类别", &["法律咨询"])], Some("人数")),
+    ]
+}
+
+/// A config reading `ledger` for 2024-01 to 2024-03 with [`mapping`], as `adjust` changes it.
+fn write_config(dir: &Path, ledger: &str, adjust: impl FnOnce(&mut ConfigFile)) -> PathBuf {
+    let mut file = ConfigFile {
+        first_period: Some("2024-01".into()),
+        last_period: Some("2024-03".into()),
+        retry_min_seconds: 1,
+        ledger: vec![LedgerSource { rules: mapping(), ..LedgerSource::new(ledger) }],
+        ..offline_config()
+    };
+    adjust(&mut file);
+    write(dir, &file)
 }
 
 /// A hand-written ledger with a title row above the headers, dates in four
@@ -94,7 +126,7 @@ fn a_hand_written_ledger_in_utf8_and_gbk_is_counted_by_the_mapping() {
             _ => text.into_bytes(),
         };
         std::fs::write(dir.path().join("台账.csv"), bytes).unwrap();
-        let cfg = write_config(dir.path(), "台账.csv", "");
+        let cfg = write_config(dir.path(), "台账.csv", |_| {});
         let (out, _) = ok(&agent(&["check"], &cfg));
         let f = figures(&out);
         assert_eq!(f["2024-01"], "disputes_mediated=2 disputes_resolved=1 consultations=0", "{encoding}\n{out}");
@@ -108,7 +140,7 @@ fn a_bad_row_is_named_holds_back_its_month_only_and_is_sent_once_fixed() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = dir.path().join("台账.csv");
     std::fs::write(&ledger, hand_ledger(true)).unwrap();
-    let cfg = write_config(dir.path(), "台账.csv", "");
+    let cfg = write_config(dir.path(), "台账.csv", |_| {});
     let (out, err) = ok(&agent(&["push", "--once"], &cfg));
     // The problem names the file, the row as Excel numbers it, the column and the value.
     assert!(
@@ -136,7 +168,7 @@ fn a_bad_row_is_named_holds_back_its_month_only_and_is_sent_once_fixed() {
 fn skip_bad_rows_sends_the_rest_of_the_month() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("台账.csv"), hand_ledger(true)).unwrap();
-    let cfg = write_config(dir.path(), "台账.csv", "skip_bad_rows = true");
+    let cfg = write_config(dir.path(), "台账.csv", |c| c.skip_bad_rows = true);
     let (out, err) = ok(&agent(&["check"], &cfg));
     assert!(err.contains("row 7"), "the problem is still reported: {err}");
     assert_eq!(figures(&out)["2024-03"], "disputes_mediated=1 disputes_resolved=1 consultations=0", "{out}");
@@ -147,7 +179,7 @@ fn an_unreadable_date_or_a_missing_column_holds_back_every_month() {
     let dir = tempfile::tempdir().unwrap();
     let text = hand_ledger(false).replace("2024/1/20", "1月20日");
     std::fs::write(dir.path().join("台账.csv"), text).unwrap();
-    let cfg = write_config(dir.path(), "台账.csv", "");
+    let cfg = write_config(dir.path(), "台账.csv", |_| {});
     let (out, err) = ok(&agent(&["check"], &cfg));
     assert!(err.contains("row 4, column 日期 (value \"1月20日\"): is not a date"), "{err}");
     assert!(figures(&out).is_empty(), "{out}");
@@ -176,8 +208,7 @@ fn a_report_the_validation_refuses_is_held_back_with_the_rule() {
         "月份,辖区村(社区)数,配备法律顾问的村(社区)数,星级评定\n2024-01,12,12,4\n2024-02,12,14,4\n",
     )
     .unwrap();
-    let cfg = write_config(dir.path(), "台账.csv", "");
-    std::fs::write(&cfg, std::fs::read_to_string(&cfg).unwrap() + "\n[[totals]]\npath = \"汇总.csv\"\n").unwrap();
+    let cfg = write_config(dir.path(), "台账.csv", |c| c.totals = vec![TotalsSource::new("汇总.csv")]);
     let (out, _) = ok(&agent(&["check"], &cfg));
     let f = figures(&out);
     assert!(f["2024-01"].ends_with("villages_total=12 villages_with_adviser=12 star_rating=4"), "{out}");
@@ -195,7 +226,8 @@ fn synthesised_books_read_the_same_in_utf8_gbk_and_xlsx_and_match_their_rows() {
     for format in [LedgerFormat::CsvUtf8, LedgerFormat::CsvGbk, LedgerFormat::Xlsx] {
         let dir = tempfile::tempdir().unwrap();
         let spec = SynthSpec { format: Some(format), until_month: 6, ..SynthSpec::year(2024, 11) };
-        let w = synth::write_office(dir.path(), unit, &spec, OFFLINE, Path::new("outbox")).unwrap();
+        let w =
+            synth::write_office(dir.path(), unit, &spec, OFFLINE, Path::new("outbox"), &TlsConfig::insecure()).unwrap();
         if format == LedgerFormat::CsvGbk {
             assert!(std::str::from_utf8(&std::fs::read(&w.ledger).unwrap()).is_err(), "really GBK");
         }
@@ -225,7 +257,7 @@ fn an_unchanged_month_sends_nothing_and_a_changed_one_gets_the_next_revision() {
     let reg = Registry::demo();
     let unit = reg.get("620982102").unwrap();
     let spec = SynthSpec { format: Some(LedgerFormat::CsvUtf8), until_month: 3, ..SynthSpec::year(2024, 5) };
-    let w = synth::write_office(dir.path(), unit, &spec, OFFLINE, Path::new("outbox")).unwrap();
+    let w = synth::write_office(dir.path(), unit, &spec, OFFLINE, Path::new("outbox"), &TlsConfig::insecure()).unwrap();
     let outbox = dir.path().join("outbox");
     ok(&agent(&["push", "--once"], &w.config));
     let first = queue(&outbox);
@@ -235,7 +267,7 @@ fn an_unchanged_month_sends_nothing_and_a_changed_one_gets_the_next_revision() {
     assert_eq!(queue(&outbox), first);
     // April appended, February corrected.
     let spec = SynthSpec { until_month: 4, corrections: vec![2], ..spec };
-    synth::write_office(dir.path(), unit, &spec, OFFLINE, Path::new("outbox")).unwrap();
+    synth::write_office(dir.path(), unit, &spec, OFFLINE, Path::new("outbox"), &TlsConfig::insecure()).unwrap();
     ok(&agent(&["push", "--once"], &w.config));
     assert_eq!(
         queue(&outbox),
@@ -263,14 +295,12 @@ fn write_big_totals(path: &Path, months: usize, k: usize) {
 #[test]
 fn kill_9_at_any_moment_never_reuses_a_revision_with_other_content() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("agent.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "unit = \"620982100\"\naggregator = \"{OFFLINE}\"\noutbox_dir = \"outbox\"\nlast_period = \"2019-12\"\n[[totals]]\npath = \"totals.csv\"\n{TLS}"
-        ),
-    )
-    .unwrap();
+    let file = ConfigFile {
+        last_period: Some("2019-12".into()),
+        totals: vec![TotalsSource::new("totals.csv")],
+        ..offline_config()
+    };
+    let cfg = write(dir.path(), &file);
     let outbox = dir.path().join("outbox");
     let months = 240;
     // Every (period, revision) ever seen in the queue, with its content.
@@ -341,7 +371,7 @@ fn kill_9_at_any_moment_never_reuses_a_revision_with_other_content() {
 #[test]
 fn an_xlsx_ledger_is_read_with_excel_dates_and_its_bad_row_is_named_by_excel_row_number() {
     use sifa_agent::dates::Day;
-    use sifa_agent::xlsx_writer::{self, XCell};
+    use sifa_sim::xlsx_writer::{self, XCell};
     let t = |s: &str| XCell::Text(s.into());
     let day = |m: i64, d: i64| XCell::Date(Day::new(2024, m, d).unwrap());
     let case = |seq: f64, date: XCell, kind: &str, outcome: &str, people: XCell| {
@@ -359,7 +389,7 @@ fn an_xlsx_ledger_is_read_with_excel_dates_and_its_bad_row_is_named_by_excel_row
     ];
     let dir = tempfile::tempdir().unwrap();
     xlsx_writer::write(&dir.path().join("台账.xlsx"), "2024年", &rows).unwrap();
-    let cfg = write_config(dir.path(), "台账.xlsx", "");
+    let cfg = write_config(dir.path(), "台账.xlsx", |_| {});
     let (out, err) = ok(&agent(&["check"], &cfg));
     let f = figures(&out);
     assert_eq!(f["2024-01"], "disputes_mediated=2 disputes_resolved=1 consultations=0", "{out}");
@@ -369,28 +399,16 @@ fn an_xlsx_ledger_is_read_with_excel_dates_and_its_bad_row_is_named_by_excel_row
     // Row 7 as Excel shows it: the title is row 1, the headers row 2.
     assert!(err.contains("台账.xlsx, row 7, column 人数 (value \"两人\"): is not a number"), "{err}");
     // A worksheet that is not there is named with the ones that are.
-    std::fs::write(
-        &cfg,
-        std::fs::read_to_string(&cfg)
-            .unwrap()
-            .replace("path = \"台账.xlsx\"", "path = \"台账.xlsx\"\nsheet = \"2023年\""),
-    )
-    .unwrap();
+    let cfg = write_config(dir.path(), "台账.xlsx", |c| c.ledger[0].sheet = Some("2023年".into()));
     let (_, err) = ok(&agent(&["check"], &cfg));
     assert!(err.contains("has no worksheet \"2023年\"; its worksheets are: 2024年"), "{err}");
 }
 
 /// A config reading one totals sheet only, reporting 2024-01 to 2024-04.
 fn totals_only_config(dir: &Path, totals: &str) -> PathBuf {
-    let p = dir.join("agent.toml");
-    std::fs::write(
-        &p,
-        format!(
-            "unit = \"620982100\"\naggregator = \"{OFFLINE}\"\noutbox_dir = \"outbox\"\nlast_period = \"2024-04\"\n[[totals]]\npath = \"{totals}\"\n{TLS}"
-        ),
-    )
-    .unwrap();
-    p
+    let file =
+        ConfigFile { last_period: Some("2024-04".into()), totals: vec![TotalsSource::new(totals)], ..offline_config() };
+    write(dir, &file)
 }
 
 #[test]
@@ -438,7 +456,7 @@ fn a_totals_only_office_reports_exactly_the_months_its_sheet_fills_in() {
 fn the_backoff_is_kept_in_the_outbox_across_runs() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("台账.csv"), hand_ledger(false)).unwrap();
-    let cfg = write_config(dir.path(), "台账.csv", "retry_max_seconds = 600");
+    let cfg = write_config(dir.path(), "台账.csv", |c| c.retry_max_seconds = 600);
     for _ in 0..3 {
         ok(&agent(&["push", "--once"], &cfg));
     }
@@ -480,7 +498,7 @@ fn the_cached_catalog_is_used_while_the_aggregator_is_unreachable() {
 fn a_broken_mapping_stops_reading_the_books_but_not_delivering_what_was_queued() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("台账.csv"), hand_ledger(false)).unwrap();
-    let cfg = write_config(dir.path(), "台账.csv", "");
+    let cfg = write_config(dir.path(), "台账.csv", |_| {});
     ok(&agent(&["push", "--once"], &cfg));
     let outbox = dir.path().join("outbox");
     assert_eq!(queue(&outbox).len(), 3);

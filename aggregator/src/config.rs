@@ -1,4 +1,5 @@
-//! The aggregator's configuration file (`config/aggregator.example.toml`).
+//! The aggregator's configuration file (`config/aggregator.example.toml`),
+//! read by the one config loader, `sifa_proto::config`.
 //!
 //! Relative paths are relative to the directory of the config file, so a
 //! config and its data directory can be moved together.
@@ -6,7 +7,9 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+pub use sifa_proto::config::ConfigError;
+use sifa_proto::config::{RelativePaths, resolve, resolve_option};
 use sifa_proto::UnitCode;
 use sifa_proto::tls::TlsConfig;
 
@@ -15,30 +18,65 @@ use crate::auth::Limits;
 /// Default interval between flushes of the write-ahead log to Parquet.
 pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 1000;
 
-/// Why a config file was not accepted. Every message names the file and the key.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read aggregator config {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("aggregator config {path}: {message}")]
-    Parse { path: PathBuf, message: String },
-    #[error("aggregator config {path}: key `{key}` = {value:?}: {message}")]
-    Key { path: PathBuf, key: &'static str, value: String, message: String },
+/// The aggregator's config file as written: its keys, before they are checked ([`Config`] is the
+/// checked form). The demo and the tests build one and write it with `toml::to_string`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub unit: String,
+    pub listen: String,
+    pub data_dir: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deadline_day: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flush_interval_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Limits>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    unit: String,
-    listen: String,
-    data_dir: String,
-    upstream: Option<String>,
-    deadline_day: Option<i64>,
-    catalog: Option<String>,
-    registry: Option<String>,
-    flush_interval_ms: Option<i64>,
-    tls: Option<TlsConfig>,
-    limits: Option<Limits>,
+impl ConfigFile {
+    /// A tier `unit` listening on `listen` with its store in `data_dir`, every optional key unset.
+    pub fn new(unit: &str, listen: &str, data_dir: impl Into<PathBuf>) -> ConfigFile {
+        ConfigFile {
+            unit: unit.into(),
+            listen: listen.into(),
+            data_dir: data_dir.into(),
+            upstream: None,
+            deadline_day: None,
+            catalog: None,
+            registry: None,
+            flush_interval_ms: None,
+            tls: None,
+            limits: None,
+        }
+    }
+
+    /// The file's TOML text.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("an aggregator config is always TOML")
+    }
+}
+
+impl RelativePaths for ConfigFile {
+    fn resolve_against(&mut self, base: &Path) {
+        // An empty data_dir stays empty, to be refused by the check.
+        if !self.data_dir.to_str().is_some_and(|d| d.trim().is_empty()) {
+            self.data_dir = resolve(base, &self.data_dir);
+        }
+        resolve_option(base, &mut self.catalog);
+        resolve_option(base, &mut self.registry);
+        if let Some(tls) = &mut self.tls {
+            tls.resolve_against(base);
+        }
+    }
 }
 
 /// A checked aggregator configuration.
@@ -72,26 +110,18 @@ pub struct Config {
 impl Config {
     /// Reads and checks a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        Config::parse(&text, path)
+        Config::checked(sifa_proto::config::load(path)?, path)
     }
 
     /// Parses and checks the text of a config file read from `path`.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let p = path.to_path_buf();
-        let raw: RawConfig =
-            toml::from_str(text).map_err(|e| ConfigError::Parse { path: p.clone(), message: e.to_string() })?;
-        let key = |key: &'static str, value: &dyn std::fmt::Display, message: &str| ConfigError::Key {
-            path: p.clone(),
-            key,
-            value: value.to_string(),
-            message: message.to_string(),
-        };
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let resolve = |s: &str| {
-            let q = Path::new(s);
-            if q.is_absolute() { q.to_path_buf() } else { base.join(q) }
+        Config::checked(sifa_proto::config::parse(text, path)?, path)
+    }
+
+    /// Checks a config file's keys (its paths already resolved).
+    fn checked(raw: ConfigFile, path: &Path) -> Result<Config, ConfigError> {
+        let key = |key: &str, value: &dyn std::fmt::Display, message: &str| {
+            ConfigError::invalid(path, key, format!("{:?} {message}", value.to_string()))
         };
         let unit = UnitCode::parse(raw.unit.trim()).map_err(|_| {
             key("unit", &raw.unit, "must be this tier's division code of 2 to 12 digits, e.g. \"620982\"")
@@ -99,8 +129,8 @@ impl Config {
         let listen: SocketAddr = raw.listen.trim().parse().map_err(|_| {
             key("listen", &raw.listen, "must be an IP address and port, e.g. \"127.0.0.1:7401\" (port 0 picks one)")
         })?;
-        if raw.data_dir.trim().is_empty() {
-            return Err(key("data_dir", &raw.data_dir, "must name the data directory, e.g. \"data\""));
+        if raw.data_dir.to_str().is_some_and(|d| d.trim().is_empty()) {
+            return Err(key("data_dir", &raw.data_dir.display(), "must name the data directory, e.g. \"data\""));
         }
         let upstream = match raw.upstream.as_deref().map(str::trim) {
             None | Some("") => None,
@@ -119,26 +149,24 @@ impl Config {
                 return Err(key("flush_interval_ms", &ms, "must be between 10 and 3600000 milliseconds"));
             }
         };
-        let registry = raw.registry.as_deref().map(resolve);
-        if upstream.is_none() && registry.is_none() {
-            return Err(ConfigError::Parse {
-                path: p.clone(),
-                message: "key `registry` is missing: the top tier (no `upstream`) must name its registry file, \
-                          e.g. registry = \"registry.csv\""
-                    .into(),
-            });
+        if upstream.is_none() && raw.registry.is_none() {
+            return Err(ConfigError::whole_file(
+                path,
+                "key `registry` is missing: the top tier (no `upstream`) must name its registry file, \
+                 e.g. registry = \"registry.csv\"",
+            ));
         }
         Ok(Config {
-            path: p.clone(),
+            path: path.to_path_buf(),
             unit,
             listen,
-            data_dir: resolve(raw.data_dir.trim()),
+            data_dir: raw.data_dir,
             upstream,
             deadline_day,
-            catalog: raw.catalog.as_deref().map(resolve),
-            registry,
+            catalog: raw.catalog,
+            registry: raw.registry,
             flush_interval_ms,
-            tls: raw.tls.unwrap_or_default().resolved(&base),
+            tls: raw.tls.unwrap_or_default(),
             limits: raw.limits.unwrap_or_default(),
         })
     }
@@ -184,9 +212,9 @@ mod tests {
     fn errors_name_the_file_and_the_key() {
         let base = "listen = \"127.0.0.1:0\"\ndata_dir = \"d\"\nregistry = \"r.csv\"\n";
         let e = parse(&format!("unit = \"62a\"\n{base}")).unwrap_err().to_string();
-        assert!(e.contains("/etc/sifa/county.toml") && e.contains("`unit` = \"62a\""), "{e}");
+        assert!(e.contains("/etc/sifa/county.toml") && e.contains("key `unit`: \"62a\""), "{e}");
         let e = parse(&format!("unit = \"62\"\n{base}deadline_day = 31\n")).unwrap_err().to_string();
-        assert!(e.contains("`deadline_day` = \"31\": must be a day of the month from 1 to 28"), "{e}");
+        assert!(e.contains("key `deadline_day`: \"31\" must be a day of the month from 1 to 28"), "{e}");
         let e = parse("unit = \"62\"\nlisten = \"localhost\"\ndata_dir = \"d\"\nregistry = \"r\"\n")
             .unwrap_err()
             .to_string();
@@ -199,6 +227,30 @@ mod tests {
         assert!(e.contains("`registry` is missing"), "{e}");
         let e = parse("listen = \"127.0.0.1:0\"\ndata_dir = \"d\"\n").unwrap_err().to_string();
         assert!(e.contains("unit"), "{e}");
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_key_path() {
+        let base = "unit = \"62\"\nlisten = \"127.0.0.1:0\"\ndata_dir = \"d\"\nregistry = \"r.csv\"\n";
+        let e = parse(&format!("{base}[limits]\nmax_message_bytes = \"big\"\n")).unwrap_err().to_string();
+        assert!(e.contains("/etc/sifa/county.toml line 6: key `limits.max_message_bytes`: invalid type"), "{e}");
+        let e = parse(&format!("{base}data_dir = \"again\"\n")).unwrap_err().to_string();
+        assert!(e.contains("/etc/sifa/county.toml line 5") && e.contains("duplicate key"), "{e}");
+        let e = parse(&base.replace("\"d\"", "\" \"")).unwrap_err().to_string();
+        assert!(e.contains("key `data_dir`"), "{e}");
+    }
+
+    #[test]
+    fn a_config_written_with_toml_reads_back_the_same() {
+        let mut file = ConfigFile::new("620982", "127.0.0.1:0", "data");
+        file.upstream = Some("https://127.0.0.1:7400".into());
+        file.flush_interval_ms = Some(200);
+        file.limits = Some(Limits { burst: 7, ..Limits::default() });
+        file.tls = Some(TlsConfig::insecure());
+        let c = parse(&file.to_toml()).unwrap();
+        assert_eq!(c.data_dir, Path::new("/etc/sifa/data"));
+        assert_eq!((c.flush_interval_ms, c.limits.burst, c.tls.insecure), (200, 7, true));
+        assert_eq!(c.upstream.as_deref(), Some("https://127.0.0.1:7400"));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::auth::TRANSPORT_MESSAGE_CAP;
 use crate::auth::tls::server_security;
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::flush::{self, Flusher};
 use crate::forward::{self, Forwarder};
 use crate::index::Index;
@@ -81,18 +81,14 @@ pub async fn reference_data(config: &Config, insecure: bool) -> anyhow::Result<(
         ),
     };
     match registry.get(&config.unit) {
-        None => bail!(
-            "aggregator config {}: key `unit` = {:?} is not in the registry ({} units)",
-            config.path.display(),
-            config.unit,
-            registry.len()
-        ),
-        Some(u) if u.kind.is_reporting() => bail!(
-            "aggregator config {}: key `unit` = {:?} is a {}, not a province, city or county",
-            config.path.display(),
-            config.unit,
-            u.kind
-        ),
+        None => {
+            let why = format!("{:?} is not in the registry ({} units)", config.unit, registry.len());
+            return Err(ConfigError::invalid(&config.path, "unit", why).into());
+        }
+        Some(u) if u.kind.is_reporting() => {
+            let why = format!("{:?} is a {}, not a province, city or county", config.unit, u.kind);
+            return Err(ConfigError::invalid(&config.path, "unit", why).into());
+        }
         Some(_) => {}
     }
     Ok((catalog, registry))

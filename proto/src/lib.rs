@@ -9,7 +9,8 @@
 //! - [`tls`]: the `[tls]` config table and the client side of mutual TLS;
 //! - [`upstream`]: sending reports to the tier above, what its failures mean, backoff;
 //! - [`certificate`] (feature `x509`): reading a certificate's identity and serial;
-//! - [`fs`]: durable atomic file writes (temp, fsync, rename, directory fsync), used by every crate.
+//! - [`fs`]: durable atomic file writes (temp, fsync, rename, directory fsync), used by every crate;
+//! - [`config`]: the one config loader (TOML, relative paths, errors naming file and key).
 //!
 //! This crate has no Arrow, Parquet or DataFusion in its dependency tree, so the
 //! office agent that links it stays small.
@@ -17,6 +18,7 @@
 pub mod catalog;
 #[cfg(feature = "x509")]
 pub mod certificate;
+pub mod config;
 pub mod fs;
 pub mod identity;
 pub mod period;

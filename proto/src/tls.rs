@@ -18,11 +18,13 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
+use crate::config::{RelativePaths, resolve_option};
+
 /// The `[tls]` table of a config file.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// The province CA's certificate (PEM): the only root trusted, for servers and clients alike.
@@ -34,7 +36,7 @@ pub struct TlsConfig {
     /// Servers only: the CA's certificate revocation list (`sifa pki revoke` writes it).
     pub crl: Option<PathBuf>,
     /// Plaintext gRPC. Refused unless the address is loopback (127.0.0.0/8, ::1, localhost).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub insecure: bool,
 }
 
@@ -93,17 +95,23 @@ pub enum TlsError {
     Endpoint { url: String, message: String },
 }
 
-impl TlsConfig {
-    /// The table with relative paths taken relative to `base` (the config file's directory).
-    pub fn resolved(&self, base: &Path) -> TlsConfig {
-        let fix = |p: &Option<PathBuf>| p.as_ref().map(|p| if p.is_absolute() { p.clone() } else { base.join(p) });
-        TlsConfig {
-            ca: fix(&self.ca),
-            cert: fix(&self.cert),
-            key: fix(&self.key),
-            crl: fix(&self.crl),
-            insecure: self.insecure,
+impl RelativePaths for TlsConfig {
+    fn resolve_against(&mut self, base: &Path) {
+        for p in [&mut self.ca, &mut self.cert, &mut self.key, &mut self.crl] {
+            resolve_option(base, p);
         }
+    }
+}
+
+impl TlsConfig {
+    /// Plaintext on loopback: `[tls] insecure = true`.
+    pub fn insecure() -> TlsConfig {
+        TlsConfig { insecure: true, ..TlsConfig::default() }
+    }
+
+    /// Mutual TLS with these files (`crl` for a server).
+    pub fn secure(files: TlsFiles, crl: Option<PathBuf>) -> TlsConfig {
+        TlsConfig { ca: Some(files.ca), cert: Some(files.cert), key: Some(files.key), crl, insecure: false }
     }
 
     /// Plaintext (`--insecure` on the command line wins over the file) or mutual TLS with every file named.
@@ -252,7 +260,8 @@ mod tests {
     fn a_full_table_is_secure_and_resolves_relative_paths() {
         let c =
             parse("[tls]\nca = \"pki/ca.pem\"\ncert = \"pki/c.pem\"\nkey = \"/abs/c.key\"\ncrl = \"pki/crl.pem\"\n");
-        let r = c.resolved(Path::new("/etc/sifa"));
+        let mut r = c.clone();
+        r.resolve_against(Path::new("/etc/sifa"));
         assert_eq!(r.ca.as_deref(), Some(Path::new("/etc/sifa/pki/ca.pem")));
         assert_eq!(r.key.as_deref(), Some(Path::new("/abs/c.key")));
         match r.mode(false).unwrap() {

@@ -12,12 +12,15 @@
 pub mod peers;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use sifa_aggregator::auth::{Identity, Role};
 use sifa_pki::{Ca, IssueRequest, init_ca};
+use sifa_aggregator::auth::{Identity, Limits, Role};
+use sifa_aggregator::config::ConfigFile;
+use sifa_proto::tls::{TlsConfig, TlsFiles, TlsMode};
+use sifa_sim::supervisor::Supervised;
 
 use sifa_proto::Catalog;
 use sifa_proto::v1::admin_service_client::AdminServiceClient;
@@ -51,8 +54,8 @@ pub struct TierSpec {
     pub flush_interval_ms: u64,
     /// Plaintext on loopback (`[tls] insecure = true`) instead of mutual TLS.
     pub insecure: bool,
-    /// More of the config file, e.g. a `[limits]` table.
-    pub extra_toml: String,
+    /// The `[limits]` table, if any.
+    pub limits: Option<Limits>,
 }
 
 impl TierSpec {
@@ -66,7 +69,7 @@ impl TierSpec {
             deadline_day: 5,
             flush_interval_ms: 100,
             insecure: false,
-            extra_toml: String::new(),
+            limits: None,
         }
     }
 
@@ -79,23 +82,24 @@ impl TierSpec {
 /// A running (or stopped) `sifa aggregator` process with its own temporary directory.
 pub struct TestAggregator {
     pub spec: TierSpec,
+    /// Dropped (killed) before its directory is removed.
+    process: Supervised,
     dir: tempfile::TempDir,
-    child: Option<Child>,
-    addr: Option<String>,
     /// The listen address written into the config: port 0 at first, then the
     /// bound address, so a restart keeps the URL lower tiers forward to.
     listen: String,
-    starts: u32,
 }
-
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl TestAggregator {
     /// Writes a config for `spec` in a new temporary directory, starts the
     /// aggregator and waits until it has written DATA_DIR/aggregator.addr.
     pub fn spawn(spec: TierSpec) -> TestAggregator {
         let dir = tempfile::Builder::new().prefix(&format!("sifa-agg-{}-", spec.unit)).tempdir().expect("temp dir");
-        let mut a = TestAggregator { spec, dir, child: None, addr: None, listen: "127.0.0.1:0".into(), starts: 0 };
+        let config = dir.path().join("aggregator.toml");
+        let addr_file = sifa_store::layout::addr_file(&dir.path().join("data"));
+        let process = Supervised::aggregator(sifa_bin(), &config, &addr_file, dir.path().join("aggregator.log"))
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
+        let mut a = TestAggregator { spec, process, dir, listen: "127.0.0.1:0".into() };
         a.start();
         a
     }
@@ -112,75 +116,37 @@ impl TestAggregator {
         self.dir.path().join("aggregator.toml")
     }
 
-    /// Where the process's stdout and stderr go (one file per start).
-    pub fn log_path(&self) -> PathBuf {
-        self.dir.path().join(format!("aggregator-{}.log", self.starts))
-    }
-
     /// Everything the process logged since its last start.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+        self.process.log_since_start()
     }
 
     fn write_config(&self) {
         let s = &self.spec;
-        let q = |p: &Path| format!("{:?}", p.display().to_string());
-        let mut t = format!(
-            "unit = {:?}\nlisten = {:?}\ndata_dir = \"data\"\ndeadline_day = {}\nflush_interval_ms = {}\n",
-            s.unit, self.listen, s.deadline_day, s.flush_interval_ms
-        );
-        if let Some(u) = &s.upstream {
-            t += &format!("upstream = {u:?}\n");
-        }
-        if let Some(r) = &s.registry {
-            t += &format!("registry = {}\n", q(r));
-        }
-        if let Some(c) = &s.catalog {
-            t += &format!("catalog = {}\n", q(c));
-        }
-        t += &s.extra_toml;
-        t += &if s.insecure { "\n[tls]\ninsecure = true\n".to_string() } else { tls_table(Role::Aggregator, &s.unit) };
-        std::fs::write(self.config_path(), t).expect("write config");
+        let file = ConfigFile {
+            upstream: s.upstream.clone(),
+            registry: s.registry.clone(),
+            catalog: s.catalog.clone(),
+            deadline_day: Some(s.deadline_day.into()),
+            flush_interval_ms: Some(s.flush_interval_ms as i64),
+            limits: s.limits.clone(),
+            tls: Some(if s.insecure { TlsConfig::insecure() } else { tls_config(Role::Aggregator, &s.unit) }),
+            ..ConfigFile::new(&s.unit, &self.listen, "data")
+        };
+        std::fs::write(self.config_path(), file.to_toml()).expect("write config");
     }
 
     fn start(&mut self) {
-        assert!(self.child.is_none(), "already running");
-        self.starts += 1;
         self.write_config();
-        let addr_file = layout::addr_file(&self.data_dir());
-        let _ = std::fs::remove_file(&addr_file);
-        let log = std::fs::File::create(self.log_path()).expect("log file");
-        let child = Command::new(sifa_bin())
-            .args(["aggregator", "--config"])
-            .arg(self.config_path())
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("spawn sifa aggregator");
-        self.child = Some(child);
-        let t0 = Instant::now();
-        loop {
-            if let Ok(a) = std::fs::read_to_string(&addr_file)
-                && !a.trim().is_empty()
-            {
-                self.addr = Some(a.trim().to_string());
-                self.listen = a.trim().to_string();
-                return;
-            }
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                self.child = None;
-                panic!("aggregator {} exited with {status} before listening:\n{}", self.spec.unit, self.log());
-            }
-            assert!(t0.elapsed() < START_TIMEOUT, "aggregator {} did not start:\n{}", self.spec.unit, self.log());
-            std::thread::sleep(Duration::from_millis(20));
+        match self.process.start() {
+            Ok(addr) => self.listen = addr,
+            Err(e) => panic!("aggregator {}: {e}", self.spec.unit),
         }
     }
 
     /// The bound address, e.g. `127.0.0.1:45123`.
     pub fn addr(&self) -> &str {
-        self.addr.as_deref().expect("started")
+        self.process.addr().expect("started")
     }
 
     /// The URL a client or a lower tier connects to.
@@ -218,24 +184,12 @@ impl TestAggregator {
 
     /// Kills the process with SIGKILL (no chance to clean up) and waits for it.
     pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().expect("kill -9");
-            c.wait().expect("wait");
-        }
+        self.process.kill9();
     }
 
     /// Stops the process with SIGTERM (graceful shutdown) and waits for it.
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
-            let t0 = Instant::now();
-            while c.try_wait().unwrap().is_none() {
-                if t0.elapsed() > Duration::from_secs(30) {
-                    let _ = c.kill();
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
+        self.process.stop(Duration::from_secs(30));
     }
 
     /// Starts the process again on the same address and data directory (after `kill9` or `stop`).
@@ -245,7 +199,7 @@ impl TestAggregator {
     }
 
     pub fn is_running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| c.try_wait().unwrap().is_none())
+        self.process.is_running()
     }
 
     /// Runs `sifa aggregator ARGS --config CONFIG` (status, lock, override) as this tier's admin
@@ -299,12 +253,6 @@ impl TestAggregator {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-    }
-}
-
-impl Drop for TestAggregator {
-    fn drop(&mut self) {
-        self.kill9();
     }
 }
 
@@ -394,15 +342,10 @@ impl TestPki {
 }
 
 /// The `[tls]` table of a config for `role` of `unit` (servers also get the revocation list).
-pub fn tls_table(role: Role, unit: &str) -> String {
+pub fn tls_config(role: Role, unit: &str) -> TlsConfig {
     let p = pki();
     let (cert, key) = p.files(role, unit);
-    let q = |p: &Path| format!("{:?}", p.display().to_string());
-    let mut t = format!("\n[tls]\nca = {}\ncert = {}\nkey = {}\n", q(&p.ca_cert()), q(&cert), q(&key));
-    if role == Role::Aggregator {
-        t += &format!("crl = {}\n", q(&p.crl()));
-    }
-    t
+    TlsConfig::secure(TlsFiles { ca: p.ca_cert(), cert, key }, (role == Role::Aggregator).then(|| p.crl()))
 }
 
 /// A mutual-TLS connection to `url` as `role` of `unit`.
@@ -413,7 +356,7 @@ pub async fn connect(url: &str, role: Role, unit: &str) -> Channel {
 /// [`connect`], or the transport's error.
 pub async fn try_connect(url: &str, role: Role, unit: &str) -> Result<Channel, tonic::transport::Error> {
     let (cert, key) = pki().files(role, unit);
-    let files = sifa_proto::tls::TlsFiles { ca: pki().ca_cert(), cert, key };
-    let mode = sifa_proto::tls::TlsMode::Secure { files, crl: None };
+    let files = TlsFiles { ca: pki().ca_cert(), cert, key };
+    let mode = TlsMode::Secure { files, crl: None };
     sifa_proto::tls::endpoint(url, &mode).expect("endpoint").connect().await
 }

@@ -13,7 +13,7 @@ use sifa_proto::identity::Identity;
 pub const TRANSPORT_MESSAGE_CAP: usize = 4 * 1024 * 1024;
 
 /// Gauges of what one identity may send. The `[limits]` table of an aggregator's config.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// The largest encoded request message (one report), in bytes.

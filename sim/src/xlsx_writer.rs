@@ -1,4 +1,4 @@
-//! A minimal .xlsx writer for the demo ledgers (`synth`): one worksheet of
+//! A minimal .xlsx writer for the demo ledgers ([`crate::synth`]): one worksheet of
 //! text, numbers and dates (dates as Excel serial numbers with the built-in
 //! date format 14, as Excel itself stores them). Written with the `zip` crate
 //! calamine already uses, instead of a full xlsx-writing dependency; the
@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::dates::Day;
+use sifa_agent::dates::Day;
 
 pub enum XCell {
     Text(String),

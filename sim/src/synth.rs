@@ -26,9 +26,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use sifa_agent::config::{ConfigFile, CountRule, LedgerSource, OneOrMany, TotalsSource};
+use sifa_agent::dates::Day;
+use sifa_proto::tls::TlsConfig;
 use sifa_proto::{Period, Unit};
 
-use crate::dates::Day;
 use crate::xlsx_writer::{self, XCell};
 
 /// How an office keeps its books.
@@ -129,84 +131,54 @@ pub const TOTALS_COLUMNS: [(&str, &str); 14] = [
     ("investment_yuan", "建设投入"),
 ];
 
-/// The mapping from ledger rows to statistics, as `[[ledger.count]]` tables.
-pub const MAPPING_TOML: &str = r#"# 类别 = 矛盾纠纷排查: one row per screening round
-[[ledger.count]]
-metric = "disputes_screened"
-where = { "类别" = "矛盾纠纷排查" }
+/// Column header → the values a row must have there.
+type Conditions = &'static [(&'static str, &'static [&'static str])];
 
-# Every dispute logged under 人民调解 was received; those with an outcome were mediated.
-[[ledger.count]]
-metric = "disputes_received"
-where = { "类别" = "人民调解" }
+/// The mapping from ledger rows to statistics (the `[[ledger.count]]` tables): per statistic, the
+/// column values a row must have, and the column summed instead of counting rows (人数: person-times).
+const MAPPING: &[(&str, Conditions, Option<&str>)] = &[
+    // One row per screening round.
+    ("disputes_screened", &[("类别", &["矛盾纠纷排查"])], None),
+    // Every dispute logged under 人民调解 was received; those with an outcome were mediated.
+    ("disputes_received", &[("类别", &["人民调解"])], None),
+    ("disputes_mediated", &[("类别", &["人民调解"]), ("结果", &["调解成功", "调解不成功"])], None),
+    ("disputes_resolved", &[("类别", &["人民调解"]), ("结果", &["调解成功"])], None),
+    ("video_mediations", &[("类别", &["人民调解"]), ("结果", &["调解成功", "调解不成功"]), ("方式", &["视频"])], None),
+    ("consultations", &[("类别", &["法律咨询"])], Some("人数")),
+    ("legal_aid_cases", &[("类别", &["法律援助"])], None),
+    ("legal_opinions", &[("类别", &["法律意见"])], None),
+    ("legality_reviews", &[("类别", &["合法性审查"])], None),
+    ("education_events", &[("类别", &["法治宣传"])], None),
+    ("lectures", &[("类别", &["法治讲座"])], None),
+    ("legal_literates_trained", &[("类别", &["法律明白人培训"])], Some("人数")),
+    ("staff_training_attendances", &[("类别", &["业务培训"])], Some("人数")),
+    // One row per person entering or leaving community correction.
+    ("corrections_received", &[("类别", &["社区矫正"]), ("事项", &["入矫报到"])], None),
+    ("corrections_released", &[("类别", &["社区矫正"]), ("事项", &["解除矫正"])], None),
+    ("released_prisoners_assisted", &[("类别", &["安置帮教"])], Some("人数")),
+    ("missing_persons_located", &[("类别", &["查找失联人员"])], Some("人数")),
+];
 
-[[ledger.count]]
-metric = "disputes_mediated"
-where = { "类别" = "人民调解", "结果" = ["调解成功", "调解不成功"] }
-
-[[ledger.count]]
-metric = "disputes_resolved"
-where = { "类别" = "人民调解", "结果" = "调解成功" }
-
-[[ledger.count]]
-metric = "video_mediations"
-where = { "类别" = "人民调解", "结果" = ["调解成功", "调解不成功"], "方式" = "视频" }
-
-# Consultations are counted in person-times: add up 人数.
-[[ledger.count]]
-metric = "consultations"
-where = { "类别" = "法律咨询" }
-sum = "人数"
-
-[[ledger.count]]
-metric = "legal_aid_cases"
-where = { "类别" = "法律援助" }
-
-[[ledger.count]]
-metric = "legal_opinions"
-where = { "类别" = "法律意见" }
-
-[[ledger.count]]
-metric = "legality_reviews"
-where = { "类别" = "合法性审查" }
-
-[[ledger.count]]
-metric = "education_events"
-where = { "类别" = "法治宣传" }
-
-[[ledger.count]]
-metric = "lectures"
-where = { "类别" = "法治讲座" }
-
-[[ledger.count]]
-metric = "legal_literates_trained"
-where = { "类别" = "法律明白人培训" }
-sum = "人数"
-
-[[ledger.count]]
-metric = "staff_training_attendances"
-where = { "类别" = "业务培训" }
-sum = "人数"
-
-# One row per person entering or leaving community correction.
-[[ledger.count]]
-metric = "corrections_received"
-where = { "类别" = "社区矫正", "事项" = "入矫报到" }
-
-[[ledger.count]]
-metric = "corrections_released"
-where = { "类别" = "社区矫正", "事项" = "解除矫正" }
-
-[[ledger.count]]
-metric = "released_prisoners_assisted"
-where = { "类别" = "安置帮教" }
-sum = "人数"
-
-[[ledger.count]]
-metric = "missing_persons_located"
-where = { "类别" = "查找失联人员" }
-sum = "人数"
-"#;
+/// The `[[ledger.count]]` rules that turn the generated ledger's rows into the catalog's statistics.
+pub fn mapping() -> Vec<CountRule> {
+    MAPPING
+        .iter()
+        .map(|(metric, conditions, sum)| CountRule {
+            metric: metric.to_string(),
+            conditions: conditions
+                .iter()
+                .map(|(column, values)| {
+                    let value = match values {
+                        [one] => OneOrMany::One(one.to_string()),
+                        many => OneOrMany::Many(many.iter().map(|v| v.to_string()).collect()),
+                    };
+                    (column.to_string(), value)
+                })
+                .collect(),
+            sum: sum.map(String::from),
+        })
+        .collect()
+}
 
 /// SplitMix64: small, fast, and its stream never changes.
 struct Rng(u64);
@@ -547,18 +519,20 @@ fn csv_bytes(rows: &[Vec<String>], format: LedgerFormat) -> Vec<u8> {
 }
 
 fn number_text(v: f64) -> String {
-    crate::ledger::format_number(v)
+    sifa_agent::ledger::format_number(v)
 }
 
 /// Writes an office's books and its agent config into `dir`:
 /// `台账_<unit>.<csv|xlsx>`, `月度汇总_<unit>.<csv|xlsx>` and `agent.toml`
-/// (aggregator `aggregator`, outbox `outbox_dir`, relative to `dir` if relative).
+/// (aggregator `aggregator`, outbox `outbox_dir`, relative to `dir` if relative,
+/// and `tls` as its `[tls]` table).
 pub fn write_office(
     dir: &Path,
     unit: &Unit,
     spec: &SynthSpec,
     aggregator: &str,
     outbox_dir: &Path,
+    tls: &TlsConfig,
 ) -> std::io::Result<Written> {
     std::fs::create_dir_all(dir)?;
     let b = books(unit, spec);
@@ -630,59 +604,40 @@ pub fn write_office(
         }
     }
     let config = dir.join("agent.toml");
-    std::fs::write(&config, config_toml(unit, spec, aggregator, outbox_dir, &ledger, &totals))?;
+    let file = config_file(unit, spec, aggregator, outbox_dir, &ledger, &totals, tls);
+    let header = format!(
+        "# sifa-agent config for {} ({}), written by sifa-sim (see config/agent.example.toml)\n",
+        unit.name, unit.code
+    );
+    std::fs::write(&config, header + &file.to_toml())?;
     Ok(Written { ledger, totals, config, format: b.format })
 }
 
-fn toml_path(p: &Path, dir_of_config: Option<&Path>) -> String {
-    let shown = match dir_of_config.and_then(|d| p.strip_prefix(d).ok()) {
-        Some(rel) => rel.display().to_string(),
-        None => p.display().to_string(),
-    };
-    format!("{shown:?}")
-}
-
-/// The agent config for a generated office.
-pub fn config_toml(
+/// The agent config of a generated office: its totals sheet and its case ledger read with [`mapping`],
+/// paths under the config's folder written relative to it.
+pub fn config_file(
     unit: &Unit,
     spec: &SynthSpec,
     aggregator: &str,
     outbox_dir: &Path,
     ledger: &Path,
     totals: &Path,
-) -> String {
+    tls: &TlsConfig,
+) -> ConfigFile {
     let dir = ledger.parent();
-    format!(
-        "# sifa-agent config for {name} ({code}), generated by `sifa-agent synth` (see config/agent.example.toml)\n\
-unit = {code:?}\n\
-aggregator = {aggregator:?}\n\
-outbox_dir = {outbox}\n\
-first_period = \"{year}-01\"\n\
-last_period = \"{year}-{until:02}\"\n\
-collect_interval_seconds = 60\n\
-retry_min_seconds = 1\n\
-retry_max_seconds = 60\n\
-connect_timeout_seconds = 5\n\
-\n\
-[[totals]]\n\
-path = {totals}\n\
-period_column = \"月份\"\n\
-\n\
-[[ledger]]\n\
-path = {ledger}\n\
-date_column = \"日期\"\n\
-\n{MAPPING_TOML}{tls}",
-        // Plaintext is for an aggregator on this machine only; an https:// aggregator needs the
-        // office's certificate, which the caller adds as a [tls] table (see config/agent.example.toml).
-        tls = if aggregator.starts_with("http://") { "\n[tls]\ninsecure = true\n" } else { "" },
-        name = unit.name,
-        code = unit.code,
-        outbox = toml_path(outbox_dir, dir),
-        year = spec.year,
-        until = spec.until_month,
-        totals = toml_path(totals, dir),
-        ledger = toml_path(ledger, dir),
-    )
+    let relative = |p: &Path| dir.and_then(|d| p.strip_prefix(d).ok()).unwrap_or(p).to_path_buf();
+    ConfigFile {
+        outbox_dir: relative(outbox_dir),
+        first_period: Some(format!("{}-01", spec.year)),
+        last_period: Some(format!("{}-{:02}", spec.year, spec.until_month)),
+        collect_interval_seconds: 60,
+        retry_min_seconds: 1,
+        retry_max_seconds: 60,
+        connect_timeout_seconds: 5,
+        totals: vec![TotalsSource::new(relative(totals))],
+        ledger: vec![LedgerSource { rules: mapping(), ..LedgerSource::new(relative(ledger)) }],
+        ..ConfigFile::new(&unit.code, aggregator, tls.clone())
+    }
 }
 
 #[cfg(test)]
@@ -726,6 +681,25 @@ mod tests {
             assert!(b.totals.values().all(|v| v[0].1 >= 0.0));
         }
         assert!((400..=800).contains(&resolved), "Dunhuang resolved {resolved}");
+    }
+
+    #[test]
+    fn the_written_config_is_one_the_agent_accepts() {
+        let dir = tempfile::tempdir().unwrap();
+        let u = &dunhuang_towns()[2];
+        let spec = SynthSpec { until_month: 4, format: Some(LedgerFormat::Xlsx), ..SynthSpec::year(2024, 9) };
+        let w =
+            write_office(dir.path(), u, &spec, "https://127.0.0.1:7401", Path::new("outbox"), &TlsConfig::default())
+                .unwrap();
+        let c = sifa_agent::config::Config::load(&w.config).unwrap();
+        c.check_mapping(&sifa_proto::Catalog::builtin()).unwrap();
+        assert_eq!((c.unit.as_str(), c.aggregator.as_str()), (u.code.as_str(), "https://127.0.0.1:7401"));
+        assert_eq!((c.ledgers[0].path.clone(), c.totals[0].path.clone()), (w.ledger, w.totals));
+        assert_eq!(c.outbox_dir, dir.path().join("outbox"));
+        assert_eq!(c.last_period, Period::new(2024, 4));
+        assert_eq!(c.ledgers[0].rules, mapping());
+        let text = std::fs::read_to_string(&w.config).unwrap();
+        assert!(!text.contains(&dir.path().display().to_string()), "paths are relative to the config:\n{text}");
     }
 
     #[test]
