@@ -353,6 +353,8 @@ pub struct Window {
 const PROBLEMS_KEPT: usize = 200;
 /// Rows named in the note on rows outside the months reported.
 const ROWS_NAMED: usize = 5;
+/// A year with under 1 in this many of a ledger's rows, next to no bigger year, is a slip of the year.
+const STRAY_YEAR_SHARE: u64 = 20;
 
 /// The reading of one file, bounded however many rows are bad.
 struct FileReading {
@@ -362,6 +364,8 @@ struct FileReading {
     outside: Vec<String>,
     outside_count: usize,
     data_rows: u64,
+    /// Rows counted per year, with the first few named: a year of a stray row or two is a slip.
+    years: BTreeMap<u16, (u64, Vec<String>)>,
 }
 
 impl FileReading {
@@ -373,6 +377,7 @@ impl FileReading {
             outside: Vec::new(),
             outside_count: 0,
             data_rows: 0,
+            years: BTreeMap::new(),
         }
     }
 
@@ -394,7 +399,40 @@ impl FileReading {
         }
     }
 
+    /// A row counted in `day`'s month.
+    fn counted(&mut self, row: usize, day: Day) {
+        let (n, named) = self.years.entry(day.year).or_default();
+        *n += 1;
+        if named.len() < ROWS_NAMED {
+            named.push(format!("row {row} ({day})"));
+        }
+    }
+
+    /// Without `first_period`, the first month reported is the ledger's
+    /// earliest: a row whose year is a slip (2014 for 2024) would report ten
+    /// years of empty months. A year holding under 1 in [`STRAY_YEAR_SHARE`] of
+    /// the rows, next to no year with more, is such a slip: its rows are not
+    /// counted, and a note names them.
+    fn leave_out_stray_years(&mut self, path: &Path) {
+        let total: u64 = self.years.values().map(|(n, _)| n).sum();
+        let big = |y: u16| self.years.get(&y).is_some_and(|(n, _)| n * STRAY_YEAR_SHARE >= total);
+        let stray: Vec<u16> =
+            self.years.keys().copied().filter(|&y| !big(y) && !big(y.wrapping_sub(1)) && !big(y + 1)).collect();
+        for year in stray {
+            let (n, named) = self.years.remove(&year).unwrap_or_default();
+            self.reading.values.retain(|p, _| p.year() != year);
+            self.reading.notes.push(format!(
+                "{}: {n} row(s) dated in {year}, far from the ledger's other rows, are not counted: {}; correct their year, or set first_period in the config if the ledger really goes back to {year}",
+                path.display(),
+                named.join(", ")
+            ));
+        }
+    }
+
     fn finish(mut self, path: &Path, sheet: Option<&str>, window: Window, what: &str) -> Reading {
+        if window.first.is_none() {
+            self.leave_out_stray_years(path);
+        }
         let file = path.display();
         if self.more_problems > 0 {
             self.reading.notes.push(format!(
@@ -578,6 +616,7 @@ fn count_row(file: &mut FileReading, header: &Header, row: &Row, date_col: usize
     if bad {
         return;
     }
+    file.counted(row.number, day);
     let month = file.reading.values.entry(period).or_default();
     for (metric, v) in adds {
         *month.entry(metric.to_string()).or_insert(0.0) += v;

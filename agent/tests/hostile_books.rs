@@ -338,3 +338,19 @@ fn a_ledger_that_keeps_changing_while_it_is_read_is_named_and_not_used() {
     assert!(err.contains("台账.csv: changed while it was read, 3 times in a row"), "{err}");
     assert!(figures(&out).is_empty(), "{out}");
 }
+
+#[test]
+fn without_first_period_a_row_in_a_stray_year_is_named_and_not_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    // 2014 for 2024: counted, it would make the agent report every month since March 2014.
+    let text = format!("{}31,2014-03-05,人民调解,纠纷,调解成功,2,\n", mediations(30));
+    std::fs::write(dir.path().join("台账.csv"), text).unwrap();
+    let cfg = write_config(dir.path(), "台账.csv", "");
+    std::fs::write(&cfg, std::fs::read_to_string(&cfg).unwrap().replace("first_period = \"2024-01\"\n", "")).unwrap();
+    let (out, err) = ok(&agent(&["check"], &cfg));
+    assert_eq!(figures(&out).keys().collect::<Vec<_>>(), ["2024-01", "2024-02", "2024-03"], "{out}");
+    assert!(
+        err.contains("1 row(s) dated in 2014, far from the ledger's other rows, are not counted: row 32 (2014-03-05)"),
+        "{err}"
+    );
+}
