@@ -181,12 +181,15 @@ fn print_round(r: &daemon::Round) {
             c.unchanged
         );
     }
+    for s in &c.sources {
+        println!("  read {s}");
+    }
     for q in &c.queued {
         println!("  queued {q}");
     }
     for (p, why) in &c.held {
         match why.first() {
-            Some(w) if !c.drops.is_empty() && w.starts_with("figures would fall away") => {
+            Some(w) if !c.drops.is_empty() && w.starts_with(crate::drops::FALL_AWAY) => {
                 println!("  暂缓 held back {p}: figures would fall away (below)")
             }
             w => println!("  暂缓 held back {p}: {}", w.map(String::as_str).unwrap_or("")),

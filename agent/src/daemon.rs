@@ -22,6 +22,8 @@ pub struct Collected {
     pub held: Vec<(String, Vec<String>)>,
     pub problems: Vec<String>,
     pub notes: Vec<String>,
+    /// What was read: each file, its worksheet, its rows.
+    pub sources: Vec<String>,
     /// What would fall away (see `drops`): when not empty, nothing changed was queued.
     pub drops: Vec<String>,
 }
@@ -64,7 +66,7 @@ pub async fn collect(
         out.drops.clear();
         outbox.set_ledger_rows(&collection.ledger_rows)?;
     } else {
-        let why = format!("figures would fall away: {}; {}", out.drops.join("; "), drops::HOW_TO_CONFIRM);
+        let why = format!("{}: {}; {}", drops::FALL_AWAY, out.drops.join("; "), drops::HOW_TO_CONFIRM);
         for period in drops::held_months(&collection, |r| outbox.would_change(r)) {
             collection.held.entry(period).or_default().push(why.clone());
         }
@@ -82,6 +84,7 @@ pub async fn collect(
     out.held = collection.held.iter().map(|(p, why)| (p.to_string(), why.clone())).collect();
     out.problems = collection.problems.iter().map(|p| p.to_string()).collect();
     out.notes = collection.notes.clone();
+    out.sources = collection.sources.clone();
     for p in &out.problems {
         tracing::warn!("ledger problem: {p}");
     }

@@ -54,5 +54,8 @@ pub fn held_months(collection: &Collection, would_change: impl Fn(&sifa_proto::v
         .collect()
 }
 
+/// How the reason of a month held for confirmation begins.
+pub const FALL_AWAY: &str = "figures would fall away";
+
 /// The instruction that ends every hold for confirmation.
 pub const HOW_TO_CONFIRM: &str = "if the ledger is right as it is now, send it with `sifa-agent push --once --confirm-drop --config <agent.toml>`; otherwise restore the ledger (e.g. from its backup) and run again";

@@ -169,6 +169,8 @@ fn an_emptied_ledger_is_held_for_confirmation_and_sent_once_confirmed() {
     assert!(out.contains("held back 2024-01"), "{out}");
     let (out, err) = found_problems(&agent(&["check"], &cfg));
     assert!(out.contains("push would hold this for confirmation: "), "{out}\n{err}");
+    let (status, _) = ok(&agent(&["status"], &cfg));
+    assert!(status.contains("Held for confirmation: figures would fall away: "), "{status}");
 
     // Confirmed: the months go out as zeros, once.
     ok(&agent(&["push", "--once", "--confirm-drop"], &cfg));
