@@ -103,8 +103,9 @@ impl Row {
         self.cells.iter().all(Cell::is_empty)
     }
 
-    /// A problem for the first cell of the row whose bytes are not text.
-    fn undecodable(&self, header: &Header) -> Option<LedgerProblem> {
+    /// A problem for the first cell of the row whose bytes are not text; it
+    /// holds back `period`, the row's month when its date or month can be read.
+    fn undecodable(&self, header: &Header, period: Option<Period>) -> Option<LedgerProblem> {
         let col = self.cells.iter().position(|c| matches!(c, Cell::Undecodable(_)))?;
         let name = header.headers.get(col).filter(|h| !h.is_empty()).cloned().unwrap_or_else(|| column_letters(col));
         Some(LedgerProblem::cell(
@@ -112,7 +113,7 @@ impl Row {
             self.number,
             &name,
             &self.cells[col],
-            None,
+            period,
             "holds bytes that are neither UTF-8 nor GBK text (a damaged file, or text pasted in from another program); retype the cell, or open the file in Excel and save it again as \"CSV UTF-8\"".into(),
         ))
     }
@@ -545,7 +546,7 @@ fn resolve_rules<'a>(
 /// Counts one row of a case ledger.
 fn count_row(file: &mut FileReading, header: &Header, row: &Row, date_col: usize, rules: &[Rule], window: Window) {
     file.data_rows += 1;
-    if let Some(p) = row.undecodable(header) {
+    if let Some(p) = row.undecodable(header, row.get(date_col).day().map(Day::period)) {
         return file.problem(p);
     }
     let path = &header.path;
@@ -752,7 +753,7 @@ fn total_row(
     window: Window,
 ) {
     file.data_rows += 1;
-    if let Some(p) = row.undecodable(header) {
+    if let Some(p) = row.undecodable(header, row.get(pcol).month()) {
         return file.problem(p);
     }
     let path = &header.path;

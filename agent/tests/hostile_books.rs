@@ -233,9 +233,12 @@ fn an_undecodable_cell_is_named_by_row_and_column() {
     bytes[at] = 0xFF;
     std::fs::write(dir.path().join("台账.csv"), bytes).unwrap();
     let cfg = write_config(dir.path(), "台账.csv", "");
-    let (_, err) = found_problems(&agent(&["check"], &cfg));
+    let (out, err) = found_problems(&agent(&["check"], &cfg));
     assert!(err.contains("台账.csv, row 45, column 事项 (value \"bytes "), "{err}");
     assert!(err.contains("neither UTF-8 nor GBK"), "{err}");
+    // Its date is readable: its month alone is held back.
+    assert!(out.contains("2024-01 HELD BACK"), "{out}");
+    assert_eq!(figures(&out)["2024-02"], "disputes_mediated=0 disputes_resolved=0 consultations=0", "{out}");
 }
 
 #[test]
