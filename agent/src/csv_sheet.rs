@@ -123,7 +123,8 @@ pub fn read(path: &Path, limits: &SheetLimits, on_row: &mut dyn FnMut(Row) -> bo
     let skip = if file.read_exact(&mut bom).is_ok() && bom == BOM { 3 } else { 0 };
     file.seek(SeekFrom::Start(skip)).map_err(cannot)?;
     let line_ends = Rc::new(RefCell::new(VecDeque::new()));
-    let counter = LineCounter { inner: BufReader::with_capacity(CHUNK, file), offset: skip, line_ends: line_ends.clone() };
+    let counter =
+        LineCounter { inner: BufReader::with_capacity(CHUNK, file), offset: skip, line_ends: line_ends.clone() };
     let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(counter);
 
     let mut line = 1usize;

@@ -6,10 +6,10 @@ use std::time::Duration;
 use sifa_proto::Period;
 
 use crate::catalog_cache::{self, CatalogSource};
-use crate::{compute, drops};
 use crate::config::Config;
 use crate::outbox::{CollectionRecord, Enqueued, Outbox, OutboxError, list_queue};
 use crate::push::{self, Delivery, PushError};
+use crate::{compute, drops};
 
 /// What reading the books queued.
 #[derive(Debug, Default, Clone)]

@@ -46,12 +46,7 @@ pub fn find(state: &State, collection: &Collection) -> Vec<String> {
 
 /// The months `find`'s findings hold back: every month whose figures would change.
 pub fn held_months(collection: &Collection, would_change: impl Fn(&sifa_proto::v1::Report) -> bool) -> Vec<Period> {
-    collection
-        .reports
-        .iter()
-        .filter(|r| would_change(r))
-        .filter_map(|r| r.period.parse::<Period>().ok())
-        .collect()
+    collection.reports.iter().filter(|r| would_change(r)).filter_map(|r| r.period.parse::<Period>().ok()).collect()
 }
 
 /// How the reason of a month held for confirmation begins.

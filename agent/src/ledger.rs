@@ -725,15 +725,16 @@ fn read_totals_once(
     let mut file = FileReading::new();
     let mut resolved = None;
     let mut seen: BTreeMap<Period, usize> = BTreeMap::new();
-    let (header, sheet) = read_table(&src.path, src.sheet.as_deref(), &src.period_column, limits, &mut |h, row| {
-        match resolved.get_or_insert_with(|| resolve_totals(h, src, catalog, &mut file)) {
+    let (header, sheet) =
+        read_table(&src.path, src.sheet.as_deref(), &src.period_column, limits, &mut |h, row| match resolved
+            .get_or_insert_with(|| resolve_totals(h, src, catalog, &mut file))
+        {
             Some((pcol, columns)) => {
                 total_row(&mut file, h, &row, *pcol, columns, &mut seen, catalog, window);
                 true
             }
             None => false,
-        }
-    })?;
+        })?;
     if resolved.is_none() {
         resolve_totals(&header, src, catalog, &mut file);
     }
@@ -813,7 +814,9 @@ fn total_row(
                 values.insert(metric.code.clone(), n);
                 None
             }
-            None => Some(format!("is not a number; {} ({}) is counted in {}", metric.code, metric.name_zh, metric.unit)),
+            None => {
+                Some(format!("is not a number; {} ({}) is counted in {}", metric.code, metric.name_zh, metric.unit))
+            }
         };
         if let Some(message) = problem {
             file.problem(LedgerProblem::cell(path, row.number, header_text, cell, Some(period), message));

@@ -273,7 +273,10 @@ pub fn read(
         let mut wb: Xlsx<_> = calamine::open_workbook(path).map_err(|e| cannot_open(&e))?;
         let name = choose_sheet(path, wb.sheets_metadata(), wanted)?;
         let cannot_read = |e: calamine::XlsxError| {
-            LedgerProblem::file(path, format!("cannot read worksheet {name:?}: {e}; open it in Excel and save it again"))
+            LedgerProblem::file(
+                path,
+                format!("cannot read worksheet {name:?}: {e}; open it in Excel and save it again"),
+            )
         };
         let merges = Merges::new(wb.merge_cells_by_sheet_name(&name).map_err(cannot_read)?);
         let mut rows = RowBuilder { merges, row: None, on_row };
@@ -293,8 +296,7 @@ pub fn read(
     }
     let mut wb = calamine::open_workbook_auto(path).map_err(|e| cannot_open(&e))?;
     let name = choose_sheet(path, wb.sheets_metadata(), wanted)?;
-    let cannot_read =
-        |e: calamine::Error| LedgerProblem::file(path, format!("cannot read worksheet {name:?}: {e}"));
+    let cannot_read = |e: calamine::Error| LedgerProblem::file(path, format!("cannot read worksheet {name:?}: {e}"));
     let range = wb.worksheet_range(&name).map_err(cannot_read)?;
     let formulas = wb.worksheet_formula(&name).map_err(cannot_read)?;
     let mut unsaved = Unsaved::default();

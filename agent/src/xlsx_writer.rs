@@ -99,7 +99,9 @@ pub fn write_sheets(path: &Path, sheets: &[XSheet]) -> std::io::Result<()> {
         })
         .collect();
     let sheet_rels: String = (1..=n)
-        .map(|i| format!("<Relationship Id=\"rId{i}\" Type=\"{DOC_REL}/worksheet\" Target=\"worksheets/sheet{i}.xml\"/>"))
+        .map(|i| {
+            format!("<Relationship Id=\"rId{i}\" Type=\"{DOC_REL}/worksheet\" Target=\"worksheets/sheet{i}.xml\"/>")
+        })
         .collect();
     let mut parts: Vec<(String, String)> = vec![
         (
@@ -121,9 +123,7 @@ pub fn write_sheets(path: &Path, sheets: &[XSheet]) -> std::io::Result<()> {
         ),
         (
             "xl/workbook.xml".to_string(),
-            format!(
-                "{head}<workbook xmlns=\"{NS}\" xmlns:r=\"{DOC_REL}\"><sheets>{sheet_list}</sheets></workbook>"
-            ),
+            format!("{head}<workbook xmlns=\"{NS}\" xmlns:r=\"{DOC_REL}\"><sheets>{sheet_list}</sheets></workbook>"),
         ),
         (
             "xl/_rels/workbook.xml.rels".to_string(),

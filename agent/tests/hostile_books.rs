@@ -64,7 +64,13 @@ fn a_hidden_sheet_placed_first_is_not_read_and_the_sheet_read_is_named() {
     assert_eq!(f["2024-02"], "disputes_mediated=1 disputes_resolved=1 consultations=3", "{out}");
 
     // Configured, the hidden sheet is read: the clerk asked for it.
-    std::fs::write(&cfg, std::fs::read_to_string(&cfg).unwrap().replace("path = \"台账.xlsx\"", "path = \"台账.xlsx\"\nsheet = \"模板\"")).unwrap();
+    std::fs::write(
+        &cfg,
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("path = \"台账.xlsx\"", "path = \"台账.xlsx\"\nsheet = \"模板\""),
+    )
+    .unwrap();
     let (out, _) = ok(&agent(&["check"], &cfg));
     assert!(out.contains("worksheet \"模板\": 3 row(s)"), "{out}");
     assert_eq!(figures(&out)["2024-01"], "disputes_mediated=3 disputes_resolved=3 consultations=0", "{out}");
@@ -81,8 +87,11 @@ fn a_merged_range_counts_in_every_row_it_covers() {
         case(3.0, day(2, 10), XCell::Empty, "调解成功", 2.0),
         case(4.0, day(2, 3), t("法律咨询"), "已解答", 3.0),
     ];
-    xlsx_writer::write_sheets(&dir.path().join("台账.xlsx"), &[XSheet { merged: &["C2:C4"], ..sheet("2024年", &rows) }])
-        .unwrap();
+    xlsx_writer::write_sheets(
+        &dir.path().join("台账.xlsx"),
+        &[XSheet { merged: &["C2:C4"], ..sheet("2024年", &rows) }],
+    )
+    .unwrap();
     let cfg = write_config(dir.path(), "台账.xlsx", "");
     let (out, _) = ok(&agent(&["check"], &cfg));
     let f = figures(&out);
@@ -174,8 +183,7 @@ fn an_emptied_ledger_is_held_for_confirmation_and_sent_once_confirmed() {
 
     // Confirmed: the months go out as zeros, once.
     ok(&agent(&["push", "--once", "--confirm-drop"], &cfg));
-    let second: Vec<(String, u64)> =
-        first.iter().flat_map(|(p, _)| [(p.clone(), 1), (p.clone(), 2)]).collect();
+    let second: Vec<(String, u64)> = first.iter().flat_map(|(p, _)| [(p.clone(), 1), (p.clone(), 2)]).collect();
     assert_eq!(queue(&outbox), second);
     ok(&agent(&["push", "--once"], &cfg));
     assert_eq!(queue(&outbox), second, "nothing more to confirm or send");
@@ -209,7 +217,9 @@ fn rows_dated_outside_the_months_reported_are_named() {
     let cfg = write_config(dir.path(), "台账.csv", "");
     let (_, err) = ok(&agent(&["check"], &cfg));
     assert!(
-        err.contains("1 row(s) dated outside the months reported (2024-01 to 2024-03) are not counted: row 6 (2023-01-09)"),
+        err.contains(
+            "1 row(s) dated outside the months reported (2024-01 to 2024-03) are not counted: row 6 (2023-01-09)"
+        ),
         "{err}"
     );
 }

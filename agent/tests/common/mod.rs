@@ -63,7 +63,6 @@ pub fn write_config(dir: &Path, ledger: &str, extra: &str) -> PathBuf {
     p
 }
 
-
 /// `check` on books with problems: it exits with 1 (and prints as `ok` returns).
 pub fn found_problems(out: &Output) -> (String, String) {
     let (o, e) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
