@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use sifa_proto::Period;
 
 use crate::config::Config;
-use crate::{catalog_cache, compute, daemon, status};
+use crate::{catalog_cache, compute, daemon, drops, outbox, status};
 
 /// `sifa-agent`: the office agent of sifa.
 #[derive(Parser)]
@@ -41,6 +41,10 @@ pub enum AgentCommand {
         /// Required: one round, then exit (`run` is the daemon)
         #[arg(long, required = true)]
         once: bool,
+        /// Queue figures that fall away all the same (a ledger that lost most of its rows, a month
+        /// whose figures all became 0), once you have checked the ledger is right as it is
+        #[arg(long)]
+        confirm_drop: bool,
         #[arg(long)]
         config: PathBuf,
     },
@@ -49,7 +53,8 @@ pub enum AgentCommand {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Read the books and print each month's figures and every problem; queues and sends nothing
+    /// Read the books and print each month's figures and every problem (once); queues and sends
+    /// nothing; exits with 1 when it finds problems or months it would hold back
     Check {
         #[arg(long)]
         config: PathBuf,
@@ -87,9 +92,9 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
             let config = Config::load(&config)?;
             runtime()?.block_on(daemon::run(&config))
         }
-        AgentCommand::Push { once: _, config } => {
+        AgentCommand::Push { once: _, confirm_drop, config } => {
             let config = Config::load(&config)?;
-            let r = runtime()?.block_on(daemon::round(&config))?;
+            let r = runtime()?.block_on(daemon::round(&config, confirm_drop))?;
             print_round(&r);
             match r.books_error {
                 Some(e) => anyhow::bail!("the books were not read: {e}"),
@@ -117,14 +122,31 @@ fn print_round(r: &daemon::Round) {
             c.unchanged
         );
     }
+    for s in &c.sources {
+        println!("  read {s}");
+    }
     for q in &c.queued {
         println!("  queued {q}");
     }
     for (p, why) in &c.held {
-        println!("  暂缓 held back {p}: {}", why.first().map(String::as_str).unwrap_or(""));
+        match why.first() {
+            Some(w) if !c.drops.is_empty() && w.starts_with(crate::drops::FALL_AWAY) => {
+                println!("  暂缓 held back {p}: figures would fall away (below)")
+            }
+            w => println!("  暂缓 held back {p}: {}", w.map(String::as_str).unwrap_or("")),
+        }
+    }
+    for d in &c.drops {
+        println!("待确认 held for confirmation: {d}");
+    }
+    if !c.drops.is_empty() {
+        println!("  {}", crate::drops::HOW_TO_CONFIRM);
     }
     for p in &c.problems {
         eprintln!("台账问题 ledger problem: {p}");
+    }
+    for n in &c.notes {
+        eprintln!("提示 note: {n}");
     }
     if let Some(d) = &r.delivery {
         println!(
@@ -142,6 +164,9 @@ fn check(config: &Config) -> anyhow::Result<()> {
     let current = Period::current();
     let c = compute::collect(config, &catalog, current)?;
     println!("catalog {} ({source:?})", catalog.version);
+    for s in &c.sources {
+        println!("read {s}");
+    }
     for r in &c.reports {
         let mut values: Vec<_> = r.values.iter().collect();
         values.sort_by_key(|(k, _)| catalog.metrics().iter().position(|m| &m.code == *k));
@@ -149,14 +174,44 @@ fn check(config: &Config) -> anyhow::Result<()> {
             values.iter().map(|(k, v)| format!("{k}={}", crate::ledger::format_number(**v))).collect();
         println!("{} {}", r.period, shown.join(" "));
     }
+    // Each problem once: a month held back by problems points to them instead of repeating them.
+    let mut problems: Vec<String> = Vec::new();
+    for p in c.problems.iter().map(ToString::to_string) {
+        if !problems.contains(&p) {
+            problems.push(p);
+        }
+    }
     for (p, why) in &c.held {
-        println!("{p} HELD BACK");
-        for w in why {
+        let own: Vec<&String> = why.iter().filter(|w| !problems.contains(w)).collect();
+        if own.is_empty() {
+            println!("{p} HELD BACK (problems below)");
+        } else {
+            println!("{p} HELD BACK");
+        }
+        for w in own {
             println!("  - {w}");
         }
     }
-    for p in &c.problems {
+    // What `push` would hold for confirmation, against what this office last queued.
+    let drops = outbox::read_state(&config.outbox_dir).map(|s| drops::find(&s, &c)).unwrap_or_default();
+    for d in &drops {
+        println!("push would hold this for confirmation: {d}");
+    }
+    if !drops.is_empty() {
+        println!("  {}", drops::HOW_TO_CONFIRM);
+    }
+    for p in &problems {
         eprintln!("problem: {p}");
     }
+    for n in &c.notes {
+        eprintln!("note: {n}");
+    }
+    let months_held = c.held.len();
+    anyhow::ensure!(
+        problems.is_empty() && months_held == 0 && drops.is_empty(),
+        "the books have {} problem(s), {months_held} month(s) held back{} (listed above); correct the ledger and run check again",
+        problems.len(),
+        if drops.is_empty() { String::new() } else { format!(", {} change(s) to confirm", drops.len()) }
+    );
     Ok(())
 }

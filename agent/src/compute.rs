@@ -43,8 +43,14 @@ pub struct Collection {
     pub reports: Vec<Report>,
     /// Months held back, with why.
     pub held: BTreeMap<Period, Vec<String>>,
-    /// Every problem found in the files.
+    /// Every problem found in the files, each once.
     pub problems: Vec<LedgerProblem>,
+    /// What holds nothing back but the clerk should know (rows not counted because of their date).
+    pub notes: Vec<String>,
+    /// What was read, one line per file (which worksheet, how many rows).
+    pub sources: Vec<String>,
+    /// Rows below the header of each case ledger (file → rows), to tell a ledger that lost rows.
+    pub ledger_rows: BTreeMap<String, u64>,
 }
 
 /// Reads every configured file and computes the month reports as of `current`.
@@ -58,10 +64,15 @@ pub fn collect(config: &Config, catalog: &Catalog, current: Period) -> Result<Co
     }
     let mut totals = Reading::default();
     for src in &config.totals {
-        ledger::read_totals(src, catalog, window, &mut totals);
+        ledger::read_totals(src, config, catalog, window, &mut totals);
     }
     let mut problems = counted.problems;
     problems.extend(totals.problems);
+    let mut notes = counted.notes;
+    notes.extend(totals.notes);
+    let mut sources = counted.sources;
+    sources.extend(totals.sources);
+    let ledger_rows = counted.rows;
 
     let mapped: BTreeSet<String> = config
         .ledgers
@@ -89,7 +100,7 @@ pub fn collect(config: &Config, catalog: &Catalog, current: Period) -> Result<Co
     // The months to report.
     let mentioned = counted.values.keys().chain(totals.values.keys()).copied().filter(|p| *p <= last);
     let Some(first) = config.first_period.or_else(|| mentioned.min()) else {
-        return Ok(Collection { problems, ..Default::default() });
+        return Ok(Collection { problems, notes, sources, ledger_rows, ..Default::default() });
     };
     let mut held: BTreeMap<Period, Vec<String>> = BTreeMap::new();
     let mut hold_all = Vec::new();
@@ -165,5 +176,5 @@ pub fn collect(config: &Config, catalog: &Catalog, current: Period) -> Result<Co
         }
         period = period.next();
     }
-    Ok(Collection { reports, held, problems })
+    Ok(Collection { reports, held, problems, notes, sources, ledger_rows })
 }

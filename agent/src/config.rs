@@ -105,6 +105,9 @@ fn default_period_column() -> String {
 fn default_ignore_columns() -> Vec<String> {
     ["备注", "说明", "填表人", "填报人", "审核人", "序号"].map(String::from).to_vec()
 }
+fn default_max_ledger_mb() -> u64 {
+    crate::ledger::SheetLimits::DEFAULT_MB
+}
 fn default_outbox() -> PathBuf {
     PathBuf::from("outbox")
 }
@@ -132,6 +135,8 @@ pub struct ConfigFile {
     pub outbox_dir: PathBuf,
     #[serde(default)]
     pub skip_bad_rows: bool,
+    #[serde(default = "default_max_ledger_mb")]
+    pub max_ledger_mb: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_period: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -161,6 +166,7 @@ impl ConfigFile {
             aggregator: aggregator.into(),
             outbox_dir: default_outbox(),
             skip_bad_rows: false,
+            max_ledger_mb: default_max_ledger_mb(),
             first_period: None,
             last_period: None,
             collect_interval_seconds: default_collect_interval(),
@@ -204,6 +210,9 @@ pub struct Config {
     pub outbox_dir: PathBuf,
     /// Deliver the other rows' figures even when some rows are malformed.
     pub skip_bad_rows: bool,
+    /// The most one ledger file may be, or expand to (an .xlsx is compressed), in MB;
+    /// a larger one is refused (a damaged file or a zip bomb, not an office's book).
+    pub max_ledger_mb: u64,
     /// Rows and totals before this month are not reported.
     pub first_period: Option<Period>,
     /// Rows and totals after this month are not reported (default: the current month).
@@ -271,6 +280,9 @@ impl Config {
                 ),
             ));
         }
+        if file.max_ledger_mb == 0 {
+            return Err(invalid("max_ledger_mb", "must be at least 1 (MB)".into()));
+        }
         if file.collect_interval_seconds == 0 {
             return Err(invalid("collect_interval_seconds", "must be at least 1".into()));
         }
@@ -297,6 +309,7 @@ impl Config {
             aggregator,
             outbox_dir: file.outbox_dir,
             skip_bad_rows: file.skip_bad_rows,
+            max_ledger_mb: file.max_ledger_mb,
             first_period,
             last_period,
             collect_interval_seconds: file.collect_interval_seconds,

@@ -6,10 +6,10 @@ use std::time::Duration;
 use sifa_proto::Period;
 
 use crate::catalog_cache::{self, CatalogSource};
-use crate::compute;
 use crate::config::Config;
 use crate::outbox::{CollectionRecord, Enqueued, Outbox, OutboxError, list_queue};
 use crate::push::{self, Delivery, PushError};
+use crate::{compute, drops};
 
 /// What reading the books queued.
 #[derive(Debug, Default, Clone)]
@@ -21,11 +21,22 @@ pub struct Collected {
     pub unchanged: usize,
     pub held: Vec<(String, Vec<String>)>,
     pub problems: Vec<String>,
+    pub notes: Vec<String>,
+    /// What was read: each file, its worksheet, its rows.
+    pub sources: Vec<String>,
+    /// What would fall away (see `drops`): when not empty, nothing changed was queued.
+    pub drops: Vec<String>,
 }
 
 /// Reads the books and queues a new revision of every month whose figures
-/// changed. Problems are recorded in the outbox for `status`.
-pub async fn collect(outbox: &mut Outbox, config: &Config, fetch_catalog: bool) -> anyhow::Result<Collected> {
+/// changed, unless figures fall away (see `drops`) and `confirm_drop` is not
+/// given. Problems are recorded in the outbox for `status`.
+pub async fn collect(
+    outbox: &mut Outbox,
+    config: &Config,
+    fetch_catalog: bool,
+    confirm_drop: bool,
+) -> anyhow::Result<Collected> {
     let (catalog, source) = if fetch_catalog {
         catalog_cache::refresh(config).await
     } else {
@@ -33,7 +44,7 @@ pub async fn collect(outbox: &mut Outbox, config: &Config, fetch_catalog: bool) 
     };
     let now = sifa_proto::period::now_unix_ms();
     let current = Period::containing_unix_ms(now);
-    let collection = match compute::collect(config, &catalog, current) {
+    let mut collection = match compute::collect(config, &catalog, current) {
         Ok(c) => c,
         Err(e) => {
             outbox.record_collection(CollectionRecord {
@@ -47,6 +58,20 @@ pub async fn collect(outbox: &mut Outbox, config: &Config, fetch_catalog: bool) 
     };
     let mut out =
         Collected { catalog_version: catalog.version.clone(), catalog_source: Some(source), ..Default::default() };
+    out.drops = drops::find(outbox.state(), &collection);
+    if confirm_drop || out.drops.is_empty() {
+        for d in &out.drops {
+            tracing::warn!("confirmed: {d}");
+        }
+        out.drops.clear();
+        outbox.set_ledger_rows(&collection.ledger_rows)?;
+    } else {
+        let why = format!("{}: {}; {}", drops::FALL_AWAY, out.drops.join("; "), drops::HOW_TO_CONFIRM);
+        for period in drops::held_months(&collection, |r| outbox.would_change(r)) {
+            collection.held.entry(period).or_default().push(why.clone());
+        }
+        collection.reports.clear();
+    }
     for report in &collection.reports {
         match outbox.enqueue(report)? {
             Enqueued::Queued(rev) => {
@@ -58,13 +83,15 @@ pub async fn collect(outbox: &mut Outbox, config: &Config, fetch_catalog: bool) 
     }
     out.held = collection.held.iter().map(|(p, why)| (p.to_string(), why.clone())).collect();
     out.problems = collection.problems.iter().map(|p| p.to_string()).collect();
+    out.notes = collection.notes.clone();
+    out.sources = collection.sources.clone();
     for p in &out.problems {
         tracing::warn!("ledger problem: {p}");
     }
     outbox.record_collection(CollectionRecord {
         at_ms: now,
         catalog_version: catalog.version.clone(),
-        problems: out.problems.clone(),
+        problems: out.problems.iter().chain(&out.notes).cloned().collect(),
         held: collection.held.iter().map(|(p, why)| (p.to_string(), why.clone())).collect(),
         queued: out.queued.clone(),
         error: None,
@@ -85,11 +112,12 @@ pub struct Round {
     pub remaining: usize,
 }
 
-/// One round: collect, then deliver the whole queue now (`push --once`).
-pub async fn round(config: &Config) -> anyhow::Result<Round> {
+/// One round: collect, then deliver the whole queue now (`push --once`);
+/// `confirm_drop` queues figures that fall away (`push --once --confirm-drop`).
+pub async fn round(config: &Config, confirm_drop: bool) -> anyhow::Result<Round> {
     let mut outbox = Outbox::open(&config.outbox_dir, &config.unit)?;
     let mut r = Round::default();
-    match collect(&mut outbox, config, true).await {
+    match collect(&mut outbox, config, true, confirm_drop).await {
         Ok(c) => r.collected = c,
         Err(e) if e.downcast_ref::<OutboxError>().is_some() => return Err(e),
         Err(e) => r.books_error = Some(format!("{e:#}")),
@@ -119,7 +147,7 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
     loop {
         let now = sifa_proto::period::now_unix_ms();
         if now >= next_collect_ms {
-            if let Err(e) = collect(&mut outbox, config, true).await {
+            if let Err(e) = collect(&mut outbox, config, true, false).await {
                 if e.downcast_ref::<OutboxError>().is_some() {
                     return Err(e);
                 }

@@ -5,7 +5,9 @@
 //! office is offline. See docs/AGENT.md.
 //!
 //! - [`config`]: the config file; [`dates`]: dates as offices write them;
-//! - [`ledger`]: reading CSV (UTF-8/GBK) and .xlsx books; [`compute`]: rows → month reports;
+//! - [`ledger`]: the books' rows read into monthly figures; [`csv_sheet`]: CSV (UTF-8/GBK), streamed;
+//!   [`workbook`]: .xlsx and other workbooks (size cap, visible sheet, merged cells, formulas);
+//! - [`compute`]: rows → month reports; [`drops`]: a ledger that lost rows is held for confirmation;
 //! - [`outbox`]: the durable queue and revision numbering; [`push`]: delivery with backoff;
 //! - [`catalog_cache`]: the catalog from the aggregator, cached for offline work;
 //! - [`daemon`]: one round and the schedule loop; [`status`]: what `status` prints;
@@ -17,9 +19,12 @@ pub mod catalog_cache;
 pub mod cli;
 pub mod compute;
 pub mod config;
+pub mod csv_sheet;
 pub mod daemon;
 pub mod dates;
+pub mod drops;
 pub mod ledger;
 pub mod outbox;
 pub mod push;
 pub mod status;
+pub mod workbook;

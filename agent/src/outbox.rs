@@ -55,6 +55,10 @@ pub struct PeriodState {
     pub digest: String,
     /// The highest revision acknowledged (accepted or duplicate).
     pub acked_revision: u64,
+    /// The sum of the figures of the highest revision queued by this agent
+    /// (a month that had cases and now has none is held for confirmation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_sum: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,6 +103,9 @@ pub struct State {
     pub recent_acks: Vec<AckRecord>,
     pub retry: RetryState,
     pub last_collection: Option<CollectionRecord>,
+    /// Rows of each case ledger (file → rows) when its figures were last queued.
+    #[serde(default)]
+    pub ledger_rows: BTreeMap<String, u64>,
 }
 
 /// A report waiting in the queue.
@@ -326,11 +333,25 @@ impl Outbox {
     /// unless its content equals the month's latest revision. The report file
     /// is durable before this returns.
     pub fn enqueue(&mut self, report: &Report) -> Result<Enqueued, OutboxError> {
-        let digest = hex(&content_digest(report));
-        if self.state.periods.get(&report.period).is_some_and(|p| p.digest == digest) {
+        if !self.would_change(report) {
             return Ok(Enqueued::Unchanged);
         }
         self.enqueue_as_new_revision(report).map(Enqueued::Queued)
+    }
+
+    /// Whether queueing `report` would make a new revision (its content differs from the month's latest).
+    pub fn would_change(&self, report: &Report) -> bool {
+        let digest = hex(&content_digest(report));
+        self.state.periods.get(&report.period).is_none_or(|p| p.digest != digest)
+    }
+
+    /// Records the rows of each case ledger whose figures are now queued.
+    pub fn set_ledger_rows(&mut self, rows: &BTreeMap<String, u64>) -> Result<(), OutboxError> {
+        if &self.state.ledger_rows == rows {
+            return Ok(());
+        }
+        self.state.ledger_rows = rows.clone();
+        self.save()
     }
 
     /// Queues `report` under the month's next revision whatever its content.
@@ -343,6 +364,9 @@ impl Outbox {
         // between them is repaired by `open` from the file itself.
         write_atomic(&self.dir.join(QUEUE_DIR), &name, &encode_report(&r))?;
         self.note_revision(&r.period, revision, &hex(&content_digest(&r)));
+        if let Some(p) = self.state.periods.get_mut(&r.period) {
+            p.value_sum = Some(r.values.values().sum());
+        }
         self.save()?;
         Ok(revision)
     }

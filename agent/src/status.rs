@@ -140,6 +140,9 @@ pub fn render(config: &Config) -> Result<String, OutboxError> {
                     c.held.keys().cloned().collect::<Vec<_>>().join(", ")
                 );
             }
+            if let Some(drop) = c.held.values().flatten().find(|w| w.starts_with(crate::drops::FALL_AWAY)) {
+                let _ = writeln!(w, "  待确认 Held for confirmation: {drop}");
+            }
             if !c.problems.is_empty() {
                 let _ = writeln!(w, "  台账问题 Problems in the ledger ({}):", c.problems.len());
                 for p in c.problems.iter().take(50) {

@@ -5,48 +5,16 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sifa_agent::config::{ConfigFile, CountRule, LedgerSource, OneOrMany, TotalsSource};
+use sifa_agent::config::{ConfigFile, TotalsSource};
 use sifa_proto::Registry;
 use sifa_proto::tls::TlsConfig;
 use sifa_sim::synth::{self, LedgerFormat, SynthSpec};
 
-const OFFLINE: &str = "http://127.0.0.1:1";
-
-/// A config of office 620982100 delivering to [`OFFLINE`]: plaintext to the loopback address,
-/// so delivery really tries to connect (and fails).
-fn offline_config() -> ConfigFile {
-    ConfigFile::new("620982100", OFFLINE, TlsConfig::insecure())
-}
-
-fn write(dir: &Path, file: &ConfigFile) -> PathBuf {
-    let p = dir.join("agent.toml");
-    std::fs::write(&p, file.to_toml()).unwrap();
-    p
-}
-
-fn agent(args: &[&str], config: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sifa-agent"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run sifa-agent")
-}
-
-fn ok(out: &Output) -> (String, String) {
-    let (o, e) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
-    assert!(out.status.success(), "sifa-agent failed: {}\nstdout:\n{o}\nstderr:\n{e}", out.status);
-    (o, e)
-}
-
-/// (period, revision) of every report in the outbox queue.
-fn queue(outbox: &Path) -> Vec<(String, u64)> {
-    sifa_agent::outbox::list_queue(outbox).unwrap().into_iter().map(|q| (q.period, q.revision)).collect()
-}
+mod common;
+use common::*;
 
 #[test]
 fn the_office_agent_ships_no_demo_commands() {
@@ -55,49 +23,6 @@ fn the_office_agent_ships_no_demo_commands() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unrecognized subcommand 'synth'"), "{out:?}");
 }
 
-/// The figures `check` prints, per month.
-fn figures(stdout: &str) -> BTreeMap<String, String> {
-    stdout
-        .lines()
-        .filter(|l| l.len() > 8 && l.as_bytes()[4] == b'-' && !l.contains("HELD"))
-        .map(|l| (l[..7].to_string(), l[8..].to_string()))
-        .collect()
-}
-
-/// A count rule: rows whose `column` holds one of `values` count toward `metric` (or add up `sum`).
-fn rule(metric: &str, conditions: &[(&str, &[&str])], sum: Option<&str>) -> CountRule {
-    let value = |v: &[&str]| match v {
-        [one] => OneOrMany::One(one.to_string()),
-        many => OneOrMany::Many(many.iter().map(|s| s.to_string()).collect()),
-    };
-    CountRule {
-        metric: metric.into(),
-        conditions: conditions.iter().map(|(c, v)| (c.to_string(), value(v))).collect(),
-        sum: sum.map(String::from),
-    }
-}
-
-/// Mediations, resolved disputes and consultations (person-times) counted from the ledger's rows.
-fn mapping() -> Vec<CountRule> {
-    vec![
-        rule("disputes_mediated", &[("类别", &["人民调解"]), ("结果", &["调解成功", "调解不成功"])], None),
-        rule("disputes_resolved", &[("类别", &["人民调解"]), ("结果", &["调解成功"])], None),
-        rule("consultations", &[("类别", &["法律咨询"])], Some("人数")),
-    ]
-}
-
-/// A config reading `ledger` for 2024-01 to 2024-03 with [`mapping`], as `adjust` changes it.
-fn write_config(dir: &Path, ledger: &str, adjust: impl FnOnce(&mut ConfigFile)) -> PathBuf {
-    let mut file = ConfigFile {
-        first_period: Some("2024-01".into()),
-        last_period: Some("2024-03".into()),
-        retry_min_seconds: 1,
-        ledger: vec![LedgerSource { rules: mapping(), ..LedgerSource::new(ledger) }],
-        ..offline_config()
-    };
-    adjust(&mut file);
-    write(dir, &file)
-}
 
 /// A hand-written ledger with a title row above the headers, dates in four
 /// styles, and (when `bad`) a consultation whose 人数 reads "两人".
@@ -169,7 +94,7 @@ fn skip_bad_rows_sends_the_rest_of_the_month() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("台账.csv"), hand_ledger(true)).unwrap();
     let cfg = write_config(dir.path(), "台账.csv", |c| c.skip_bad_rows = true);
-    let (out, err) = ok(&agent(&["check"], &cfg));
+    let (out, err) = found_problems(&agent(&["check"], &cfg));
     assert!(err.contains("row 7"), "the problem is still reported: {err}");
     assert_eq!(figures(&out)["2024-03"], "disputes_mediated=1 disputes_resolved=1 consultations=0", "{out}");
 }
@@ -180,7 +105,7 @@ fn an_unreadable_date_or_a_missing_column_holds_back_every_month() {
     let text = hand_ledger(false).replace("2024/1/20", "1月20日");
     std::fs::write(dir.path().join("台账.csv"), text).unwrap();
     let cfg = write_config(dir.path(), "台账.csv", |_| {});
-    let (out, err) = ok(&agent(&["check"], &cfg));
+    let (out, err) = found_problems(&agent(&["check"], &cfg));
     assert!(err.contains("row 4, column 日期 (value \"1月20日\"): is not a date"), "{err}");
     assert!(figures(&out).is_empty(), "{out}");
     assert_eq!(out.matches("HELD BACK").count(), 3, "{out}");
@@ -188,13 +113,13 @@ fn an_unreadable_date_or_a_missing_column_holds_back_every_month() {
     // A slip of the year: the row's month is unknown, so no month goes out with the row missing.
     let text = hand_ledger(false).replace("2024-03-09", "2042-03-09");
     std::fs::write(dir.path().join("台账.csv"), text).unwrap();
-    let (out, err) = ok(&agent(&["check"], &cfg));
+    let (out, err) = found_problems(&agent(&["check"], &cfg));
     assert!(err.contains("row 8, column 日期 (value \"2042-03-09\"): the date 2042-03-09 is in the future"), "{err}");
     assert_eq!(out.matches("HELD BACK").count(), 3, "{out}");
 
     let text = hand_ledger(false).replace(",结果,", ",处理结果,");
     std::fs::write(dir.path().join("台账.csv"), text).unwrap();
-    let (out, err) = ok(&agent(&["check"], &cfg));
+    let (out, err) = found_problems(&agent(&["check"], &cfg));
     assert!(err.contains("has no column \"结果\""), "{err}");
     assert!(figures(&out).is_empty(), "{out}");
 }
@@ -209,7 +134,7 @@ fn a_report_the_validation_refuses_is_held_back_with_the_rule() {
     )
     .unwrap();
     let cfg = write_config(dir.path(), "台账.csv", |c| c.totals = vec![TotalsSource::new("汇总.csv")]);
-    let (out, _) = ok(&agent(&["check"], &cfg));
+    let (out, _) = found_problems(&agent(&["check"], &cfg));
     let f = figures(&out);
     assert!(f["2024-01"].ends_with("villages_total=12 villages_with_adviser=12 star_rating=4"), "{out}");
     assert!(out.contains("2024-02 HELD BACK"), "{out}");
@@ -390,7 +315,7 @@ fn an_xlsx_ledger_is_read_with_excel_dates_and_its_bad_row_is_named_by_excel_row
     let dir = tempfile::tempdir().unwrap();
     xlsx_writer::write(&dir.path().join("台账.xlsx"), "2024年", &rows).unwrap();
     let cfg = write_config(dir.path(), "台账.xlsx", |_| {});
-    let (out, err) = ok(&agent(&["check"], &cfg));
+    let (out, err) = found_problems(&agent(&["check"], &cfg));
     let f = figures(&out);
     assert_eq!(f["2024-01"], "disputes_mediated=2 disputes_resolved=1 consultations=0", "{out}");
     assert_eq!(f["2024-02"], "disputes_mediated=1 disputes_resolved=1 consultations=3", "{out}");
@@ -400,7 +325,7 @@ fn an_xlsx_ledger_is_read_with_excel_dates_and_its_bad_row_is_named_by_excel_row
     assert!(err.contains("台账.xlsx, row 7, column 人数 (value \"两人\"): is not a number"), "{err}");
     // A worksheet that is not there is named with the ones that are.
     let cfg = write_config(dir.path(), "台账.xlsx", |c| c.ledger[0].sheet = Some("2023年".into()));
-    let (_, err) = ok(&agent(&["check"], &cfg));
+    let (_, err) = found_problems(&agent(&["check"], &cfg));
     assert!(err.contains("has no worksheet \"2023年\"; its worksheets are: 2024年"), "{err}");
 }
 
@@ -447,7 +372,7 @@ fn a_totals_only_office_reports_exactly_the_months_its_sheet_fills_in() {
 
     // A header that is neither a code nor a name is named, and holds every month back.
     std::fs::write(dir.path().join("汇总.csv"), "月份,法治讲座次数\n2024-01,3\n").unwrap();
-    let (out, err) = ok(&agent(&["check"], &cfg));
+    let (out, err) = found_problems(&agent(&["check"], &cfg));
     assert!(err.contains("column header \"法治讲座次数\" is neither a statistic's code nor its Chinese name"), "{err}");
     assert!(figures(&out).is_empty(), "{out}");
 }

@@ -1,6 +1,8 @@
-//! A minimal .xlsx writer for the demo ledgers ([`crate::synth`]): one worksheet of
-//! text, numbers and dates (dates as Excel serial numbers with the built-in
-//! date format 14, as Excel itself stores them). Written with the `zip` crate
+//! A minimal .xlsx writer for the demo ledgers ([`crate::synth`]) and the test books:
+//! worksheets of text, numbers and dates (dates as Excel serial numbers with
+//! the built-in date format 14, as Excel itself stores them), optionally
+//! hidden, with merged ranges, and formulas without a saved result (as a
+//! program that does not compute them writes them). Written with the `zip` crate
 //! calamine already uses, instead of a full xlsx-writing dependency; the
 //! output is deterministic (fixed timestamps inside the archive).
 
@@ -14,6 +16,17 @@ pub enum XCell {
     Number(f64),
     Date(Day),
     Empty,
+    /// A formula with no saved result, e.g. `VLOOKUP(B2,类别表!A:B,2,0)`.
+    Formula(String),
+}
+
+/// One worksheet to write.
+pub struct XSheet<'a> {
+    pub name: &'a str,
+    pub rows: &'a [Vec<XCell>],
+    pub hidden: bool,
+    /// Merged ranges, e.g. "C2:C4".
+    pub merged: &'a [&'a str],
 }
 
 const NS: &str = "http://schemas.openxmlformats.org/spreadsheetml/2006/main";
@@ -34,20 +47,9 @@ fn escape(s: &str) -> String {
     o
 }
 
-fn column_name(mut i: usize) -> String {
-    let mut s = Vec::new();
-    loop {
-        s.push(b'A' + (i % 26) as u8);
-        if i < 26 {
-            break;
-        }
-        i = i / 26 - 1;
-    }
-    s.reverse();
-    String::from_utf8(s).expect("ascii")
-}
+use sifa_agent::workbook::column_letters as column_name;
 
-fn sheet_xml(rows: &[Vec<XCell>]) -> String {
+fn sheet_xml(rows: &[Vec<XCell>], merged: &[&str]) -> String {
     let mut x =
         format!("<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<worksheet xmlns=\"{NS}\"><sheetData>");
     for (r, row) in rows.iter().enumerate() {
@@ -59,53 +61,79 @@ fn sheet_xml(rows: &[Vec<XCell>]) -> String {
                 XCell::Text(t) => x += &format!("<c r=\"{at}\" t=\"inlineStr\"><is><t>{}</t></is></c>", escape(t)),
                 XCell::Number(n) => x += &format!("<c r=\"{at}\"><v>{n}</v></c>"),
                 XCell::Date(d) => x += &format!("<c r=\"{at}\" s=\"1\"><v>{}</v></c>", d.excel_serial()),
+                XCell::Formula(f) => x += &format!("<c r=\"{at}\"><f>{}</f></c>", escape(f)),
             }
         }
         x += "</row>";
     }
-    x += "</sheetData></worksheet>";
+    x += "</sheetData>";
+    if !merged.is_empty() {
+        x += &format!("<mergeCells count=\"{}\">", merged.len());
+        for m in merged {
+            x += &format!("<mergeCell ref=\"{m}\"/>");
+        }
+        x += "</mergeCells>";
+    }
+    x += "</worksheet>";
     x
 }
 
 /// Writes a workbook with one worksheet named `sheet`.
 pub fn write(path: &Path, sheet: &str, rows: &[Vec<XCell>]) -> std::io::Result<()> {
+    write_sheets(path, &[XSheet { name: sheet, rows, hidden: false, merged: &[] }])
+}
+
+/// Writes a workbook with these worksheets, in this order.
+pub fn write_sheets(path: &Path, sheets: &[XSheet]) -> std::io::Result<()> {
     let head = "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n";
-    let parts: Vec<(&str, String)> = vec![
+    let n = sheets.len();
+    let overrides: String = (1..=n)
+        .map(|i| format!("<Override PartName=\"/xl/worksheets/sheet{i}.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml\"/>"))
+        .collect();
+    let sheet_list: String = sheets
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let state = if s.hidden { " state=\"hidden\"" } else { "" };
+            format!("<sheet name=\"{}\" sheetId=\"{}\"{state} r:id=\"rId{}\"/>", escape(s.name), i + 1, i + 1)
+        })
+        .collect();
+    let sheet_rels: String = (1..=n)
+        .map(|i| {
+            format!("<Relationship Id=\"rId{i}\" Type=\"{DOC_REL}/worksheet\" Target=\"worksheets/sheet{i}.xml\"/>")
+        })
+        .collect();
+    let mut parts: Vec<(String, String)> = vec![
         (
-            "[Content_Types].xml",
+            "[Content_Types].xml".to_string(),
             format!(
                 "{head}<Types xmlns=\"http://schemas.openxmlformats.org/package/2006/content-types\">\
 <Default Extension=\"rels\" ContentType=\"application/vnd.openxmlformats-package.relationships+xml\"/>\
 <Default Extension=\"xml\" ContentType=\"application/xml\"/>\
 <Override PartName=\"/xl/workbook.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml\"/>\
-<Override PartName=\"/xl/worksheets/sheet1.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml\"/>\
-<Override PartName=\"/xl/styles.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml\"/>\
+{overrides}<Override PartName=\"/xl/styles.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml\"/>\
 </Types>"
             ),
         ),
         (
-            "_rels/.rels",
+            "_rels/.rels".to_string(),
             format!(
                 "{head}<Relationships xmlns=\"{REL_NS}\"><Relationship Id=\"rId1\" Type=\"{DOC_REL}/officeDocument\" Target=\"xl/workbook.xml\"/></Relationships>"
             ),
         ),
         (
-            "xl/workbook.xml",
-            format!(
-                "{head}<workbook xmlns=\"{NS}\" xmlns:r=\"{DOC_REL}\"><sheets><sheet name=\"{}\" sheetId=\"1\" r:id=\"rId1\"/></sheets></workbook>",
-                escape(sheet)
-            ),
+            "xl/workbook.xml".to_string(),
+            format!("{head}<workbook xmlns=\"{NS}\" xmlns:r=\"{DOC_REL}\"><sheets>{sheet_list}</sheets></workbook>"),
         ),
         (
-            "xl/_rels/workbook.xml.rels",
+            "xl/_rels/workbook.xml.rels".to_string(),
             format!(
                 "{head}<Relationships xmlns=\"{REL_NS}\">\
-<Relationship Id=\"rId1\" Type=\"{DOC_REL}/worksheet\" Target=\"worksheets/sheet1.xml\"/>\
-<Relationship Id=\"rId2\" Type=\"{DOC_REL}/styles\" Target=\"styles.xml\"/></Relationships>"
+{sheet_rels}<Relationship Id=\"rIdStyles\" Type=\"{DOC_REL}/styles\" Target=\"styles.xml\"/></Relationships>"
             ),
         ),
         (
-            "xl/styles.xml",
+            "xl/styles.xml".to_string(),
             format!(
                 "{head}<styleSheet xmlns=\"{NS}\"><fonts count=\"1\"><font><sz val=\"11\"/><name val=\"等线\"/></font></fonts>\
 <fills count=\"2\"><fill><patternFill patternType=\"none\"/></fill><fill><patternFill patternType=\"gray125\"/></fill></fills>\
@@ -115,8 +143,10 @@ pub fn write(path: &Path, sheet: &str, rows: &[Vec<XCell>]) -> std::io::Result<(
 <xf numFmtId=\"14\" fontId=\"0\" fillId=\"0\" borderId=\"0\" xfId=\"0\" applyNumberFormat=\"1\"/></cellXfs></styleSheet>"
             ),
         ),
-        ("xl/worksheets/sheet1.xml", sheet_xml(rows)),
     ];
+    for (i, s) in sheets.iter().enumerate() {
+        parts.push((format!("xl/worksheets/sheet{}.xml", i + 1), sheet_xml(s.rows, s.merged)));
+    }
     let mut buf = std::io::Cursor::new(Vec::new());
     {
         let mut zip = zip::ZipWriter::new(&mut buf);
@@ -124,19 +154,10 @@ pub fn write(path: &Path, sheet: &str, rows: &[Vec<XCell>]) -> std::io::Result<(
             .compression_method(zip::CompressionMethod::Deflated)
             .last_modified_time(zip::DateTime::default());
         for (name, body) in &parts {
-            zip.start_file(*name, opts).map_err(std::io::Error::other)?;
+            zip.start_file(name.as_str(), opts).map_err(std::io::Error::other)?;
             zip.write_all(body.as_bytes())?;
         }
         zip.finish().map_err(std::io::Error::other)?;
     }
     std::fs::write(path, buf.into_inner())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn column_names() {
-        let n: Vec<_> = [0, 1, 25, 26, 27, 51, 52, 701, 702].iter().map(|&i| super::column_name(i)).collect();
-        assert_eq!(n, ["A", "B", "Z", "AA", "AB", "AZ", "BA", "ZZ", "AAA"]);
-    }
 }
