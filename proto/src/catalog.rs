@@ -271,6 +271,7 @@ mod tests {
         ("villages_total", "辖区村(社区)数", MetricKind::Stock),
         ("villages_with_adviser", "配备法律顾问的村(社区)数", MetricKind::Stock),
         ("star_rating", "星级评定", MetricKind::Stock),
+        ("fengqiao_style", "枫桥式司法所", MetricKind::Stock),
     ];
 
     #[test]
@@ -287,6 +288,8 @@ mod tests {
         }
         let star = c.metric("star_rating").unwrap();
         assert_eq!((star.min, star.max), (1.0, Some(5.0)));
+        let fengqiao = c.metric("fengqiao_style").unwrap();
+        assert_eq!((fengqiao.min, fengqiao.max, fengqiao.value_type), (0.0, Some(1.0), ValueType::Integer));
         assert_eq!(c.metric("office_area_m2").unwrap().value_type, ValueType::Decimal);
         let rules: Vec<_> = c.rules().iter().map(|r| (r.left.as_str(), r.right.as_str())).collect();
         assert!(rules.contains(&("disputes_resolved", "disputes_mediated")));
