@@ -5,7 +5,9 @@
 //! - `report_files`: the Parquet files under `reports/` as they are (a ListingTable
 //!   with the Hive partition column `year`), before deduplication;
 //! - `units`, `metrics`, `periods`: built here from registry.csv, catalog.toml and
-//!   store.toml.
+//!   store.toml;
+//! - `outlier_thresholds`, `outlier_bounds`: the catalog's `[outliers]` table,
+//!   read by the `outliers` rollup.
 //!
 //! Views over them (the SQL is in [`crate::views`]): `report_revisions`, `reports`,
 //! `facts`, `yearly`, `yearly_facts`.
@@ -86,6 +88,8 @@ impl Store {
         ctx.register_batch("units", units_batch(&self.registry, &self.meta.root_unit)?)?;
         ctx.register_batch("metrics", metrics_batch(&self.catalog)?)?;
         ctx.register_batch("periods", periods_batch(&self.years, self.meta.deadline_day)?)?;
+        ctx.register_batch("outlier_thresholds", outlier_thresholds_batch(&self.catalog)?)?;
+        ctx.register_batch("outlier_bounds", outlier_bounds_batch(&self.catalog)?)?;
         for (name, sql) in views::all(&self.catalog) {
             ctx.sql(&sql).await.map_err(|e| QueryError::Sql(format!("defining view {name}: {e}")))?;
         }
@@ -219,6 +223,40 @@ fn metrics_batch(catalog: &Catalog) -> Result<RecordBatch> {
     RecordBatch::try_new(Arc::new(schema), columns).map_err(|e| DataFusionError::from(e).into())
 }
 
+/// The `outlier_thresholds` table: one row, the catalog's `[outliers]` thresholds.
+fn outlier_thresholds_batch(catalog: &Catalog) -> Result<RecordBatch> {
+    let o = catalog.outliers();
+    let schema = Schema::new(vec![
+        Field::new("robust_score", DataType::Float64, false),
+        Field::new("min_months", DataType::Int64, false),
+        Field::new("jump_ratio", DataType::Float64, false),
+        Field::new("small_difference", DataType::Float64, false),
+    ]);
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Float64Array::from(vec![o.robust_score])),
+        Arc::new(Int64Array::from(vec![i64::from(o.min_months)])),
+        Arc::new(Float64Array::from(vec![o.jump_ratio])),
+        Arc::new(Float64Array::from(vec![o.small_difference])),
+    ];
+    RecordBatch::try_new(Arc::new(schema), columns).map_err(|e| DataFusionError::from(e).into())
+}
+
+/// The `outlier_bounds` table: the catalog's `[[outliers.bound]]`s.
+fn outlier_bounds_batch(catalog: &Catalog) -> Result<RecordBatch> {
+    let b = &catalog.outliers().bounds;
+    let schema = Schema::new(vec![
+        Field::new("metric", DataType::Utf8, false),
+        Field::new("per", DataType::Utf8, false),
+        Field::new("max", DataType::Float64, false),
+    ]);
+    let columns: Vec<ArrayRef> = vec![
+        strings(b.iter().map(|x| Some(x.metric.as_str()))),
+        strings(b.iter().map(|x| Some(x.per.as_str()))),
+        Arc::new(b.iter().map(|x| Some(x.max)).collect::<Float64Array>()),
+    ];
+    RecordBatch::try_new(Arc::new(schema), columns).map_err(|e| DataFusionError::from(e).into())
+}
+
 /// The `periods` table: every month of every year the store holds, with its
 /// deadline (the same rule the aggregator's completeness uses).
 fn periods_batch(years: &[u16], deadline_day: u8) -> Result<RecordBatch> {
@@ -256,7 +294,7 @@ pub fn explain_error(e: &DataFusionError) -> String {
         .to_string();
     let hint = if text.contains("table") && text.contains("not found") {
         "\n  the tables and views are: reports, report_revisions, units, metrics, facts, yearly, yearly_facts, \
-         periods, report_files (SHOW TABLES lists them; queries/README.md documents their columns)"
+         periods, outlier_thresholds, outlier_bounds, report_files (SHOW TABLES lists them; queries/README.md documents their columns)"
     } else {
         ""
     };
