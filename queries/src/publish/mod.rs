@@ -81,6 +81,31 @@ pub struct Completeness {
     pub on_time_pct: Option<f64>,
 }
 
+/// A figure the `outliers` rollup flags: published as reported, listed for checking.
+#[derive(Debug, Clone, Serialize)]
+pub struct FigureToCheck {
+    pub unit_code: String,
+    pub name: String,
+    pub period: String,
+    pub metric: String,
+    pub value: f64,
+    /// `far_from_history`, `jump` or `beyond_size` (queries/README.md).
+    pub reason: String,
+    pub reference: f64,
+    pub score: f64,
+    pub threshold: f64,
+}
+
+/// What an outlier reason means, in Chinese and English.
+pub fn reason_text(reason: &str) -> (&'static str, &'static str) {
+    match reason {
+        "far_from_history" => ("偏离本单位历史水平", "far from the unit's own months"),
+        "jump" => ("较上月突变", "a jump from the previous month"),
+        "beyond_size" => ("超出单位规模的合理范围", "beyond what the unit's size makes plausible"),
+        _ => ("待核实", "to check"),
+    }
+}
+
 /// A definition used by the figures.
 #[derive(Debug, Clone, Serialize)]
 pub struct Definition {
@@ -105,6 +130,8 @@ pub struct Figures {
     pub office_totals: Vec<Total>,
     pub monthly: Vec<Month>,
     pub completeness: Completeness,
+    /// Figures the `outliers` rollup flags (published as reported).
+    pub figures_to_check: Vec<FigureToCheck>,
     pub definitions: Vec<Definition>,
 }
 
@@ -150,6 +177,21 @@ pub async fn figures(store: &Store, ctx: &SessionContext, year: u16) -> Result<F
     let shares = rows(ctx, &run("share_of_mediations")?).await?;
     let standards = rows(ctx, &run("standards")?).await?;
     let completeness = rows(ctx, &run("completeness")?).await?;
+    let figures_to_check = rows(ctx, &run("outliers")?)
+        .await?
+        .iter()
+        .map(|r| FigureToCheck {
+            unit_code: s(r, "unit_code"),
+            name: s(r, "name"),
+            period: s(r, "period"),
+            metric: s(r, "metric"),
+            value: f(r, "value"),
+            reason: s(r, "reason"),
+            reference: f(r, "reference"),
+            score: f(r, "score"),
+            threshold: f(r, "threshold"),
+        })
+        .collect();
     let area = |row: &Map<String, Value>| {
         let code = s(row, "code");
         let std = standards.iter().find(|r| s(r, "code") == code);
@@ -257,6 +299,7 @@ pub async fn figures(store: &Store, ctx: &SessionContext, year: u16) -> Result<F
         office_totals,
         monthly,
         completeness: c,
+        figures_to_check,
         definitions,
     })
 }
@@ -288,6 +331,10 @@ pub const MEASURES: &[(&str, &str)] = &[
     ),
     ("reports_missing", "reports_expected − reports_received"),
     ("on_time_pct", "(reports_received − reports_late) / reports_expected × 100, one decimal"),
+    (
+        "to_check",
+        "a figure the outliers rollup flags (far from the unit's own months, a jump from the previous month, or beyond the unit's size; thresholds in the catalog's [outliers]); published as reported",
+    ),
 ];
 
 fn measure_definition(name: &str) -> &'static str {
@@ -372,6 +419,24 @@ pub fn to_csv(fig: &Figures) -> String {
             value,
             unit,
             measure_definition(measure),
+        );
+    }
+    for x in &fig.figures_to_check {
+        let (_, reason) = reason_text(&x.reason);
+        let unit = fig.definitions.iter().find(|d| d.code == x.metric).map(|d| d.unit.as_str()).unwrap_or("");
+        let what = format!(
+            "{} {}: {reason} ({}; reference {}, score {}, threshold {})",
+            x.metric, x.period, x.reason, x.reference, x.score, x.threshold
+        );
+        put(
+            "to_check",
+            "unit",
+            &x.unit_code,
+            &x.name,
+            &what,
+            numbers::integer(x.value),
+            unit,
+            measure_definition("to_check"),
         );
     }
     for d in &fig.definitions {
