@@ -35,7 +35,7 @@ enum Command {
     Agent(sifa_agent::cli::AgentArgs),
     /// SQL over an aggregator's data directory: ad-hoc queries, standard rollups, an interactive prompt
     Query(sifa_queries::cli::QueryArgs),
-    /// Write a year's official figures (index.html, figures.csv, figures.json) from an aggregator's data
+    /// Write a year's official figures (index.html, figures.csv, figures.json; SDMX-CSV and ADX for exchange) from an aggregator's data
     Publish(sifa_queries::cli::PublishArgs),
     /// The province's certificate authority: init, issue a unit's certificate, revoke one
     Pki(pki::PkiArgs),

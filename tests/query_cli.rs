@@ -135,7 +135,7 @@ fn publishing_is_reproducible_self_contained_and_matches_the_rollups() {
     let (a, b) = (dir.path().join("pub-a"), dir.path().join("pub-b"));
     publish(d, &a);
     publish(d, &b);
-    for f in ["index.html", "figures.csv", "figures.json"] {
+    for f in ["index.html", "figures.csv", "figures.json", "figures.sdmx.csv", "figures.adx.xml"] {
         let (x, y) = (std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap());
         assert!(x == y, "{f} differs between two runs on the same data");
     }

@@ -61,7 +61,7 @@ pub struct PublishArgs {
     /// The year to publish
     #[arg(long, value_name = "YYYY")]
     pub year: u16,
-    /// Where to write index.html, figures.csv and figures.json (created if missing)
+    /// Where to write index.html, figures.csv, figures.json, figures.sdmx.csv and figures.adx.xml (created if missing)
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
 }

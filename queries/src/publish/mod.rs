@@ -4,9 +4,11 @@
 //! monthly trend below) and is written three ways with the same values:
 //! `index.html` (one self-contained page, Chinese then English, SVG charts),
 //! `figures.csv` (long form, one number per line with its definition) and
-//! `figures.json`. Output is deterministic: no clock, everything sorted, fixed
+//! `figures.json`, plus `figures.sdmx.csv` (SDMX-CSV 2.0) and `figures.adx.xml`
+//! (IHE ADX) for exchange with other statistical systems. Output is deterministic: no clock, everything sorted, fixed
 //! number formats; publishing twice from the same data gives identical bytes.
 
+pub mod exchange;
 mod html;
 pub mod numbers;
 mod svg;
@@ -122,6 +124,9 @@ pub struct Definition {
 pub struct Figures {
     pub year: u16,
     pub catalog_version: String,
+    /// When the newest report revision of the year was received (UTC,
+    /// RFC 3339): the state of the data these figures show.
+    pub data_as_of: String,
     pub root: Area,
     /// "province", "city" or "county".
     pub root_level: String,
@@ -161,6 +166,10 @@ const MONTHLY_SQL: &str = "SELECT month, \
 /// The offices' totals of every statistic (flows summed, stocks at year end).
 const OFFICE_TOTALS_SQL: &str = "SELECT metric, sum(value) AS value FROM yearly_facts \
      WHERE year = $year AND unit_kind = 'office' GROUP BY metric ORDER BY metric";
+
+/// When the newest revision of the year was received.
+const DATA_AS_OF_SQL: &str = "SELECT to_char(max(received_at), '%Y-%m-%dT%H:%M:%SZ') AS data_as_of \
+     FROM report_revisions WHERE year = $year";
 
 /// Computes the year's figures from the store.
 pub async fn figures(store: &Store, ctx: &SessionContext, year: u16) -> Result<Figures> {
@@ -234,6 +243,11 @@ pub async fn figures(store: &Store, ctx: &SessionContext, year: u16) -> Result<F
     let cities: Vec<Area> = areas.iter().filter(|a| a.level == "city").filter(within).cloned().collect();
     let counties: Vec<Area> = areas.iter().filter(|a| a.level == "county").filter(within).cloned().collect();
 
+    let data_as_of = rows(ctx, &DATA_AS_OF_SQL.replace("$year", &year.to_string()))
+        .await?
+        .first()
+        .map(|r| s(r, "data_as_of"))
+        .unwrap_or_default();
     let totals = rows(ctx, &OFFICE_TOTALS_SQL.replace("$year", &year.to_string())).await?;
     let office_totals = store
         .catalog
@@ -292,6 +306,7 @@ pub async fn figures(store: &Store, ctx: &SessionContext, year: u16) -> Result<F
     Ok(Figures {
         year,
         catalog_version: store.catalog.version.clone(),
+        data_as_of,
         root: root_area,
         root_level: root_level.to_string(),
         cities,
@@ -467,7 +482,7 @@ pub fn to_json(fig: &Figures) -> String {
     s
 }
 
-/// Writes index.html, figures.csv and figures.json for `year` into `out`.
+/// Writes index.html, figures.csv, figures.json, figures.sdmx.csv and figures.adx.xml for `year` into `out`.
 pub async fn publish(store: &Store, ctx: &SessionContext, year: u16, out: &Path) -> Result<Vec<PathBuf>> {
     let fig = figures(store, ctx, year).await?;
     std::fs::create_dir_all(out).map_err(|source| QueryError::Io {
@@ -475,7 +490,13 @@ pub async fn publish(store: &Store, ctx: &SessionContext, year: u16, out: &Path)
         path: out.to_path_buf(),
         source,
     })?;
-    let files = [("index.html", html::render(&fig)), ("figures.csv", to_csv(&fig)), ("figures.json", to_json(&fig))];
+    let files = [
+        ("index.html", html::render(&fig)),
+        ("figures.csv", to_csv(&fig)),
+        ("figures.json", to_json(&fig)),
+        ("figures.sdmx.csv", exchange::to_sdmx_csv(&fig)),
+        ("figures.adx.xml", exchange::to_adx(&fig)),
+    ];
     let mut written = Vec::new();
     for (name, body) in files {
         sifa_aggregator::store::write_atomic(out, name, body.as_bytes())?;
