@@ -167,6 +167,26 @@ const MONTHLY_SQL: &str = "SELECT month, \
 const OFFICE_TOTALS_SQL: &str = "SELECT metric, sum(value) AS value FROM yearly_facts \
      WHERE year = $year AND unit_kind = 'office' GROUP BY metric ORDER BY metric";
 
+/// The rows of the `outliers` rollup for `year`: figures to check.
+pub async fn figures_to_check(store: &Store, ctx: &SessionContext, year: u16) -> Result<Vec<FigureToCheck>> {
+    let sql = rollup::find("outliers")?.sql_for(&Params::year(year), &store.catalog)?;
+    Ok(rows(ctx, &sql)
+        .await?
+        .iter()
+        .map(|r| FigureToCheck {
+            unit_code: s(r, "unit_code"),
+            name: s(r, "name"),
+            period: s(r, "period"),
+            metric: s(r, "metric"),
+            value: f(r, "value"),
+            reason: s(r, "reason"),
+            reference: f(r, "reference"),
+            score: f(r, "score"),
+            threshold: f(r, "threshold"),
+        })
+        .collect())
+}
+
 /// When the newest revision of the year was received.
 const DATA_AS_OF_SQL: &str = "SELECT to_char(max(received_at), '%Y-%m-%dT%H:%M:%SZ') AS data_as_of \
      FROM report_revisions WHERE year = $year";
@@ -186,21 +206,7 @@ pub async fn figures(store: &Store, ctx: &SessionContext, year: u16) -> Result<F
     let shares = rows(ctx, &run("share_of_mediations")?).await?;
     let standards = rows(ctx, &run("standards")?).await?;
     let completeness = rows(ctx, &run("completeness")?).await?;
-    let figures_to_check = rows(ctx, &run("outliers")?)
-        .await?
-        .iter()
-        .map(|r| FigureToCheck {
-            unit_code: s(r, "unit_code"),
-            name: s(r, "name"),
-            period: s(r, "period"),
-            metric: s(r, "metric"),
-            value: f(r, "value"),
-            reason: s(r, "reason"),
-            reference: f(r, "reference"),
-            score: f(r, "score"),
-            threshold: f(r, "threshold"),
-        })
-        .collect();
+    let figures_to_check = figures_to_check(store, ctx, year).await?;
     let area = |row: &Map<String, Value>| {
         let code = s(row, "code");
         let std = standards.iter().find(|r| s(r, "code") == code);
