@@ -8,19 +8,26 @@
 //! ends up with each report exactly once. A REJECTED forward is final: it is
 //! logged, recorded in `state/forward_rejected.jsonl` with the reason, and the
 //! cursor moves on.
+//!
+//! Approvals travel up the same way: once every report durable here has been
+//! forwarded, each approval made here (or its withdrawal) that the tier above
+//! has not acknowledged is reported with `AdminService.ReportApproval`, so an
+//! approval never arrives before the month's reports.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::RngExt;
 use sifa_proto::SENDER_METADATA_KEY;
+use sifa_proto::v1::admin_service_client::AdminServiceClient;
 use sifa_proto::v1::report_service_client::ReportServiceClient;
 use sifa_proto::v1::{Ack, SubmitRequest, ack};
 use tokio::sync::watch;
 use tonic::transport::Channel;
 
+use crate::locks::Locks;
 use crate::store;
 use crate::wal::{Lsn, WalReader};
 
@@ -41,7 +48,12 @@ pub struct Forwarder {
     pub durable: watch::Receiver<Lsn>,
     /// Shared with the flusher: the log is trimmed only behind it.
     pub forwarded: Arc<AtomicU64>,
+    /// The tier's lock book: the approvals to report up.
+    pub locks: Arc<Mutex<Locks>>,
 }
+
+/// How often approvals not yet acknowledged upstream are tried again.
+const APPROVALS_RETRY: Duration = Duration::from_secs(1);
 
 /// The persisted cursor of a data directory (0: nothing forwarded yet).
 pub fn read_cursor(data_dir: &std::path::Path) -> Lsn {
@@ -64,14 +76,37 @@ impl Forwarder {
         self.data_dir.join("state")
     }
 
-    async fn connect(&self) -> Result<ReportServiceClient<Channel>, SendError> {
+    async fn channel(&self) -> Result<Channel, SendError> {
         let err = |e: &dyn std::fmt::Display| SendError::Connect(self.upstream.clone(), e.to_string());
         let ep = crate::auth::tls::client_endpoint(&self.upstream, &self.tls, self.insecure)
             .map_err(|e| err(&e))?
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true);
-        let channel = ep.connect().await.map_err(|e| err(&e))?;
-        Ok(ReportServiceClient::new(channel).max_decoding_message_size(64 << 20))
+        ep.connect().await.map_err(|e| err(&e))
+    }
+
+    async fn connect(&self) -> Result<ReportServiceClient<Channel>, SendError> {
+        Ok(ReportServiceClient::new(self.channel().await?).max_decoding_message_size(64 << 20))
+    }
+
+    /// Reports every approval made here whose current state the tier above has
+    /// not acknowledged. Called only when every durable report was forwarded.
+    async fn report_approvals(&self) -> Result<(), SendError> {
+        let pending = self.locks.lock().expect("locks").book().approvals.to_report_up();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let mut client = AdminServiceClient::new(self.channel().await?);
+        for a in pending {
+            let mut req = tonic::Request::new(a.to_proto());
+            req.metadata_mut().insert(SENDER_METADATA_KEY, self.unit.parse().expect("a unit code is ASCII digits"));
+            client.report_approval(req).await?;
+            if let Err(e) = self.locks.lock().expect("locks").mark_reported(&a) {
+                tracing::error!("cannot record that an approval was reported up (it is sent again): {e}");
+            }
+            tracing::info!(unit = %a.unit_code, period = %a.period, state = %a.state, "approval reported to the tier above");
+        }
+        Ok(())
     }
 
     /// Runs until `stop` turns true. Never gives up on a reachable upstream.
@@ -88,6 +123,9 @@ impl Forwarder {
             }
             let durable = *self.durable.borrow_and_update();
             if cursor >= durable {
+                if let Err(e) = self.report_approvals().await {
+                    tracing::warn!("approvals wait for the tier above: {e}");
+                }
                 tokio::select! {
                     changed = self.durable.changed() => {
                         if changed.is_err() {
@@ -96,6 +134,7 @@ impl Forwarder {
                         }
                     }
                     _ = stop.changed() => {}
+                    _ = tokio::time::sleep(APPROVALS_RETRY) => {}
                 }
                 continue;
             }

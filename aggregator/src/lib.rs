@@ -4,9 +4,10 @@
 //! - [`ingest`]: validation and the single log writer (group commit); [`wal`]: the write-ahead log;
 //! - [`index`]: what is stored, for duplicates, conflicts and completeness;
 //! - [`flush`]: the log to Parquet ([`store`]), trimming and compaction;
-//! - [`forward`]: to the tier above; [`completeness`]; [`locks`]: closed periods;
+//! - [`forward`]: to the tier above; [`completeness`]; [`locks`]: closed periods; [`approvals`]: approved months;
 //! - [`service`]: the gRPC services; [`server`]: running a tier.
 
+pub mod approvals;
 pub mod auth;
 pub mod cli;
 pub mod completeness;

@@ -169,7 +169,7 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
     let catalog = Arc::new(catalog);
     let registry = Arc::new(registry);
     let index = Arc::new(Mutex::new(index));
-    let locks = Arc::new(Mutex::new(Locks::open(&data_dir.join("state"))?));
+    let locks = Arc::new(Mutex::new(Locks::open(&data_dir.join("state"), registry.clone())?));
     let unflushed = Arc::new(Mutex::new(unflushed));
     let (durable_tx, durable_rx) = watch::channel(last_lsn);
     let flushed = Arc::new(AtomicU64::new(flushed_lsn));
@@ -215,6 +215,7 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
             data_dir: data_dir.clone(),
             durable: durable_rx,
             forwarded,
+            locks: locks.clone(),
         };
         tokio::spawn(f.run(stop_rx.clone()))
     });
