@@ -176,6 +176,10 @@ fn publishing_is_reproducible_self_contained_and_matches_the_rollups() {
         (Some(192), Some(191), Some(1))
     );
     assert_eq!(c["late"].as_i64(), Some(1));
+    // Approval (已审核): January is approved for the whole province; February only for some counties.
+    assert_eq!(c["approved_months"], serde_json::json!(["2024-01"]));
+    assert!(html.contains("全省已审核月份：1月（共1个月）。"), "{html}");
+    assert!(html.contains("Approved (已审核) months: 2024-01 (1 of 12)."), "{html}");
     // figures.csv carries the same share.
     let csv = std::fs::read_to_string(a.join("figures.csv")).unwrap();
     assert!(csv.contains("55.3"), "{csv}");

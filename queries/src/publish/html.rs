@@ -79,6 +79,13 @@ fn headline_zh(fig: &Figures) -> Vec<String> {
         c.late,
         pct(c.on_time_pct)
     ));
+    let months: Vec<String> =
+        c.approved_months.iter().map(|p| format!("{}月", p[5..].trim_start_matches('0'))).collect();
+    out.push(if months.is_empty() {
+        format!("{scope}尚无已审核的月份。")
+    } else {
+        format!("{scope}已审核月份：{}（共{}个月）。", months.join("、"), months.len())
+    });
     out
 }
 
@@ -123,6 +130,11 @@ fn headline_en(fig: &Figures) -> Vec<String> {
         c.late,
         pct(c.on_time_pct)
     ));
+    out.push(if c.approved_months.is_empty() {
+        "No month has been approved (已审核) yet.".to_string()
+    } else {
+        format!("Approved (已审核) months: {} ({} of 12).", c.approved_months.join(", "), c.approved_months.len())
+    });
     out
 }
 

@@ -81,6 +81,9 @@ pub struct Completeness {
     pub missing: i64,
     pub late: i64,
     pub on_time_pct: Option<f64>,
+    /// Months whose figures are approved (已审核) for the root at the store's
+    /// tier, "YYYY-MM" ascending (the completeness rollup's `approved`).
+    pub approved_months: Vec<String>,
 }
 
 /// A figure the `outliers` rollup flags: published as reported, listed for checking.
@@ -286,6 +289,9 @@ pub async fn figures(store: &Store, ctx: &SessionContext, year: u16) -> Result<F
         c.expected += i(r, "expected");
         c.received += i(r, "received");
         c.late += i(r, "late");
+        if !s(r, "approved").is_empty() {
+            c.approved_months.push(s(r, "period"));
+        }
     }
     c.missing = c.expected - c.received;
     c.on_time_pct =
@@ -352,6 +358,10 @@ pub const MEASURES: &[(&str, &str)] = &[
     ),
     ("reports_missing", "reports_expected − reports_received"),
     ("on_time_pct", "(reports_received − reports_late) / reports_expected × 100, one decimal"),
+    (
+        "approved_months",
+        "months whose figures are approved (已审核) for the area at the publishing tier: approved there, or approved below and accepted there",
+    ),
     (
         "to_check",
         "a figure the outliers rollup flags (far from the unit's own months, a jump from the previous month, or beyond the unit's size; thresholds in the catalog's [outliers]); published as reported",
@@ -430,6 +440,7 @@ pub fn to_csv(fig: &Figures) -> String {
         ("reports_late", c.late.to_string(), "份"),
         ("reports_missing", c.missing.to_string(), "份"),
         ("on_time_pct", opt(c.on_time_pct), "%"),
+        ("approved_months", c.approved_months.join(" "), "月"),
     ] {
         put(
             "completeness",
