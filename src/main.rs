@@ -36,7 +36,7 @@ enum Command {
     Agent(sifa_agent::cli::AgentArgs),
     /// SQL over an aggregator's data directory: ad-hoc queries, standard rollups, an interactive prompt
     Query(sifa_queries::cli::QueryArgs),
-    /// Write a year's official figures (index.html, figures.csv, figures.json) from an aggregator's data
+    /// Write a year's official figures (index.html, figures.csv, figures.json; SDMX-CSV and ADX for exchange) from an aggregator's data
     Publish(sifa_queries::cli::PublishArgs),
     /// The province's certificate authority: init, issue a unit's certificate, revoke one
     Pki(pki::PkiArgs),
@@ -47,12 +47,36 @@ enum Command {
     },
 }
 
+/// `sifa aggregator ...`; after `status`, the month's figures to check from the
+/// tier's store (the aggregator crate has no SQL engine, the queries crate does).
+fn aggregator(args: sifa_aggregator::cli::AggregatorArgs) -> anyhow::Result<()> {
+    let to_check = match (&args.command, &args.config) {
+        (Some(sifa_aggregator::cli::AggregatorCommand::Status { period, root }), Some(path)) => {
+            Some((path.clone(), period.clone(), root.clone()))
+        }
+        _ => None,
+    };
+    sifa_aggregator::cli::run(args)?;
+    if let Some((path, period, root)) = to_check {
+        let config = sifa_aggregator::config::Config::load(&path)?;
+        let period: sifa_proto::Period = period.parse().map_err(|e| anyhow::anyhow!("--period {period:?}: {e}"))?;
+        let root = root.unwrap_or_else(|| config.unit.to_string());
+        match sifa_queries::cli::figures_to_check_summary(&config.data_dir, period, &root) {
+            Ok(text) => print!("\n{text}"),
+            Err(e) => {
+                println!("\nFigures to check in {period}: cannot read the store {}: {e:#}", config.data_dir.display())
+            }
+        }
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Check { what } => check::run(what),
-        Command::Aggregator(args) => sifa_aggregator::cli::run(args),
+        Command::Aggregator(args) => aggregator(args),
         Command::Agent(args) => sifa_agent::cli::run(args),
         Command::Query(args) => sifa_queries::cli::run_query(args),
         Command::Publish(args) => sifa_queries::cli::run_publish(args),

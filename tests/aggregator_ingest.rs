@@ -418,3 +418,28 @@ async fn a_forward_refused_upstream_is_recorded_and_forwarding_goes_on() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(province.rows().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_the_months_figures_to_check_before_approval() {
+    let mut county = TestAggregator::spawn(TierSpec::top("620982"));
+    let mut c = county.client().await;
+    // Seven ordinary months, then August's 300 disputes received for about 20 (a typo).
+    for (m, v) in [(1, 20.0), (2, 22.0), (3, 19.0), (4, 23.0), (5, 18.0), (6, 21.0), (7, 17.0), (8, 300.0)] {
+        let r = report("620982101", &format!("2024-{m:02}"), 1, &[("disputes_received", v)]);
+        assert_eq!(outcome(&c.submit(as_agent(r)).await.unwrap().into_inner()), ack::Outcome::Accepted, "never refused");
+    }
+    county.stop(); // flushed to Parquet, where the rollup reads
+    county.restart();
+    let out = county.cli(&["status", "--period", "2024-08"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Figures to check in 2024-08 (never refused; look before approving): 3\n"), "{text}");
+    for reason in ["far from the unit's own months", "a jump from the previous month", "beyond what the unit's size"] {
+        let line = text.lines().find(|l| l.contains(reason)).unwrap_or_else(|| panic!("{reason}: {text}"));
+        assert!(line.trim_start().starts_with("620982101 ") && line.contains("disputes_received = 300"), "{line}");
+    }
+    assert!(text.contains("sifa query --data") && text.contains("--rollup outliers --year 2024"), "{text}");
+    let out = county.cli(&["status", "--period", "2024-03"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Figures to check in 2024-03 (never refused; look before approving): 0\n"), "{text}");
+}

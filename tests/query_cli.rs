@@ -135,7 +135,7 @@ fn publishing_is_reproducible_self_contained_and_matches_the_rollups() {
     let (a, b) = (dir.path().join("pub-a"), dir.path().join("pub-b"));
     publish(d, &a);
     publish(d, &b);
-    for f in ["index.html", "figures.csv", "figures.json"] {
+    for f in ["index.html", "figures.csv", "figures.json", "figures.sdmx.csv", "figures.adx.xml"] {
         let (x, y) = (std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap());
         assert!(x == y, "{f} differs between two runs on the same data");
     }
@@ -176,7 +176,52 @@ fn publishing_is_reproducible_self_contained_and_matches_the_rollups() {
         (Some(192), Some(191), Some(1))
     );
     assert_eq!(c["late"].as_i64(), Some(1));
+    // Approval (已审核): January is approved for the whole province; February only for some counties.
+    assert_eq!(c["approved_months"], serde_json::json!(["2024-01"]));
+    assert!(html.contains("全省已审核月份：1月（共1个月）。"), "{html}");
+    assert!(html.contains("Approved (已审核) months: 2024-01 (1 of 12)."), "{html}");
     // figures.csv carries the same share.
     let csv = std::fs::read_to_string(a.join("figures.csv")).unwrap();
     assert!(csv.contains("55.3"), "{csv}");
+}
+
+#[test]
+fn publishing_lists_the_figures_the_outliers_rollup_flags_for_checking() {
+    let dir = tempfile::tempdir().unwrap();
+    fixtures::outliers(dir.path());
+    let d = data(&dir);
+    // The county sees them before approving: `sifa query --rollup outliers`.
+    let flagged = ok(sifa(&["query", "--data", d, "--rollup", "outliers", "--year", "2024", "--format", "json"]));
+    let flagged: Vec<serde_json::Value> = serde_json::from_str(&flagged).unwrap();
+    assert_eq!(flagged.len(), 19, "{flagged:?}");
+    let out = dir.path().join("pub");
+    publish(d, &out);
+    let fig: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("figures.json")).unwrap()).unwrap();
+    let listed = fig["figures_to_check"].as_array().unwrap();
+    assert_eq!(listed.len(), flagged.len());
+    for (p, r) in listed.iter().zip(&flagged) {
+        for k in ["unit_code", "period", "metric", "reason"] {
+            assert_eq!(p[k], r[k], "{k}");
+        }
+        for k in ["value", "reference", "score", "threshold"] {
+            assert_eq!(p[k].as_f64(), r[k].as_f64(), "{k} of {p}");
+        }
+    }
+    // Flagged figures are published as reported: the typo's 250 is in the totals.
+    let received =
+        fig["office_totals"].as_array().unwrap().iter().find(|t| t["metric"] == "disputes_received").unwrap();
+    assert!(received["value"].as_f64().unwrap() > 250.0);
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(html.contains("<h2>待核实数据</h2>") && html.contains("<h2>Figures to check</h2>"), "{html}");
+    assert!(html.contains("<td>370105002 制锦市街道司法所</td><td>2024-07</td><td>受理矛盾纠纷</td><td class=n>250</td><td>偏离本单位历史水平</td>"), "{html}");
+    let csv = std::fs::read_to_string(out.join("figures.csv")).unwrap();
+    assert_eq!(csv.lines().filter(|l| l.starts_with("to_check,")).count(), 19, "{csv}");
+    assert!(
+        csv.contains(
+            "to_check,unit,370105005,泺口街道司法所,\"consultations 2024-12: far from the unit's own months \
+             (far_from_history; reference 15, score 11.24, threshold 3.5)\",40,人次,"
+        ),
+        "{csv}"
+    );
 }

@@ -1,5 +1,5 @@
 //! `sifa aggregator ...`: run a tier, and talk to a running one (status, lock,
-//! override).
+//! override, approve, unapprove).
 
 use std::path::PathBuf;
 
@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use sifa_proto::upstream::UpstreamError;
 use sifa_proto::v1::admin_service_client::AdminServiceClient;
 use sifa_proto::v1::directory_service_client::DirectoryServiceClient;
-use sifa_proto::v1::{CompletenessRequest, LockRequest, OverrideRequest};
+use sifa_proto::v1::{ApproveRequest, CompletenessRequest, LockRequest, OverrideRequest, UnapproveRequest};
 use tonic::transport::Channel;
 
 use crate::completeness;
@@ -24,8 +24,8 @@ pub struct AggregatorArgs {
     /// Plaintext gRPC instead of mutual TLS: refused unless the address is loopback (tests, a demo)
     #[arg(long, global = true)]
     pub insecure: bool,
-    /// status, lock, override: the certificate to call with (default: the tier's own from [tls]);
-    /// lock and override need an admin certificate (`sifa pki issue --role admin`)
+    /// status, lock, override, approve, unapprove: the certificate to call with (default: the tier's own
+    /// from [tls]); all but status need an admin certificate (`sifa pki issue --role admin`)
     #[arg(long, global = true, value_name = "FILE", requires = "key")]
     pub cert: Option<PathBuf>,
     /// The private key of --cert
@@ -60,6 +60,25 @@ pub enum AggregatorCommand {
         unit: String,
         #[arg(long)]
         period: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Approve a month's figures for a subtree (审核; default: this tier's unit), or accept an approval
+    /// from a tier below: the month is closed there to new reports and revisions except by override
+    Approve {
+        /// The month, YYYY-MM
+        #[arg(long)]
+        period: String,
+        /// The county, city or province whose month is approved (default: this tier's unit)
+        #[arg(long)]
+        unit: Option<String>,
+    },
+    /// Withdraw an approval: the month is open again at this tier; recorded with its reason
+    Unapprove {
+        #[arg(long)]
+        period: String,
+        #[arg(long)]
+        unit: Option<String>,
         #[arg(long)]
         reason: String,
     },
@@ -182,6 +201,26 @@ async fn admin(config: &Config, caller: &Caller, cmd: AggregatorCommand) -> anyh
                 .map_err(&status_error)?;
             println!("override granted: the next report of {unit} for {period} is admitted despite the lock");
         }
+        AggregatorCommand::Approve { period, unit } => {
+            let r = AdminServiceClient::new(ch)
+                .approve(request(config, ApproveRequest { period, unit_code: unit.unwrap_or_default() }))
+                .await
+                .map_err(status_error)?;
+            print_approval(r.into_inner().approval)?;
+        }
+        AggregatorCommand::Unapprove { period, unit, reason } => {
+            let r = AdminServiceClient::new(ch)
+                .unapprove(request(config, UnapproveRequest { period, unit_code: unit.unwrap_or_default(), reason }))
+                .await
+                .map_err(status_error)?;
+            print_approval(r.into_inner().approval)?;
+        }
     }
+    Ok(())
+}
+
+fn print_approval(a: Option<sifa_proto::v1::Approval>) -> anyhow::Result<()> {
+    let a = a.context("the aggregator answered without the approval; is it the same version as this sifa?")?;
+    println!("{}", completeness::approval_line(&a));
     Ok(())
 }

@@ -75,6 +75,40 @@ pub fn completeness(
 /// then the missing and the late units, under their county (or city) when the
 /// `registry` is at hand. Columns are aligned by display width, so Chinese
 /// names (two columns per character in a terminal) line up.
+/// One approval as a line: "2024-03 620982 approved by admin 620982 at 2024-04-06 10:00 CST; accepted by ...".
+pub fn approval_line(a: &sifa_proto::v1::Approval) -> String {
+    let at = |ms: i64| {
+        let (y, m, d) = sifa_proto::period::civil_from_unix_ms(ms);
+        let minutes = (ms + 8 * 3_600_000).rem_euclid(86_400_000) / 60_000;
+        format!("{y:04}-{m:02}-{d:02} {:02}:{:02} CST", minutes / 60, minutes % 60)
+    };
+    let mut s = format!(
+        "{} {} {} (已审核): approved by {} at {}",
+        a.period,
+        a.unit_code,
+        a.state,
+        a.approved_by,
+        at(a.approved_at_ms)
+    );
+    if !a.via.is_empty() {
+        s.push_str(&format!(", reported by tier {}", a.via));
+    }
+    if !a.accepted_by.is_empty() {
+        s.push_str(&format!("; accepted by {} at {}", a.accepted_by, at(a.accepted_at_ms)));
+    }
+    if a.state == crate::approvals::WITHDRAWN {
+        s = format!(
+            "{} {} withdrawn by {} at {} ({}): open again",
+            a.period,
+            a.unit_code,
+            a.withdrawn_by,
+            at(a.withdrawn_at_ms),
+            a.withdraw_reason
+        );
+    }
+    s
+}
+
 pub fn render(r: &CompletenessReport, root_name: &str, registry: Option<&Registry>) -> String {
     use std::fmt::Write;
     let pct = |a: u32, b: u32| if b == 0 { "-".to_string() } else { format!("{:.1}%", 100.0 * a as f64 / b as f64) };
@@ -137,6 +171,12 @@ pub fn render(r: &CompletenessReport, root_name: &str, registry: Option<&Registr
             let _ = writeln!(s, "  {label} ({}):", units.len());
             units.iter().for_each(|u| _ = writeln!(s, "    {} {}", u.code, u.name));
         }
+    }
+    if r.approvals.is_empty() {
+        let _ = writeln!(s, "\nApproval (审核): not approved at this tier");
+    } else {
+        let _ = writeln!(s, "\nApproval (审核):");
+        r.approvals.iter().for_each(|a| _ = writeln!(s, "  {}", approval_line(a)));
     }
     s
 }
@@ -215,12 +255,13 @@ mod tests {
         assert!(widths.iter().all(|w| *w == widths[0]), "every line as wide as the header: {text}");
         let g = lines.iter().find(|l| l.starts_with("county  620982")).expect(&text);
         // Missing and late units under their county.
-        let late = text.split("\nlate (1):\n").nth(1).expect(&text);
+        let late = text.split("\nlate (1):\n").nth(1).and_then(|l| l.split("\nApproval (审核)").next()).expect(&text);
         assert_eq!(late, "  620982 敦煌市 (1):\n    620982101 七里镇司法所\n", "{text}");
         let missing = text.split("\nmissing (").nth(1).and_then(|m| m.split("\nlate (").next()).expect(&text);
         assert!(missing.contains("\n  620982 敦煌市 (8):\n    620982102 "), "{text}");
         let listed = missing.lines().filter(|l| l.starts_with("    ")).count() as u32;
         assert_eq!(listed, city.expected - 2, "{text}");
+        assert!(text.ends_with("\nApproval (审核): not approved at this tier\n"), "{text}");
         let cells: Vec<&str> = g.split_whitespace().collect();
         let missing = expected - 2;
         assert_eq!(

@@ -13,18 +13,25 @@
 //! `sifa_proto::upstream`, shared with the office agent. The state of the link
 //! (delivering, unreachable, refused for good and why) is kept in
 //! `state/forward.state.json` for `sifa aggregator status`.
+//!
+//! Approvals travel up the same way: once every report durable here has been
+//! forwarded, each approval made here (or its withdrawal) that the tier above
+//! has not acknowledged is reported with `AdminService.ReportApproval`, so an
+//! approval never arrives before the month's reports.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sifa_proto::UnitCode;
 use sifa_proto::upstream::{BatchError, Failure, Upstream, UpstreamError, jitter, wait_after};
+use sifa_proto::v1::admin_service_client::AdminServiceClient;
 use sifa_proto::v1::{Ack, SubmitRequest, ack};
 use tokio::sync::watch;
 
+use crate::locks::Locks;
 use crate::wal::{Lsn, WalReader};
 use sifa_store::layout::{self, FORWARD_CURSOR_FILE, FORWARD_LINK_FILE, FORWARD_REJECTED_FILE};
 
@@ -43,7 +50,12 @@ pub struct Forwarder {
     pub durable: watch::Receiver<Lsn>,
     /// Shared with the flusher: the log is trimmed only behind it.
     pub forwarded: Arc<AtomicU64>,
+    /// The tier's lock book: the approvals to report up.
+    pub locks: Arc<Mutex<Locks>>,
 }
+
+/// How often approvals not yet acknowledged upstream are tried again.
+const APPROVALS_RETRY: Duration = Duration::from_secs(1);
 
 /// The persisted cursor of a data directory (0: nothing forwarded yet).
 pub fn read_cursor(data_dir: &std::path::Path) -> Lsn {
@@ -119,6 +131,28 @@ impl Forwarder {
         *link = Some(new);
     }
 
+    /// Reports every approval made here whose current state the tier above has
+    /// not acknowledged. Called only when every durable report was forwarded.
+    async fn report_approvals(&self) -> Result<(), UpstreamError> {
+        let pending = self.locks.lock().expect("locks").book().approvals.to_report_up();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let upstream = self.connect().await?;
+        let mut client = AdminServiceClient::new(upstream.channel());
+        for a in pending {
+            client
+                .report_approval(upstream.request(a.to_proto()))
+                .await
+                .map_err(|s| UpstreamError::from_status(&self.upstream, &s))?;
+            if let Err(e) = self.locks.lock().expect("locks").mark_reported(&a) {
+                tracing::error!("cannot record that an approval was reported up (it is sent again): {e}");
+            }
+            tracing::info!(unit = %a.unit_code, period = %a.period, state = %a.state, "approval reported to the tier above");
+        }
+        Ok(())
+    }
+
     /// Runs until `stop` turns true. Never gives up on a reachable upstream.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
         let mut cursor = read_cursor(&self.data_dir);
@@ -134,6 +168,9 @@ impl Forwarder {
             }
             let durable = *self.durable.borrow_and_update();
             if cursor >= durable {
+                if let Err(e) = self.report_approvals().await {
+                    tracing::warn!("approvals wait for the tier above: {e}");
+                }
                 tokio::select! {
                     changed = self.durable.changed() => {
                         if changed.is_err() {
@@ -142,6 +179,7 @@ impl Forwarder {
                         }
                     }
                     _ = stop.changed() => {}
+                    _ = tokio::time::sleep(APPROVALS_RETRY) => {}
                 }
                 continue;
             }

@@ -187,7 +187,8 @@ fn run_writer(mut w: Writer, rx: mpsc::Receiver<Job>) {
                     Lookup::Conflict => Err(conflict(&job.record).into()),
                     Lookup::New => {
                         let mut locks = w.locks.lock().expect("locks lock");
-                        match locks.admit(&report.unit_code, job.period) {
+                        let forwarded = job.record.provenance.is_some();
+                        match locks.admit(&report.unit_code, job.period, forwarded) {
                             Err(r) => Err(r.into()),
                             Ok(admission) => {
                                 let used = match admission {

@@ -4,10 +4,12 @@
 //! - [`ingest`]: validation and the single log writer (group commit); [`wal`]: the write-ahead log;
 //! - [`index`]: what is stored, for duplicates, conflicts and completeness;
 //! - [`flush`]: the log to Parquet (through `sifa_store`), trimming and compaction;
-//! - [`forward`]: to the tier above; [`completeness`]; [`locks`]: closed periods;
+//! - [`forward`]: to the tier above; [`completeness`]; [`locks`]: closed periods; [`approvals`]: approved months;
 //! - [`service`]: the gRPC services; [`status`]: the one map from their errors to gRPC statuses;
 //! - [`server`]: running a tier.
 
+/// Approved months: the data directory's approvals file (`sifa_store::approvals`).
+pub use sifa_store::approvals;
 pub mod auth;
 pub mod cli;
 pub mod completeness;

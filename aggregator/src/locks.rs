@@ -1,14 +1,20 @@
 //! Period locks: a closed month accepts no new report or revision, except one
-//! admitted by an explicit override. Locks and overrides (with who asked, why
-//! and when, and which revision used an override) persist in
-//! `state/locks.json`.
+//! admitted by an explicit override. A month approved for a subtree
+//! ([`crate::approvals`]) is closed for that subtree the same way. Locks,
+//! overrides (with who asked, why and when, and which revision used an
+//! override) and approvals persist in `state/locks.json`; the approvals also in
+//! the data directory's `approvals.csv`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sifa_proto::Period;
+use sifa_proto::registry::Registry;
 use sifa_proto::validate::{Rejection, RejectionCode};
 use sifa_store::layout::LOCKS_FILE;
+
+use crate::approvals::{ApprovalError, ApprovalRecord, Approvals};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Lock {
@@ -38,6 +44,8 @@ pub struct Override {
 pub struct LockBook {
     pub locks: Vec<Lock>,
     pub overrides: Vec<Override>,
+    #[serde(default)]
+    pub approvals: Approvals,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,11 +58,20 @@ pub enum LockError {
     Request(String),
 }
 
+impl From<ApprovalError> for LockError {
+    fn from(e: ApprovalError) -> Self {
+        match e {
+            ApprovalError::Request(m) => LockError::Request(m),
+        }
+    }
+}
+
 /// The lock book of a tier, kept in `state/`.
 #[derive(Debug)]
 pub struct Locks {
     dir: PathBuf,
     book: LockBook,
+    registry: Arc<Registry>,
 }
 
 /// Whether a report for a period may be stored.
@@ -66,14 +83,15 @@ pub enum Admission {
 }
 
 impl Locks {
-    pub fn open(state_dir: &Path) -> Result<Locks, LockError> {
+    /// Opens the lock book of `state_dir` (the data directory's `state/`).
+    pub fn open(state_dir: &Path, registry: Arc<Registry>) -> Result<Locks, LockError> {
         let path = state_dir.join(LOCKS_FILE);
         let book = match std::fs::read_to_string(&path) {
             Ok(text) => serde_json::from_str(&text).map_err(|e| LockError::Parse { path, message: e.to_string() })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => LockBook::default(),
             Err(e) => return Err(sifa_proto::fs::FsError { action: "read", path, source: e }.into()),
         };
-        Ok(Locks { dir: state_dir.to_path_buf(), book })
+        Ok(Locks { dir: state_dir.to_path_buf(), book, registry })
     }
 
     pub fn book(&self) -> &LockBook {
@@ -83,6 +101,8 @@ impl Locks {
     fn save(&self) -> Result<(), LockError> {
         let body = serde_json::to_vec_pretty(&self.book).expect("plain data");
         sifa_proto::fs::write_atomic(&self.dir, LOCKS_FILE, &body)?;
+        let data_dir = self.dir.parent().unwrap_or(&self.dir);
+        sifa_proto::fs::write_atomic(data_dir, sifa_store::layout::APPROVALS_FILE, self.book.approvals.to_csv().as_bytes())?;
         Ok(())
     }
 
@@ -144,22 +164,67 @@ impl Locks {
         self.save()
     }
 
-    /// Whether a report of `unit` for `period` may be stored, or the rejection saying why not.
-    pub fn admit(&self, unit: &str, period: Period) -> Result<Admission, Rejection> {
-        let Some(lock) = self.is_locked(period) else { return Ok(Admission::Open) };
+    /// Approves (or accepts) `unit`'s subtree for `period` on behalf of `by`. Persisted before it returns.
+    pub fn approve(&mut self, period: Period, unit: &str, by: &str, now_ms: i64) -> Result<ApprovalRecord, LockError> {
+        let record = self.book.approvals.approve(period, unit, by, now_ms);
+        self.save()?;
+        Ok(record)
+    }
+
+    /// Withdraws the approval in force of `unit` for `period`. Persisted before it returns.
+    pub fn unapprove(
+        &mut self,
+        period: Period,
+        unit: &str,
+        by: &str,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<ApprovalRecord, LockError> {
+        let record = self.book.approvals.withdraw(period, unit, by, reason, now_ms)?;
+        self.save()?;
+        Ok(record)
+    }
+
+    /// Records an approval the tier `via` below reported. Persisted before it returns.
+    pub fn record_from_below(&mut self, a: &sifa_proto::v1::Approval, via: &str) -> Result<ApprovalRecord, LockError> {
+        let record = self.book.approvals.record_from_below(a, via);
+        self.save()?;
+        Ok(record)
+    }
+
+    /// Marks an approval as reported to the tier above.
+    pub fn mark_reported(&mut self, sent: &ApprovalRecord) -> Result<(), LockError> {
+        self.book.approvals.mark_reported(sent);
+        self.save()
+    }
+
+    /// Whether a report of `unit` for `period` may be stored, or the rejection
+    /// saying why not. `forwarded`: it comes from a tier below, which already
+    /// admitted it past its own approvals.
+    pub fn admit(&self, unit: &str, period: Period, forwarded: bool) -> Result<Admission, Rejection> {
         let p = period.to_string();
+        let (closed, why) = if let Some(lock) = self.is_locked(period) {
+            let why = if lock.reason.is_empty() { String::new() } else { format!(" ({})", lock.reason) };
+            ("closed", why)
+        } else if let Some(a) =
+            (!forwarded).then(|| self.book.approvals.closing(unit, period, &self.registry)).flatten()
+        {
+            ("approved", format!(" for {} by {}", a.unit_code, a.accepted_by.clone().max(a.approved_by.clone())))
+        } else {
+            return Ok(Admission::Open);
+        };
         if let Some(i) =
             self.book.overrides.iter().position(|o| o.unit_code == unit && o.period == p && o.used_at_ms.is_none())
         {
             return Ok(Admission::ByOverride(i));
         }
-        let why = if lock.reason.is_empty() { String::new() } else { format!(" ({})", lock.reason) };
+        let rule = if closed == "closed" { "period_locked" } else { "period_approved" };
         Err(Rejection::single(
             RejectionCode::FailedPrecondition,
-            "period_locked",
+            rule,
             format!(
-                "period {p} is closed{why}: no new report or revision of it is accepted; \
-                 ask the province for an override (sifa aggregator override --unit {unit} --period {p} --reason ...)"
+                "period {p} is {closed}{why}: no new report or revision of it is accepted; \
+                 ask for an override (sifa aggregator override --unit {unit} --period {p} --reason ...)"
             ),
         ))
     }
@@ -180,20 +245,20 @@ mod tests {
     #[test]
     fn locks_overrides_and_their_record_persist() {
         let dir = tempfile::tempdir().unwrap();
-        let mut l = Locks::open(dir.path()).unwrap();
+        let mut l = Locks::open(dir.path(), Arc::new(Registry::demo())).unwrap();
         let p: Period = "2024-03".parse().unwrap();
-        assert_eq!(l.admit("620982100", p), Ok(Admission::Open));
+        assert_eq!(l.admit("620982100", p, false), Ok(Admission::Open));
         assert_eq!(l.lock("2024", "annual close", "admin 62", 5).unwrap().len(), 12);
-        let e = l.admit("620982100", p).unwrap_err();
+        let e = l.admit("620982100", p, false).unwrap_err();
         assert_eq!((e.code, e.problems[0].rule.as_str()), (RejectionCode::FailedPrecondition, "period_locked"));
         assert!(e.problems[0].message.contains("period 2024-03 is closed (annual close)"), "{e}");
         assert!(l.grant_override("620982100", p, " ", "admin 62", 6).is_err());
         l.grant_override("620982100", p, "late correction approved", "admin 62", 6).unwrap();
-        let Ok(Admission::ByOverride(i)) = l.admit("620982100", p) else { panic!() };
-        assert!(l.admit("620982101", p).is_err(), "an override is for one unit");
+        let Ok(Admission::ByOverride(i)) = l.admit("620982100", p, false) else { panic!() };
+        assert!(l.admit("620982101", p, false).is_err(), "an override is for one unit");
         l.use_override(i, 2, 7).unwrap();
-        assert!(l.admit("620982100", p).is_err(), "an override admits one report");
-        let again = Locks::open(dir.path()).unwrap();
+        assert!(l.admit("620982100", p, false).is_err(), "an override admits one report");
+        let again = Locks::open(dir.path(), Arc::new(Registry::demo())).unwrap();
         assert_eq!(again.book(), l.book());
         assert_eq!(again.book().overrides[0].used_by_revision, Some(2));
         assert_eq!(
@@ -201,5 +266,28 @@ mod tests {
             ("admin 62", "admin 62")
         );
         assert!(l.lock("2024-3", "", "admin 62", 1).unwrap_err().to_string().contains("neither a year"));
+    }
+
+    #[test]
+    fn an_approved_month_is_closed_for_its_subtree_except_by_override_or_from_below() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        let mut l = Locks::open(&state, Arc::new(Registry::demo())).unwrap();
+        let p: Period = "2024-03".parse().unwrap();
+        l.approve(p, "620982", "admin 620982", 5).unwrap();
+        let e = l.admit("620982101", p, false).unwrap_err();
+        assert_eq!(e.problems[0].rule, "period_approved");
+        assert!(e.problems[0].message.contains("period 2024-03 is approved for 620982 by admin 620982"), "{e}");
+        assert_eq!(l.admit("620981100", p, false), Ok(Admission::Open), "another county");
+        assert_eq!(l.admit("620982101", p, true), Ok(Admission::Open), "admitted below");
+        l.grant_override("620982101", p, "a late correction", "admin 620982", 6).unwrap();
+        assert!(matches!(l.admit("620982101", p, false), Ok(Admission::ByOverride(_))));
+        let csv = std::fs::read_to_string(dir.path().join("approvals.csv")).unwrap();
+        assert!(csv.contains("\n2024-03,620982,approved,admin 620982,5,"), "{csv}");
+        l.unapprove(p, "620982", "admin 620982", "reopened", 7).unwrap();
+        assert_eq!(l.admit("620982102", p, false), Ok(Admission::Open));
+        let again = Locks::open(&state, Arc::new(Registry::demo())).unwrap();
+        assert_eq!(again.book(), l.book());
     }
 }

@@ -166,7 +166,7 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
     let catalog = Arc::new(catalog);
     let registry = Arc::new(registry);
     let index = Arc::new(Mutex::new(index));
-    let locks = Arc::new(Mutex::new(Locks::open(&layout::state_dir(&data_dir))?));
+    let locks = Arc::new(Mutex::new(Locks::open(&layout::state_dir(&data_dir), registry.clone())?));
     let unflushed = Arc::new(Mutex::new(unflushed));
     let (durable_tx, durable_rx) = watch::channel(last_lsn);
     let flushed = Arc::new(AtomicU64::new(flushed_lsn));
@@ -212,6 +212,7 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
             data_dir: data_dir.clone(),
             durable: durable_rx,
             forwarded,
+            locks: locks.clone(),
         };
         tokio::spawn(f.run(stop_rx.clone()))
     });

@@ -1,6 +1,6 @@
 //! The gRPC services of a tier: ReportService (ingest), DirectoryService
 //! (catalog, registry, completeness for the tiers and agents below) and
-//! AdminService (period locks and overrides).
+//! AdminService (period locks, overrides and approvals).
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -12,8 +12,9 @@ use sifa_proto::v1::admin_service_server::AdminService;
 use sifa_proto::v1::directory_service_server::DirectoryService;
 use sifa_proto::v1::report_service_server::ReportService;
 use sifa_proto::v1::{
-    Ack, CatalogDocument, CompletenessReport, CompletenessRequest, GetCatalogRequest, GetRegistryRequest, LockRequest,
-    LockResponse, OverrideRequest, OverrideResponse, RegistryDocument, SubmitRequest,
+    Ack, Approval, ApproveRequest, ApproveResponse, CatalogDocument, CompletenessReport, CompletenessRequest,
+    GetCatalogRequest, GetRegistryRequest, LockRequest, LockResponse, OverrideRequest, OverrideResponse,
+    RegistryDocument, SubmitRequest, UnapproveRequest, UnapproveResponse,
 };
 use sifa_proto::{Catalog, Period, Registry, UnitCode};
 use tonic::{Request, Response, Status};
@@ -191,12 +192,38 @@ impl DirectoryService for Service {
         let root = auth::authorize_subtree(&id, &req.root, &self.0.unit, &self.0.registry)?;
         let root = self.root(&root)?;
         let period: Period = req.period.parse().map_err(|e| Error::BadRequest(format!("{e}")))?;
-        let index = self.0.index.lock().expect("index");
-        Ok(Response::new(completeness::completeness(&self.0.registry, &index, &root, period, self.0.deadline_day)))
+        let mut report = {
+            let index = self.0.index.lock().expect("index");
+            completeness::completeness(&self.0.registry, &index, &root, period, self.0.deadline_day)
+        };
+        let locks = self.0.locks.lock().expect("locks");
+        report.approvals = locks
+            .book()
+            .approvals
+            .for_period(period, &root, &self.0.registry)
+            .into_iter()
+            .map(|a| a.to_proto())
+            .collect();
+        Ok(Response::new(report))
     }
 }
 
 impl Service {
+    /// Approve and Unapprove: the admin calling, the month, the subtree (empty:
+    /// this tier's unit) and the reason, from a request split by `parts`.
+    fn approval_target<T>(
+        &self,
+        request: Request<T>,
+        parts: impl FnOnce(T) -> (String, String, String),
+    ) -> Result<(Identity, Period, String, String), Status> {
+        let id = self.0.identify(&request)?;
+        auth::authorize_admin(&id, &self.0.unit, &self.0.registry)?;
+        let (period, unit, reason) = parts(request.into_inner());
+        let period: Period = period.trim().parse().map_err(|e| Status::invalid_argument(format!("{e}")))?;
+        let unit = self.root(&unit)?;
+        Ok((id, period, unit, reason))
+    }
+
     /// A requested subtree root: empty means this tier's; otherwise it must lie in it.
     fn root(&self, root: &str) -> Result<String, Status> {
         let root = root.trim();
@@ -252,5 +279,32 @@ impl AdminService for Service {
         )?;
         tracing::info!(unit, %period, reason = %req.reason, by = %id, "override granted");
         Ok(Response::new(OverrideResponse {}))
+    }
+
+    async fn approve(&self, request: Request<ApproveRequest>) -> Result<Response<ApproveResponse>, Status> {
+        let (id, period, unit, _) = self.approval_target(request, |r| (r.period, r.unit_code, String::new()))?;
+        let mut locks = self.0.locks.lock().expect("locks");
+        let record = locks.approve(period, &unit, &id.to_string(), now_unix_ms())?;
+        tracing::info!(unit, %period, state = %record.state, by = %id, "approval recorded");
+        Ok(Response::new(ApproveResponse { approval: Some(record.to_proto()) }))
+    }
+
+    async fn unapprove(&self, request: Request<UnapproveRequest>) -> Result<Response<UnapproveResponse>, Status> {
+        let (id, period, unit, reason) = self.approval_target(request, |r| (r.period, r.unit_code, r.reason))?;
+        let mut locks = self.0.locks.lock().expect("locks");
+        let record = locks.unapprove(period, &unit, &id.to_string(), &reason, now_unix_ms())?;
+        tracing::info!(unit, %period, reason, by = %id, "approval withdrawn");
+        Ok(Response::new(UnapproveResponse { approval: Some(record.to_proto()) }))
+    }
+
+    async fn report_approval(&self, request: Request<Approval>) -> Result<Response<ApproveResponse>, Status> {
+        let id = self.0.identify(&request)?;
+        let a = request.into_inner();
+        auth::authorize_forward(&id, &a.unit_code, &self.0.registry)?;
+        let unit = self.root(&a.unit_code)?;
+        let _: Period = a.period.parse().map_err(|e| Error::BadRequest(format!("{e}")))?;
+        let record = self.0.locks.lock().expect("locks").record_from_below(&a, &id.unit)?;
+        tracing::info!(unit, period = %a.period, state = %record.state, via = %id.unit, "approval reported from below");
+        Ok(Response::new(ApproveResponse { approval: Some(record.to_proto()) }))
     }
 }

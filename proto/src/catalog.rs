@@ -80,6 +80,66 @@ pub struct CrossRule {
     pub description_en: String,
 }
 
+/// The thresholds of the `outliers` rollup: figures a supervisor should check
+/// before approving a month. They never block a report. Every key is optional;
+/// the defaults are documented in docs/CATALOG.md.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutlierChecks {
+    /// Flag a flow whose robust score |x − median| / (1.4826 · MAD) over the
+    /// unit's own months is at least this (3.5, Iglewicz and Hoaglin's cut).
+    pub robust_score: f64,
+    /// Months of the unit's own history a robust score needs (6).
+    pub min_months: u32,
+    /// Flag a flow that grows or shrinks by at least this factor from the
+    /// unit's previous month (3).
+    pub jump_ratio: f64,
+    /// Differences smaller than this from the median or the previous month are
+    /// never flagged: small counts move by large factors (10).
+    pub small_difference: f64,
+    /// Plausible bounds for the unit's size.
+    #[serde(rename = "bound")]
+    pub bounds: Vec<SizeBound>,
+}
+
+impl Default for OutlierChecks {
+    fn default() -> Self {
+        OutlierChecks { robust_score: 3.5, min_months: 6, jump_ratio: 3.0, small_difference: 10.0, bounds: Vec::new() }
+    }
+}
+
+/// What a size bound divides by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SizeMeasure {
+    /// Villages and communities in the jurisdiction: the registry's `villages`,
+    /// else the month's `villages_total`.
+    Village,
+    /// People in post that month: `staff_actual + staff_contracted`.
+    Staff,
+    /// Ten thousand residents: the registry's `population` / 10,000.
+    TenThousandPeople,
+}
+
+impl SizeMeasure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SizeMeasure::Village => "village",
+            SizeMeasure::Staff => "staff",
+            SizeMeasure::TenThousandPeople => "ten_thousand_people",
+        }
+    }
+}
+
+/// `metric` above `max` per `per` in one month is implausible for the unit's size.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SizeBound {
+    pub metric: String,
+    pub per: SizeMeasure,
+    pub max: f64,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CatalogFile {
@@ -90,6 +150,8 @@ struct CatalogFile {
     metrics: Vec<Metric>,
     #[serde(default, rename = "rule")]
     rules: Vec<CrossRule>,
+    #[serde(default)]
+    outliers: OutlierChecks,
 }
 
 /// Why a catalog document was not accepted.
@@ -111,6 +173,7 @@ pub struct Catalog {
     pub title_en: String,
     metrics: Vec<Metric>,
     rules: Vec<CrossRule>,
+    outliers: OutlierChecks,
     by_code: HashMap<String, usize>,
     by_name_zh: HashMap<String, usize>,
     source: String,
@@ -176,12 +239,38 @@ impl Catalog {
                 return invalid(format!("rule {} compares a {} with a {}", r.name, l.kind.as_str(), rt.kind.as_str()));
             }
         }
+        let o = &file.outliers;
+        for (key, value) in [("robust_score", o.robust_score), ("jump_ratio", o.jump_ratio)] {
+            if !value.is_finite() || value <= 1.0 {
+                return invalid(format!("[outliers] {key} = {value} must be a number above 1"));
+            }
+        }
+        if !o.small_difference.is_finite() || o.small_difference < 0.0 {
+            return invalid(format!("[outliers] small_difference = {} must be 0 or more", o.small_difference));
+        }
+        if o.min_months < 3 {
+            return invalid(format!("[outliers] min_months = {} must be at least 3", o.min_months));
+        }
+        for b in &o.bounds {
+            if !by_code.contains_key(&b.metric) {
+                return invalid(format!("[[outliers.bound]] names unknown metric {:?}", b.metric));
+            }
+            if !b.max.is_finite() || b.max <= 0.0 {
+                return invalid(format!(
+                    "[[outliers.bound]] {} per {}: max = {} must be above 0",
+                    b.metric,
+                    b.per.as_str(),
+                    b.max
+                ));
+            }
+        }
         Ok(Catalog {
             version: file.version,
             title_zh: file.title_zh,
             title_en: file.title_en,
             metrics: file.metrics,
             rules: file.rules,
+            outliers: file.outliers,
             by_code,
             by_name_zh,
             source: text.to_string(),
@@ -195,6 +284,11 @@ impl Catalog {
 
     pub fn rules(&self) -> &[CrossRule] {
         &self.rules
+    }
+
+    /// The thresholds of the `outliers` rollup.
+    pub fn outliers(&self) -> &OutlierChecks {
+        &self.outliers
     }
 
     pub fn metric(&self, code: &str) -> Option<&Metric> {
@@ -271,6 +365,7 @@ mod tests {
         ("villages_total", "辖区村(社区)数", MetricKind::Stock),
         ("villages_with_adviser", "配备法律顾问的村(社区)数", MetricKind::Stock),
         ("star_rating", "星级评定", MetricKind::Stock),
+        ("fengqiao_style", "枫桥式司法所", MetricKind::Stock),
     ];
 
     #[test]
@@ -287,11 +382,24 @@ mod tests {
         }
         let star = c.metric("star_rating").unwrap();
         assert_eq!((star.min, star.max), (1.0, Some(5.0)));
+        let fengqiao = c.metric("fengqiao_style").unwrap();
+        assert_eq!((fengqiao.min, fengqiao.max, fengqiao.value_type), (0.0, Some(1.0), ValueType::Integer));
         assert_eq!(c.metric("office_area_m2").unwrap().value_type, ValueType::Decimal);
         let rules: Vec<_> = c.rules().iter().map(|r| (r.left.as_str(), r.right.as_str())).collect();
         assert!(rules.contains(&("disputes_resolved", "disputes_mediated")));
         assert!(rules.contains(&("villages_with_adviser", "villages_total")));
         assert_eq!(c.source(), DEFAULT_CATALOG_TOML);
+        let o = c.outliers();
+        assert_eq!((o.robust_score, o.min_months, o.jump_ratio, o.small_difference), (3.5, 6, 3.0, 10.0));
+        assert!(o.bounds.iter().any(|b| b.metric == "disputes_received" && b.per == SizeMeasure::Village));
+    }
+
+    #[test]
+    fn outlier_thresholds_default_when_the_catalog_leaves_them_out() {
+        let c = Catalog::from_toml(&with_metric(M)).unwrap();
+        assert_eq!(c.outliers(), &OutlierChecks::default());
+        let c = Catalog::from_toml(&with_metric(&format!("{M}[outliers]\njump_ratio = 5\n"))).unwrap();
+        assert_eq!((c.outliers().jump_ratio, c.outliers().robust_score), (5.0, 3.5));
     }
 
     fn with_metric(extra: &str) -> String {
@@ -315,6 +423,18 @@ mod tests {
                 "unknown metric \"zz\"",
             ),
             (with_metric(&M.replace("flow", "flux")), "unknown variant"),
+            (
+                with_metric(&format!("{M}[outliers]\nrobust_score = 0.5\n")),
+                "robust_score = 0.5 must be a number above 1",
+            ),
+            (
+                with_metric(&format!("{M}[[outliers.bound]]\nmetric = \"zz\"\nper = \"village\"\nmax = 1\n")),
+                "[[outliers.bound]] names unknown metric \"zz\"",
+            ),
+            (
+                with_metric(&format!("{M}[[outliers.bound]]\nmetric = \"a\"\nper = \"hectare\"\nmax = 1\n")),
+                "unknown variant",
+            ),
             ("version = \"\"\ntitle_zh = \"t\"\ntitle_en = \"t\"\n".to_string(), "`version` is empty"),
         ];
         for (doc, want) in cases {

@@ -234,6 +234,7 @@ pub enum BatchError<E> {
 pub struct Upstream {
     url: String,
     sender: UnitCode,
+    channel: Channel,
     client: ReportServiceClient<Channel>,
 }
 
@@ -241,12 +242,25 @@ impl Upstream {
     /// Connects to `url` through `endpoint` (its TLS identity and timeouts already set).
     pub async fn connect(url: &str, endpoint: Endpoint, sender: UnitCode) -> Result<Upstream, UpstreamError> {
         let channel = endpoint.connect().await.map_err(|e| UpstreamError::transport(url, &e))?;
-        let client = ReportServiceClient::new(channel).max_decoding_message_size(64 << 20);
-        Ok(Upstream { url: url.to_owned(), sender, client })
+        let client = ReportServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20);
+        Ok(Upstream { url: url.to_owned(), sender, channel, client })
     }
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The connection, for the tier above's other services (e.g. reporting an approval).
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// `message` as a request naming this sender (as [`Upstream::submit_batch`] does).
+    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(message);
+        req.metadata_mut()
+            .insert(crate::SENDER_METADATA_KEY, self.sender.as_str().parse().expect("a unit code is ASCII digits"));
+        req
     }
 
     /// Sends `requests` on one `SubmitStream` and hands each acknowledgement, in request order, to
@@ -259,9 +273,7 @@ impl Upstream {
     ) -> Result<(), BatchError<E>> {
         let n = requests.len();
         let failed = |s: Status| BatchError::Upstream(UpstreamError::from_status(&self.url, &s));
-        let mut req = tonic::Request::new(tokio_stream::iter(requests));
-        req.metadata_mut()
-            .insert(crate::SENDER_METADATA_KEY, self.sender.as_str().parse().expect("a unit code is ASCII digits"));
+        let req = self.request(tokio_stream::iter(requests));
         let mut acks = self.client.submit_stream(req).await.map_err(failed)?.into_inner();
         for i in 0..n {
             match acks.message().await.map_err(failed)? {

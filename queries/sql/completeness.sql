@@ -10,6 +10,9 @@
 -- aggregator judges it). on_time_pct = (received - late) / expected.
 -- The definition is docs/STORAGE.md "Completeness and lateness";
 -- tests/completeness_agrees.rs holds this rollup equal to `sifa aggregator status`.
+-- approved: the approval in force at this store's tier covering the area for
+-- the month (of the area itself or of a county, city or province above it):
+-- 'accepted' (approved below and accepted here), 'approved', or NULL.
 WITH expected AS (
     SELECT code, province_code, city_code, county_code
     FROM units
@@ -58,6 +61,19 @@ rows AS (
         late
     FROM sums
     WHERE by_province = 1 OR (above_county = 1 AND city_code IS NOT NULL) OR county_code IS NOT NULL
+),
+in_force AS (
+    SELECT period, unit_code, max(CASE state WHEN 'accepted' THEN 2 ELSE 1 END) AS rank
+    FROM approvals
+    WHERE state <> 'withdrawn'
+    GROUP BY period, unit_code
+),
+approved AS (
+    SELECT r.period, r.code, max(a.rank) AS rank
+    FROM rows r
+    JOIN units u ON u.code = r.code
+    JOIN in_force a ON a.period = r.period AND a.unit_code IN (u.province_code, u.city_code, u.county_code)
+    GROUP BY r.period, r.code
 )
 SELECT
     r.period,
@@ -69,8 +85,10 @@ SELECT
     r.expected - r.received AS missing,
     r.late,
     round(100.0 * r.received / nullif(r.expected, 0), 1) AS received_pct,
-    round(100.0 * (r.received - r.late) / nullif(r.expected, 0), 1) AS on_time_pct
+    round(100.0 * (r.received - r.late) / nullif(r.expected, 0), 1) AS on_time_pct,
+    CASE ap.rank WHEN 2 THEN 'accepted' WHEN 1 THEN 'approved' END AS approved
 FROM rows r
 LEFT JOIN units u ON u.code = r.code
+LEFT JOIN approved ap ON ap.period = r.period AND ap.code = r.code
 WHERE r.code IS NOT NULL
 ORDER BY r.period, CASE r.level WHEN 'province' THEN 1 WHEN 'city' THEN 2 ELSE 3 END, r.code

@@ -10,6 +10,9 @@
 --   all three together is "meets_all".
 -- A stock the office did not report counts as not meeting the mark.
 -- stars_5 .. stars_1 count offices by year-end star_rating; unrated had none.
+-- fengqiao counts offices holding the Fengqiao-style designation at year end
+-- (fengqiao_style = 1 in their last reported month); fengqiao_pct is its share
+-- of the offices (Chongqing's aim: at least 10%).
 WITH offices AS (
     SELECT
         province_code,
@@ -18,7 +21,8 @@ WITH offices AS (
         coalesce(staff_actual, 0) + coalesce(staff_contracted, 0) >= 3 AS staff_ok,
         coalesce(office_area_m2 >= 100, false) AS area_ok,
         coalesce(villages_total IS NOT NULL AND villages_with_adviser >= villages_total, false) AS advisers_ok,
-        star_rating
+        star_rating,
+        coalesce(fengqiao_style = 1, false) AS fengqiao
     FROM yearly
     WHERE year = $year AND unit_kind = 'office' AND province_code IS NOT NULL
 ),
@@ -39,7 +43,8 @@ sums AS (
         count(*) FILTER (WHERE star_rating = 3) AS stars_3,
         count(*) FILTER (WHERE star_rating = 2) AS stars_2,
         count(*) FILTER (WHERE star_rating = 1) AS stars_1,
-        count(*) FILTER (WHERE star_rating IS NULL) AS unrated
+        count(*) FILTER (WHERE star_rating IS NULL) AS unrated,
+        count(*) FILTER (WHERE fengqiao) AS fengqiao
     FROM offices
     GROUP BY GROUPING SETS ((province_code), (province_code, city_code), (province_code, city_code, county_code))
 ),
@@ -66,7 +71,9 @@ SELECT
     r.stars_3,
     r.stars_2,
     r.stars_1,
-    r.unrated
+    r.unrated,
+    r.fengqiao,
+    round(100.0 * r.fengqiao / r.offices, 1) AS fengqiao_pct
 FROM rows r
 LEFT JOIN units u ON u.code = r.code
 ORDER BY CASE r.level WHEN 'province' THEN 1 WHEN 'city' THEN 2 ELSE 3 END, r.code

@@ -1,10 +1,11 @@
 //! `sifa query` and `sifa publish`.
 
 use std::io::{IsTerminal, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
+use sifa_proto::Period;
 
 use crate::format::{self, Format};
 use crate::rollup::{self, Params};
@@ -61,7 +62,7 @@ pub struct PublishArgs {
     /// The year to publish
     #[arg(long, value_name = "YYYY")]
     pub year: u16,
-    /// Where to write index.html, figures.csv and figures.json (created if missing)
+    /// Where to write index.html, figures.csv, figures.json, figures.sdmx.csv and figures.adx.xml (created if missing)
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
 }
@@ -122,6 +123,37 @@ fn years(years: &[u16]) -> String {
         (Some(a), _) => a.to_string(),
         _ => "none yet".to_string(),
     }
+}
+
+/// What `sifa aggregator status` adds for a supervisor about to approve a
+/// month: the figures of `period` under `root` that the `outliers` rollup flags
+/// in the tier's store (as flushed to Parquet), and how to list them all.
+pub fn figures_to_check_summary(data_dir: &Path, period: Period, root: &str) -> anyhow::Result<String> {
+    runtime()?.block_on(async move {
+        let (store, ctx) = session::open(data_dir).await?;
+        let p = period.to_string();
+        let flagged: Vec<publish::FigureToCheck> = publish::figures_to_check(&store, &ctx, period.year())
+            .await?
+            .into_iter()
+            .filter(|x| x.period == p && store.registry.is_within(&x.unit_code, root))
+            .collect();
+        let mut out = format!("Figures to check in {p} (never refused; look before approving): {}\n", flagged.len());
+        for x in &flagged {
+            let (_, reason) = publish::reason_text(&x.reason);
+            out.push_str(&format!(
+                "  {} {}  {} = {}: {reason} (reference {}, score {}, threshold {})\n",
+                x.unit_code, x.name, x.metric, x.value, x.reference, x.score, x.threshold
+            ));
+        }
+        if !flagged.is_empty() {
+            out.push_str(&format!(
+                "  the year's list: sifa query --data {} --rollup outliers --year {}\n",
+                data_dir.display(),
+                period.year()
+            ));
+        }
+        Ok(out)
+    })
 }
 
 /// Runs `sifa publish`.

@@ -44,6 +44,11 @@ pub const ROLLUPS: &[Rollup] = &[
         sql: include_str!("../sql/standards.sql"),
     },
     Rollup {
+        name: "outliers",
+        summary: "figures to check before approval: far from the unit's own months, month-over-month jumps, beyond the unit's size",
+        sql: include_str!("../sql/outliers.sql"),
+    },
+    Rollup {
         name: "ranking",
         summary: "top and bottom offices and counties by a statistic (--metric, --limit)",
         sql: include_str!("../sql/ranking.sql"),

@@ -5,7 +5,10 @@
 //! - `report_files`: the Parquet files under `reports/` as they are (a ListingTable
 //!   with the Hive partition column `year`), before deduplication;
 //! - `units`, `metrics`, `periods`: built here from registry.csv, catalog.toml and
-//!   store.toml.
+//!   store.toml;
+//! - `outlier_thresholds`, `outlier_bounds`: the catalog's `[outliers]` table,
+//!   read by the `outliers` rollup;
+//! - `approvals`: the tier's approvals (`approvals.csv`; none if the file is absent).
 //!
 //! Views over them (the SQL is in [`crate::views`]): `report_revisions`, `reports`,
 //! `facts`, `yearly`, `yearly_facts`.
@@ -82,6 +85,9 @@ impl Store {
         ctx.register_batch("units", units_batch(&self.registry, &self.meta.root_unit)?)?;
         ctx.register_batch("metrics", metrics_batch(&self.catalog)?)?;
         ctx.register_batch("periods", periods_batch(&self.years, self.meta.deadline_day)?)?;
+        ctx.register_batch("outlier_thresholds", outlier_thresholds_batch(&self.catalog)?)?;
+        ctx.register_batch("outlier_bounds", outlier_bounds_batch(&self.catalog)?)?;
+        ctx.register_batch("approvals", approvals_batch(&self.dir)?)?;
         for (name, sql) in views::all(&self.catalog) {
             ctx.sql(&sql).await.map_err(|e| QueryError::Sql(format!("defining view {name}: {e}")))?;
         }
@@ -215,6 +221,99 @@ fn metrics_batch(catalog: &Catalog) -> Result<RecordBatch> {
     RecordBatch::try_new(Arc::new(schema), columns).map_err(|e| DataFusionError::from(e).into())
 }
 
+/// The `outlier_thresholds` table: one row, the catalog's `[outliers]` thresholds.
+fn outlier_thresholds_batch(catalog: &Catalog) -> Result<RecordBatch> {
+    let o = catalog.outliers();
+    let schema = Schema::new(vec![
+        Field::new("robust_score", DataType::Float64, false),
+        Field::new("min_months", DataType::Int64, false),
+        Field::new("jump_ratio", DataType::Float64, false),
+        Field::new("small_difference", DataType::Float64, false),
+    ]);
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Float64Array::from(vec![o.robust_score])),
+        Arc::new(Int64Array::from(vec![i64::from(o.min_months)])),
+        Arc::new(Float64Array::from(vec![o.jump_ratio])),
+        Arc::new(Float64Array::from(vec![o.small_difference])),
+    ];
+    RecordBatch::try_new(Arc::new(schema), columns).map_err(|e| DataFusionError::from(e).into())
+}
+
+/// The `outlier_bounds` table: the catalog's `[[outliers.bound]]`s.
+fn outlier_bounds_batch(catalog: &Catalog) -> Result<RecordBatch> {
+    let b = &catalog.outliers().bounds;
+    let schema = Schema::new(vec![
+        Field::new("metric", DataType::Utf8, false),
+        Field::new("per", DataType::Utf8, false),
+        Field::new("max", DataType::Float64, false),
+    ]);
+    let columns: Vec<ArrayRef> = vec![
+        strings(b.iter().map(|x| Some(x.metric.as_str()))),
+        strings(b.iter().map(|x| Some(x.per.as_str()))),
+        Arc::new(b.iter().map(|x| Some(x.max)).collect::<Float64Array>()),
+    ];
+    RecordBatch::try_new(Arc::new(schema), columns).map_err(|e| DataFusionError::from(e).into())
+}
+
+/// The `approvals` table: every approval, acceptance and withdrawal the tier
+/// recorded, as `approvals.csv` holds them (docs/STORAGE.md).
+fn approvals_batch(dir: &Path) -> Result<RecordBatch> {
+    let path = dir.join(sifa_store::approvals::APPROVALS_CSV);
+    let mut rows: Vec<[String; 11]> = Vec::new();
+    if path.is_file() {
+        let bad = |e: csv::Error| {
+            QueryError::Sql(format!("{}: {e}; the aggregator rewrites it on its next approval", path.display()))
+        };
+        let mut reader = csv::Reader::from_path(&path).map_err(bad)?;
+        for record in reader.records() {
+            let record = record.map_err(bad)?;
+            let mut row: [String; 11] = Default::default();
+            for (i, cell) in row.iter_mut().enumerate() {
+                *cell = record.get(i).unwrap_or_default().to_string();
+            }
+            rows.push(row);
+        }
+    }
+    let text = |i: usize| strings(rows.iter().map(move |r| Some(r[i].as_str())));
+    let optional = |i: usize| strings(rows.iter().map(move |r| Some(r[i].as_str()).filter(|t| !t.is_empty())));
+    let ms = |i: usize| -> ArrayRef {
+        Arc::new(
+            rows.iter()
+                .map(|r| r[i].parse::<i64>().ok().filter(|ms| *ms > 0))
+                .collect::<TimestampMillisecondArray>()
+                .with_timezone("UTC"),
+        )
+    };
+    let ts = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+    let schema = Schema::new(vec![
+        Field::new("period", DataType::Utf8, false),
+        Field::new("unit_code", DataType::Utf8, false),
+        Field::new("state", DataType::Utf8, false),
+        Field::new("approved_by", DataType::Utf8, false),
+        Field::new("approved_at", ts.clone(), true),
+        Field::new("accepted_by", DataType::Utf8, true),
+        Field::new("accepted_at", ts.clone(), true),
+        Field::new("via", DataType::Utf8, true),
+        Field::new("withdrawn_by", DataType::Utf8, true),
+        Field::new("withdrawn_at", ts, true),
+        Field::new("withdraw_reason", DataType::Utf8, true),
+    ]);
+    let columns: Vec<ArrayRef> = vec![
+        text(0),
+        text(1),
+        text(2),
+        text(3),
+        ms(4),
+        optional(5),
+        ms(6),
+        optional(7),
+        optional(8),
+        ms(9),
+        optional(10),
+    ];
+    RecordBatch::try_new(Arc::new(schema), columns).map_err(|e| DataFusionError::from(e).into())
+}
+
 /// The `periods` table: every month of every year the store holds, with its
 /// deadline (`sifa_store::deadline_ms`, the rule the aggregator's completeness uses too).
 fn periods_batch(years: &[u16], deadline_day: u8) -> Result<RecordBatch> {
@@ -252,7 +351,7 @@ pub fn explain_error(e: &DataFusionError) -> String {
         .to_string();
     let hint = if text.contains("table") && text.contains("not found") {
         "\n  the tables and views are: reports, report_revisions, units, metrics, facts, yearly, yearly_facts, \
-         periods, report_files (SHOW TABLES lists them; queries/README.md documents their columns)"
+         periods, outlier_thresholds, outlier_bounds, approvals, report_files (SHOW TABLES lists them; queries/README.md documents their columns)"
     } else {
         ""
     };

@@ -115,6 +115,8 @@ async fn run_file(path: &Path) -> Result<(), String> {
     match fixture_of(path).as_str() {
         "province" => fixtures::province(dir.path()),
         "panjin" => fixtures::panjin(dir.path()),
+        "outliers" => fixtures::outliers(dir.path()),
+        "outliers_jump5" => fixtures::outliers_jump5(dir.path()),
         other => return Err(format!("unknown fixture {other:?}")),
     }
     let store = Store::open(dir.path()).map_err(|e| e.to_string())?;

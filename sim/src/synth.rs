@@ -114,7 +114,7 @@ pub struct OfficeBooks {
 pub const CASE_HEADERS: [&str; 9] = ["序号", "日期", "类别", "事项", "结果", "人数", "方式", "经办人", "备注"];
 
 /// Totals sheet columns after 月份: catalog code and the Chinese header written.
-pub const TOTALS_COLUMNS: [(&str, &str); 14] = [
+pub const TOTALS_COLUMNS: [(&str, &str); 15] = [
     ("correction_subjects", "在册社区矫正对象"),
     ("staff_authorized", "政法专项编制"),
     ("staff_actual", "实有在编人数"),
@@ -128,6 +128,7 @@ pub const TOTALS_COLUMNS: [(&str, &str); 14] = [
     ("villages_total", "辖区村(社区)数"),
     ("villages_with_adviser", "配备法律顾问的村(社区)数"),
     ("star_rating", "星级评定"),
+    ("fengqiao_style", "枫桥式司法所"),
     ("investment_yuan", "建设投入"),
 ];
 
@@ -419,6 +420,15 @@ pub fn books(unit: &Unit, spec: &SynthSpec) -> OfficeBooks {
     let villages_with_adviser =
         if office.chance(0.85) { villages } else { villages.saturating_sub(office.int(1, 3)).max(1) } as f64;
     let star = *office.pick(&[3.0, 4.0, 4.0, 4.0, 5.0, 5.0]);
+    // About one office in ten holds the Fengqiao-style designation; a few more
+    // are designated during the year.
+    let fengqiao_from = if office.chance(0.08) {
+        1
+    } else if office.chance(0.03) {
+        office.int(4, 12) as u8
+    } else {
+        13
+    };
     let hire_month = if rng.chance(0.3) { rng.int(4, 10) as u8 } else { 13 };
     let fill_month = if staff_actual < staff_authorized { rng.int(3, 11) as u8 } else { 13 };
     let invest_month = if rng.chance(0.5) { rng.int(3, 10) as u8 } else { 13 };
@@ -445,6 +455,7 @@ pub fn books(unit: &Unit, spec: &SynthSpec) -> OfficeBooks {
             ("villages_total", villages as f64),
             ("villages_with_adviser", villages_with_adviser),
             ("star_rating", star),
+            ("fengqiao_style", if m >= fengqiao_from { 1.0 } else { 0.0 }),
             ("investment_yuan", if m == invest_month { invest } else { 0.0 }),
         ];
         totals.insert(Period::new(spec.year, m).expect("valid"), values);
@@ -700,6 +711,21 @@ mod tests {
         assert_eq!(c.ledgers[0].rules, mapping());
         let text = std::fs::read_to_string(&w.config).unwrap();
         assert!(!text.contains(&dir.path().display().to_string()), "paths are relative to the config:\n{text}");
+    }
+
+    #[test]
+    fn about_one_office_in_ten_is_fengqiao_style() {
+        let reg = Registry::demo();
+        let offices: Vec<&Unit> = reg.units().iter().filter(|u| u.kind == UnitKind::Office).collect();
+        let december = |u: &Unit| {
+            let b = books(u, &SynthSpec::year(2024, 1));
+            let values = b.totals.values().last().unwrap().clone();
+            values.iter().find(|(k, _)| *k == "fengqiao_style").unwrap().1
+        };
+        let designated = offices.iter().filter(|u| december(u) == 1.0).count();
+        let share = designated as f64 / offices.len() as f64;
+        assert!((0.05..=0.2).contains(&share), "{designated} of {} offices designated", offices.len());
+        assert!(offices.iter().all(|u| [0.0, 1.0].contains(&december(u))));
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub const FORWARD_CURSOR_FILE: &str = "forward.cursor";
 pub const FORWARD_REJECTED_FILE: &str = "forward_rejected.jsonl";
 /// Under `state/`: how the link to the tier above stands (delivering, unreachable, refused and why).
 pub const FORWARD_LINK_FILE: &str = "forward.state.json";
+/// The tier's approvals of months (approved, accepted, withdrawn), one CSV row each (docs/STORAGE.md).
+pub const APPROVALS_FILE: &str = "approvals.csv";
 /// Under `state/`: a compaction under way (its inputs and output).
 pub const COMPACTION_FILE: &str = "compaction.json";
 
@@ -94,7 +96,7 @@ mod tests {
     #[test]
     fn storage_doc_names_every_entry() {
         let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/STORAGE.md")).unwrap();
-        for name in [REPORTS_DIR, WAL_DIR, STATE_DIR, STORE_META_FILE, CATALOG_FILE, REGISTRY_FILE, ADDR_FILE] {
+        for name in [REPORTS_DIR, WAL_DIR, STATE_DIR, STORE_META_FILE, CATALOG_FILE, REGISTRY_FILE, APPROVALS_FILE, ADDR_FILE] {
             assert!(doc.contains(name), "docs/STORAGE.md does not mention {name}");
         }
         assert!(doc.contains(&file_name(1)) && doc.contains("year=2024/"), "the Parquet file names");

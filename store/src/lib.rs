@@ -12,6 +12,7 @@
 //! No gRPC server, no certificates, no write-ahead log here: those are the
 //! aggregator's.
 
+pub mod approvals;
 pub mod deadline;
 pub mod error;
 pub mod files;

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use super::numbers::{grouped, integer, pct, wan};
 use super::svg::{self, esc};
-use super::{Area, Figures, HEADLINE_METRICS};
+use super::{Area, Figures, HEADLINE_METRICS, reason_text};
 
 const CSS: &str = "body{font-family:'Noto Sans CJK SC','Source Han Sans SC','PingFang SC','Microsoft YaHei',\
 'WenQuanYi Micro Hei',sans-serif;margin:2em auto;max-width:62em;padding:0 1em;color:#1f2933;line-height:1.6}\
@@ -79,6 +79,13 @@ fn headline_zh(fig: &Figures) -> Vec<String> {
         c.late,
         pct(c.on_time_pct)
     ));
+    let months: Vec<String> =
+        c.approved_months.iter().map(|p| format!("{}月", p[5..].trim_start_matches('0'))).collect();
+    out.push(if months.is_empty() {
+        format!("{scope}尚无已审核的月份。")
+    } else {
+        format!("{scope}已审核月份：{}（共{}个月）。", months.join("、"), months.len())
+    });
     out
 }
 
@@ -123,6 +130,11 @@ fn headline_en(fig: &Figures) -> Vec<String> {
         c.late,
         pct(c.on_time_pct)
     ));
+    out.push(if c.approved_months.is_empty() {
+        "No month has been approved (已审核) yet.".to_string()
+    } else {
+        format!("Approved (已审核) months: {} ({} of 12).", c.approved_months.join(", "), c.approved_months.len())
+    });
     out
 }
 
@@ -273,6 +285,8 @@ fn section(s: &mut String, fig: &Figures, zh: bool) {
     }
     s.push_str("</tbody></table>");
 
+    to_check_table(s, fig, zh);
+
     let _ = write!(s, "<h2>{}</h2><p>", if zh { "口径说明" } else { "Definitions" });
     if zh {
         s.push_str(
@@ -294,6 +308,51 @@ fn section(s: &mut String, fig: &Figures, zh: bool) {
         esc(&r.code),
         esc(&fig.catalog_version)
     );
+}
+
+/// The figures the `outliers` rollup flags: published as reported, listed for checking.
+fn to_check_table(s: &mut String, fig: &Figures, zh: bool) {
+    let _ = write!(s, "<h2>{}</h2><p>", if zh { "待核实数据" } else { "Figures to check" });
+    s.push_str(if zh {
+        "下列数据偏离本单位历史水平、较上月突变或超出单位规模的合理范围，已按报送数值计入统计，请报送单位核实。"
+    } else {
+        "These figures are far from the unit's own months, jump from the previous month or exceed what the unit's \
+         size makes plausible. They are counted as reported; the reporting units are asked to check them."
+    });
+    s.push_str("</p>");
+    if fig.figures_to_check.is_empty() {
+        let _ = write!(s, "<p>{}</p>", if zh { "未发现需核实的数据。" } else { "No figure was flagged." });
+        return;
+    }
+    let heads = if zh {
+        ["单位", "月份", "指标", "数值", "原因", "参照值", "得分", "阈值"]
+    } else {
+        ["Unit", "Month", "Statistic", "Value", "Reason", "Reference", "Score", "Threshold"]
+    };
+    s.push_str("<table><thead><tr>");
+    for h in heads {
+        let _ = write!(s, "<th>{h}</th>");
+    }
+    s.push_str("</tr></thead><tbody>");
+    for x in &fig.figures_to_check {
+        let metric = fig.definitions.iter().find(|d| d.code == x.metric);
+        let metric_name = metric.map(|d| if zh { d.name_zh.as_str() } else { d.name_en.as_str() }).unwrap_or(&x.metric);
+        let (reason_zh, reason_en) = reason_text(&x.reason);
+        let _ = write!(
+            s,
+            "<tr><td>{} {}</td><td>{}</td><td>{}</td><td class=n>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>",
+            esc(&x.unit_code),
+            esc(&x.name),
+            esc(&x.period),
+            esc(metric_name),
+            grouped(x.value),
+            if zh { reason_zh } else { reason_en },
+            x.reference,
+            x.score,
+            x.threshold
+        );
+    }
+    s.push_str("</tbody></table>");
 }
 
 /// The page.

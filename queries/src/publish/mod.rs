@@ -4,9 +4,11 @@
 //! monthly trend below) and is written three ways with the same values:
 //! `index.html` (one self-contained page, Chinese then English, SVG charts),
 //! `figures.csv` (long form, one number per line with its definition) and
-//! `figures.json`. Output is deterministic: no clock, everything sorted, fixed
+//! `figures.json`, plus `figures.sdmx.csv` (SDMX-CSV 2.0) and `figures.adx.xml`
+//! (IHE ADX) for exchange with other statistical systems. Output is deterministic: no clock, everything sorted, fixed
 //! number formats; publishing twice from the same data gives identical bytes.
 
+pub mod exchange;
 mod html;
 pub mod numbers;
 mod svg;
@@ -79,6 +81,34 @@ pub struct Completeness {
     pub missing: i64,
     pub late: i64,
     pub on_time_pct: Option<f64>,
+    /// Months whose figures are approved (已审核) for the root at the store's
+    /// tier, "YYYY-MM" ascending (the completeness rollup's `approved`).
+    pub approved_months: Vec<String>,
+}
+
+/// A figure the `outliers` rollup flags: published as reported, listed for checking.
+#[derive(Debug, Clone, Serialize)]
+pub struct FigureToCheck {
+    pub unit_code: String,
+    pub name: String,
+    pub period: String,
+    pub metric: String,
+    pub value: f64,
+    /// `far_from_history`, `jump` or `beyond_size` (queries/README.md).
+    pub reason: String,
+    pub reference: f64,
+    pub score: f64,
+    pub threshold: f64,
+}
+
+/// What an outlier reason means, in Chinese and English.
+pub fn reason_text(reason: &str) -> (&'static str, &'static str) {
+    match reason {
+        "far_from_history" => ("偏离本单位历史水平", "far from the unit's own months"),
+        "jump" => ("较上月突变", "a jump from the previous month"),
+        "beyond_size" => ("超出单位规模的合理范围", "beyond what the unit's size makes plausible"),
+        _ => ("待核实", "to check"),
+    }
 }
 
 /// A definition used by the figures.
@@ -97,6 +127,9 @@ pub struct Definition {
 pub struct Figures {
     pub year: u16,
     pub catalog_version: String,
+    /// When the newest report revision of the year was received (UTC,
+    /// RFC 3339): the state of the data these figures show.
+    pub data_as_of: String,
     pub root: Area,
     /// "province", "city" or "county".
     pub root_level: String,
@@ -105,6 +138,8 @@ pub struct Figures {
     pub office_totals: Vec<Total>,
     pub monthly: Vec<Month>,
     pub completeness: Completeness,
+    /// Figures the `outliers` rollup flags (published as reported).
+    pub figures_to_check: Vec<FigureToCheck>,
     pub definitions: Vec<Definition>,
 }
 
@@ -135,6 +170,30 @@ const MONTHLY_SQL: &str = "SELECT month, \
 const OFFICE_TOTALS_SQL: &str = "SELECT metric, sum(value) AS value FROM yearly_facts \
      WHERE year = $year AND unit_kind = 'office' GROUP BY metric ORDER BY metric";
 
+/// The rows of the `outliers` rollup for `year`: figures to check.
+pub async fn figures_to_check(store: &Store, ctx: &SessionContext, year: u16) -> Result<Vec<FigureToCheck>> {
+    let sql = rollup::find("outliers")?.sql_for(&Params::year(year), &store.catalog)?;
+    Ok(rows(ctx, &sql)
+        .await?
+        .iter()
+        .map(|r| FigureToCheck {
+            unit_code: s(r, "unit_code"),
+            name: s(r, "name"),
+            period: s(r, "period"),
+            metric: s(r, "metric"),
+            value: f(r, "value"),
+            reason: s(r, "reason"),
+            reference: f(r, "reference"),
+            score: f(r, "score"),
+            threshold: f(r, "threshold"),
+        })
+        .collect())
+}
+
+/// When the newest revision of the year was received.
+const DATA_AS_OF_SQL: &str = "SELECT to_char(max(received_at), '%Y-%m-%dT%H:%M:%SZ') AS data_as_of \
+     FROM report_revisions WHERE year = $year";
+
 /// Computes the year's figures from the store.
 pub async fn figures(store: &Store, ctx: &SessionContext, year: u16) -> Result<Figures> {
     if !store.years.contains(&year) {
@@ -150,6 +209,7 @@ pub async fn figures(store: &Store, ctx: &SessionContext, year: u16) -> Result<F
     let shares = rows(ctx, &run("share_of_mediations")?).await?;
     let standards = rows(ctx, &run("standards")?).await?;
     let completeness = rows(ctx, &run("completeness")?).await?;
+    let figures_to_check = figures_to_check(store, ctx, year).await?;
     let area = |row: &Map<String, Value>| {
         let code = s(row, "code");
         let std = standards.iter().find(|r| s(r, "code") == code);
@@ -192,6 +252,11 @@ pub async fn figures(store: &Store, ctx: &SessionContext, year: u16) -> Result<F
     let cities: Vec<Area> = areas.iter().filter(|a| a.level == "city").filter(within).cloned().collect();
     let counties: Vec<Area> = areas.iter().filter(|a| a.level == "county").filter(within).cloned().collect();
 
+    let data_as_of = rows(ctx, &DATA_AS_OF_SQL.replace("$year", &year.to_string()))
+        .await?
+        .first()
+        .map(|r| s(r, "data_as_of"))
+        .unwrap_or_default();
     let totals = rows(ctx, &OFFICE_TOTALS_SQL.replace("$year", &year.to_string())).await?;
     let office_totals = store
         .catalog
@@ -224,6 +289,9 @@ pub async fn figures(store: &Store, ctx: &SessionContext, year: u16) -> Result<F
         c.expected += i(r, "expected");
         c.received += i(r, "received");
         c.late += i(r, "late");
+        if !s(r, "approved").is_empty() {
+            c.approved_months.push(s(r, "period"));
+        }
     }
     c.missing = c.expected - c.received;
     c.on_time_pct =
@@ -250,6 +318,7 @@ pub async fn figures(store: &Store, ctx: &SessionContext, year: u16) -> Result<F
     Ok(Figures {
         year,
         catalog_version: store.catalog.version.clone(),
+        data_as_of,
         root: root_area,
         root_level: root_level.to_string(),
         cities,
@@ -257,6 +326,7 @@ pub async fn figures(store: &Store, ctx: &SessionContext, year: u16) -> Result<F
         office_totals,
         monthly,
         completeness: c,
+        figures_to_check,
         definitions,
     })
 }
@@ -288,6 +358,14 @@ pub const MEASURES: &[(&str, &str)] = &[
     ),
     ("reports_missing", "reports_expected − reports_received"),
     ("on_time_pct", "(reports_received − reports_late) / reports_expected × 100, one decimal"),
+    (
+        "approved_months",
+        "months whose figures are approved (已审核) for the area at the publishing tier: approved there, or approved below and accepted there",
+    ),
+    (
+        "to_check",
+        "a figure the outliers rollup flags (far from the unit's own months, a jump from the previous month, or beyond the unit's size; thresholds in the catalog's [outliers]); published as reported",
+    ),
 ];
 
 fn measure_definition(name: &str) -> &'static str {
@@ -362,6 +440,7 @@ pub fn to_csv(fig: &Figures) -> String {
         ("reports_late", c.late.to_string(), "份"),
         ("reports_missing", c.missing.to_string(), "份"),
         ("on_time_pct", opt(c.on_time_pct), "%"),
+        ("approved_months", c.approved_months.join(" "), "月"),
     ] {
         put(
             "completeness",
@@ -372,6 +451,24 @@ pub fn to_csv(fig: &Figures) -> String {
             value,
             unit,
             measure_definition(measure),
+        );
+    }
+    for x in &fig.figures_to_check {
+        let (_, reason) = reason_text(&x.reason);
+        let unit = fig.definitions.iter().find(|d| d.code == x.metric).map(|d| d.unit.as_str()).unwrap_or("");
+        let what = format!(
+            "{} {}: {reason} ({}; reference {}, score {}, threshold {})",
+            x.metric, x.period, x.reason, x.reference, x.score, x.threshold
+        );
+        put(
+            "to_check",
+            "unit",
+            &x.unit_code,
+            &x.name,
+            &what,
+            numbers::integer(x.value),
+            unit,
+            measure_definition("to_check"),
         );
     }
     for d in &fig.definitions {
@@ -402,7 +499,7 @@ pub fn to_json(fig: &Figures) -> String {
     s
 }
 
-/// Writes index.html, figures.csv and figures.json for `year` into `out`.
+/// Writes index.html, figures.csv, figures.json, figures.sdmx.csv and figures.adx.xml for `year` into `out`.
 pub async fn publish(store: &Store, ctx: &SessionContext, year: u16, out: &Path) -> Result<Vec<PathBuf>> {
     let fig = figures(store, ctx, year).await?;
     std::fs::create_dir_all(out).map_err(|source| QueryError::Io {
@@ -410,7 +507,13 @@ pub async fn publish(store: &Store, ctx: &SessionContext, year: u16, out: &Path)
         path: out.to_path_buf(),
         source,
     })?;
-    let files = [("index.html", html::render(&fig)), ("figures.csv", to_csv(&fig)), ("figures.json", to_json(&fig))];
+    let files = [
+        ("index.html", html::render(&fig)),
+        ("figures.csv", to_csv(&fig)),
+        ("figures.json", to_json(&fig)),
+        ("figures.sdmx.csv", exchange::to_sdmx_csv(&fig)),
+        ("figures.adx.xml", exchange::to_adx(&fig)),
+    ];
     let mut written = Vec::new();
     for (name, body) in files {
         written.push(sifa_proto::fs::write_atomic(out, name, body.as_bytes())?);
