@@ -591,7 +591,7 @@ fn push_once(exe: &Path, a: &Agent, root: &Path) -> anyhow::Result<()> {
 /// Monthly totals of the units that are not judicial offices (mediation
 /// centres, bureaus, industry committees): they keep a totals sheet only. The
 /// province's mediations are split so that the offices handle about 55% of
-/// them, as in DOMAIN.md's published figures.
+/// them, as in docs/DOMAIN.md's published figures.
 struct OtherUnitTotals {
     /// Per unit: (disputes mediated, disputes resolved) per month 1..=12.
     by_unit: BTreeMap<String, Vec<(u64, u64)>>,

@@ -83,7 +83,9 @@ fn one_arrow_the_one_datafusion_uses() {
 
 #[test]
 fn queries_read_the_store_without_the_aggregator() {
-    let deps = closure("sifa-queries");
+    // Resolved as a build of sifa-queries resolves it: sifa-proto's optional
+    // certificate reading (feature `x509`, the aggregator's) is not in it.
+    let deps = built_with("sifa-queries");
     assert!(
         deps.contains("sifa-store") && deps.contains("sifa-proto") && deps.contains("datafusion"),
         "the walk reaches the queries' real dependencies"
@@ -96,17 +98,28 @@ fn queries_read_the_store_without_the_aggregator() {
     assert!(!closure("sifa-store").contains("sifa-aggregator"));
 }
 
-/// The features cargo enables for `package` in the dependency tree of `root`
-/// built alone (`cargo tree -p root`), as a build of `root` would resolve them.
-fn features_of(root: &str, package: &str) -> Option<BTreeSet<String>> {
+/// `cargo tree -p root -e normal` with one line per package in `format`: the
+/// dependency tree as a build of `root` alone resolves it (features included).
+fn cargo_tree(root: &str, format: &str) -> String {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = std::process::Command::new(cargo)
-        .args(["tree", "--offline", "--locked", "-e", "normal", "--prefix", "none", "-f", "{p}|{f}", "-p", root])
+        .args(["tree", "--offline", "--locked", "-e", "normal", "--prefix", "none", "-f", format, "-p", root])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("run cargo tree");
     assert!(out.status.success(), "cargo tree -p {root}: {}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8(out.stdout).expect("UTF-8");
+    String::from_utf8(out.stdout).expect("UTF-8")
+}
+
+/// Every package a build of `root` alone compiles.
+fn built_with(root: &str) -> BTreeSet<String> {
+    cargo_tree(root, "{p}").lines().filter_map(|l| l.split(' ').next()).map(str::to_string).collect()
+}
+
+/// The features cargo enables for `package` in the dependency tree of `root`
+/// built alone (`cargo tree -p root`), as a build of `root` would resolve them.
+fn features_of(root: &str, package: &str) -> Option<BTreeSet<String>> {
+    let text = cargo_tree(root, "{p}|{f}");
     text.lines().find(|l| l.starts_with(&format!("{package} v"))).map(|l| {
         l.split_once('|')
             .map(|(_, f)| f)

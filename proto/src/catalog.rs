@@ -332,7 +332,7 @@ pub const RESERVED_COLUMNS: &[&str] = &[
 mod tests {
     use super::*;
 
-    /// Every statistic listed in DOMAIN.md, with its kind.
+    /// Every statistic listed in docs/DOMAIN.md, with its kind.
     const DOMAIN: &[(&str, &str, MetricKind)] = &[
         ("disputes_screened", "矛盾纠纷排查", MetricKind::Flow),
         ("disputes_received", "受理矛盾纠纷", MetricKind::Flow),

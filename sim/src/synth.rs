@@ -4,7 +4,7 @@
 //! sheet (月度汇总) with the stocks, and the agent config whose mapping turns
 //! the rows into the catalog's statistics.
 //!
-//! Magnitudes follow DOMAIN.md: about 1.4 mediations a year per 1,000
+//! Magnitudes follow docs/DOMAIN.md: about 1.4 mediations a year per 1,000
 //! inhabitants (the demo's nine Dunhuang towns resolve 400+ a year together;
 //! a town of 100,000 mediates about 140, Shandong's average), ~88% resolved,
 //! a few by video; consultations, legal aid, opinions and legality reviews for the

@@ -52,9 +52,12 @@ fn provision_python(root: &Path) -> PathBuf {
     if done.exists() {
         return python;
     }
-    if venv.exists() {
-        // A creation interrupted before it finished: start it again.
-        fs::remove_dir_all(&venv).unwrap_or_else(|e| panic!("cannot remove {}: {e}", venv.display()));
+    // Environments of earlier versions of requirements.txt, and a creation
+    // interrupted before it finished: gone, so target/ does not fill up.
+    for old in fs::read_dir(root).into_iter().flatten().flatten() {
+        if old.file_name().to_string_lossy().starts_with("python-") {
+            let _ = fs::remove_dir_all(old.path());
+        }
     }
     eprintln!("provisioning the tests' Python peers into {} (once) …", venv.display());
     run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "create a Python virtual environment", "Python 3 with its `venv` module (Debian: apt-get install python3-venv)");
