@@ -426,7 +426,11 @@ async fn status_shows_the_months_figures_to_check_before_approval() {
     // Seven ordinary months, then August's 300 disputes received for about 20 (a typo).
     for (m, v) in [(1, 20.0), (2, 22.0), (3, 19.0), (4, 23.0), (5, 18.0), (6, 21.0), (7, 17.0), (8, 300.0)] {
         let r = report("620982101", &format!("2024-{m:02}"), 1, &[("disputes_received", v)]);
-        assert_eq!(outcome(&c.submit(as_agent(r)).await.unwrap().into_inner()), ack::Outcome::Accepted, "never refused");
+        assert_eq!(
+            outcome(&c.submit(as_agent(r)).await.unwrap().into_inner()),
+            ack::Outcome::Accepted,
+            "never refused"
+        );
     }
     county.stop(); // flushed to Parquet, where the rollup reads
     county.restart();

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use sifa_pki::{Ca, IssueRequest, init_ca};
 use sifa_aggregator::auth::{Identity, Limits, Role};
 use sifa_aggregator::config::ConfigFile;
+use sifa_pki::{Ca, IssueRequest, init_ca};
 use sifa_proto::tls::{TlsConfig, TlsFiles, TlsMode};
 use sifa_proto::v1::directory_service_client::DirectoryServiceClient;
 use sifa_proto::v1::report_service_client::ReportServiceClient;

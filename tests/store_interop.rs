@@ -46,10 +46,7 @@ async fn duckdb_and_pyarrow_read_the_store_without_sifa() {
 
     let out = Command::new(support::peers::python()).arg("-c").arg(READ).arg(agg.data_dir()).output().expect("python3");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "reading the store with DuckDB and pyarrow failed:\n{stderr}"
-    );
+    assert!(out.status.success(), "reading the store with DuckDB and pyarrow failed:\n{stderr}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(

@@ -23,7 +23,6 @@ fn the_office_agent_ships_no_demo_commands() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unrecognized subcommand 'synth'"), "{out:?}");
 }
 
-
 /// A hand-written ledger with a title row above the headers, dates in four
 /// styles, and (when `bad`) a consultation whose 人数 reads "两人".
 fn hand_ledger(bad: bool) -> String {

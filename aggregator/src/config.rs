@@ -8,9 +8,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use sifa_proto::UnitCode;
 pub use sifa_proto::config::ConfigError;
 use sifa_proto::config::{RelativePaths, resolve, resolve_option};
-use sifa_proto::UnitCode;
 use sifa_proto::tls::TlsConfig;
 
 use crate::auth::Limits;

@@ -254,7 +254,9 @@ impl Forwarder {
                 Ok::<(), std::convert::Infallible>(())
             })
             .await;
-        if let Err(e) = sifa_proto::fs::write_atomic(&self.state_dir(), FORWARD_CURSOR_FILE, cursor.to_string().as_bytes()) {
+        if let Err(e) =
+            sifa_proto::fs::write_atomic(&self.state_dir(), FORWARD_CURSOR_FILE, cursor.to_string().as_bytes())
+        {
             tracing::error!("cannot save the forward cursor (reports may be sent again; the upstream dedupes): {e}");
         }
         self.forwarded.store(*cursor, Ordering::SeqCst);

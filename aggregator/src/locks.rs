@@ -102,7 +102,11 @@ impl Locks {
         let body = serde_json::to_vec_pretty(&self.book).expect("plain data");
         sifa_proto::fs::write_atomic(&self.dir, LOCKS_FILE, &body)?;
         let data_dir = self.dir.parent().unwrap_or(&self.dir);
-        sifa_proto::fs::write_atomic(data_dir, sifa_store::layout::APPROVALS_FILE, self.book.approvals.to_csv().as_bytes())?;
+        sifa_proto::fs::write_atomic(
+            data_dir,
+            sifa_store::layout::APPROVALS_FILE,
+            self.book.approvals.to_csv().as_bytes(),
+        )?;
         Ok(())
     }
 

@@ -16,9 +16,9 @@ use std::process::{Command, Output};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use sifa_pki::{Ca, IssueRequest, init_ca};
 use sifa_aggregator::auth::{Identity, Limits, Role};
 use sifa_aggregator::config::ConfigFile;
+use sifa_pki::{Ca, IssueRequest, init_ca};
 use sifa_proto::tls::{TlsConfig, TlsFiles, TlsMode};
 use sifa_sim::supervisor::Supervised;
 

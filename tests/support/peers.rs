@@ -60,7 +60,11 @@ fn provision_python(root: &Path) -> PathBuf {
         }
     }
     eprintln!("provisioning the tests' Python peers into {} (once) …", venv.display());
-    run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "create a Python virtual environment", "Python 3 with its `venv` module (Debian: apt-get install python3-venv)");
+    run(
+        Command::new("python3").args(["-m", "venv"]).arg(&venv),
+        "create a Python virtual environment",
+        "Python 3 with its `venv` module (Debian: apt-get install python3-venv)",
+    );
     let reqs = venv.join("requirements.txt");
     fs::write(&reqs, REQUIREMENTS).unwrap_or_else(|e| panic!("cannot write {}: {e}", reqs.display()));
     run(
