@@ -64,7 +64,6 @@ pub async fn collect(
             tracing::warn!("confirmed: {d}");
         }
         out.drops.clear();
-        outbox.set_ledger_rows(&collection.ledger_rows)?;
     } else {
         let why = format!("{}: {}; {}", drops::FALL_AWAY, out.drops.join("; "), drops::HOW_TO_CONFIRM);
         for period in drops::held_months(&collection, |r| outbox.would_change(r)) {
@@ -80,6 +79,11 @@ pub async fn collect(
             }
             Enqueued::Unchanged => out.unchanged += 1,
         }
+    }
+    if out.drops.is_empty() {
+        // Only once what they describe is queued: a failed enqueue must not
+        // make the smaller ledger the baseline the next check compares with.
+        outbox.set_ledger_rows(&collection.ledger_rows)?;
     }
     out.held = collection.held.iter().map(|(p, why)| (p.to_string(), why.clone())).collect();
     out.problems = collection.problems.iter().map(|p| p.to_string()).collect();

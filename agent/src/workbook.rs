@@ -86,7 +86,7 @@ fn check_expansion(path: &Path, ext: &str, limits: &SheetLimits) -> Result<(), L
     let mut expanded = 0u64;
     for i in 0..zip.len() {
         let entry = zip.by_index(i).map_err(not_zip)?;
-        let mut capped = std::io::Read::take(entry, limits.max_bytes - expanded + 1);
+        let mut capped = std::io::Read::take(entry, (limits.max_bytes - expanded).saturating_add(1));
         expanded += std::io::copy(&mut capped, &mut std::io::sink()).map_err(|e| {
             LedgerProblem::file(path, format!("is a damaged workbook ({e}); open it in Excel and save it again"))
         })?;

@@ -70,18 +70,9 @@ pub fn completeness(
     out
 }
 
-/// The report as a table for a person: the totals, one line per county and
-/// city (expected, received, missing, late, completeness and on-time rates),
-/// then the missing and the late units, under their county (or city) when the
-/// `registry` is at hand. Columns are aligned by display width, so Chinese
-/// names (two columns per character in a terminal) line up.
 /// One approval as a line: "2024-03 620982 approved by admin 620982 at 2024-04-06 10:00 CST; accepted by ...".
 pub fn approval_line(a: &sifa_proto::v1::Approval) -> String {
-    let at = |ms: i64| {
-        let (y, m, d) = sifa_proto::period::civil_from_unix_ms(ms);
-        let minutes = (ms + 8 * 3_600_000).rem_euclid(86_400_000) / 60_000;
-        format!("{y:04}-{m:02}-{d:02} {:02}:{:02} CST", minutes / 60, minutes % 60)
-    };
+    let at = |ms: i64| format!("{} CST", sifa_proto::period::format_cst(ms));
     let mut s = format!(
         "{} {} {} (已审核): approved by {} at {}",
         a.period,
@@ -109,6 +100,11 @@ pub fn approval_line(a: &sifa_proto::v1::Approval) -> String {
     s
 }
 
+/// The report as a table for a person: the totals, one line per county and
+/// city (expected, received, missing, late, completeness and on-time rates),
+/// then the missing and the late units, under their county (or city) when the
+/// `registry` is at hand. Columns are aligned by display width, so Chinese
+/// names (two columns per character in a terminal) line up.
 pub fn render(r: &CompletenessReport, root_name: &str, registry: Option<&Registry>) -> String {
     use std::fmt::Write;
     let pct = |a: u32, b: u32| if b == 0 { "-".to_string() } else { format!("{:.1}%", 100.0 * a as f64 / b as f64) };

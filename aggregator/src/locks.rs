@@ -14,7 +14,7 @@ use sifa_proto::registry::Registry;
 use sifa_proto::validate::{Rejection, RejectionCode};
 use sifa_store::layout::LOCKS_FILE;
 
-use crate::approvals::{ApprovalError, ApprovalRecord, Approvals};
+use crate::approvals::{ACCEPTED, ApprovalError, ApprovalRecord, Approvals};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Lock {
@@ -91,23 +91,42 @@ impl Locks {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => LockBook::default(),
             Err(e) => return Err(sifa_proto::fs::FsError { action: "read", path, source: e }.into()),
         };
-        Ok(Locks { dir: state_dir.to_path_buf(), book, registry })
+        let locks = Locks { dir: state_dir.to_path_buf(), book, registry };
+        // approvals.csv is derived from the book: rebuilt here, so a crash
+        // between the two writes of `save` leaves it stale only until restart.
+        locks.write_approvals_csv();
+        Ok(locks)
     }
 
     pub fn book(&self) -> &LockBook {
         &self.book
     }
 
+    /// Persists the book (`state/locks.json`, the one that counts), then
+    /// refreshes its readable copy `approvals.csv`.
     fn save(&self) -> Result<(), LockError> {
         let body = serde_json::to_vec_pretty(&self.book).expect("plain data");
         sifa_proto::fs::write_atomic(&self.dir, LOCKS_FILE, &body)?;
-        let data_dir = self.dir.parent().unwrap_or(&self.dir);
-        sifa_proto::fs::write_atomic(
-            data_dir,
-            sifa_store::layout::APPROVALS_FILE,
-            self.book.approvals.to_csv().as_bytes(),
-        )?;
+        self.write_approvals_csv();
         Ok(())
+    }
+
+    /// `approvals.csv` beside `state/`, for `sifa query`. A failure is logged,
+    /// not returned: the book is already durable, and an override or approval
+    /// it records must not be reported as failed because of its copy.
+    fn write_approvals_csv(&self) {
+        let data_dir = self.dir.parent().unwrap_or(&self.dir);
+        let path = data_dir.join(sifa_store::layout::APPROVALS_FILE);
+        if self.book.approvals.0.is_empty() && !path.exists() {
+            return; // absent until the first approval (docs/STORAGE.md)
+        }
+        let csv = self.book.approvals.to_csv();
+        if std::fs::read_to_string(&path).is_ok_and(|old| old == csv) {
+            return;
+        }
+        if let Err(e) = sifa_proto::fs::write_atomic(data_dir, sifa_store::layout::APPROVALS_FILE, csv.as_bytes()) {
+            tracing::error!("cannot refresh approvals.csv (state/locks.json holds the approvals): {e}");
+        }
     }
 
     pub fn is_locked(&self, period: Period) -> Option<&Lock> {
@@ -207,13 +226,13 @@ impl Locks {
     /// admitted it past its own approvals.
     pub fn admit(&self, unit: &str, period: Period, forwarded: bool) -> Result<Admission, Rejection> {
         let p = period.to_string();
-        let (closed, why) = if let Some(lock) = self.is_locked(period) {
+        let approvals = &self.book.approvals;
+        let (rule, closed, why) = if let Some(lock) = self.is_locked(period) {
             let why = if lock.reason.is_empty() { String::new() } else { format!(" ({})", lock.reason) };
-            ("closed", why)
-        } else if let Some(a) =
-            (!forwarded).then(|| self.book.approvals.closing(unit, period, &self.registry)).flatten()
-        {
-            ("approved", format!(" for {} by {}", a.unit_code, a.accepted_by.clone().max(a.approved_by.clone())))
+            ("period_locked", "closed", why)
+        } else if let Some(a) = (!forwarded).then(|| approvals.closing(unit, period, &self.registry)).flatten() {
+            let by = if a.state == ACCEPTED { &a.accepted_by } else { &a.approved_by };
+            ("period_approved", "approved", format!(" for {} by {by}", a.unit_code))
         } else {
             return Ok(Admission::Open);
         };
@@ -222,7 +241,6 @@ impl Locks {
         {
             return Ok(Admission::ByOverride(i));
         }
-        let rule = if closed == "closed" { "period_locked" } else { "period_approved" };
         Err(Rejection::single(
             RejectionCode::FailedPrecondition,
             rule,
@@ -249,7 +267,7 @@ mod tests {
     #[test]
     fn locks_overrides_and_their_record_persist() {
         let dir = tempfile::tempdir().unwrap();
-        let mut l = Locks::open(dir.path(), Arc::new(Registry::demo())).unwrap();
+        let mut l = Locks::open(&dir.path().join("state"), Arc::new(Registry::demo())).unwrap();
         let p: Period = "2024-03".parse().unwrap();
         assert_eq!(l.admit("620982100", p, false), Ok(Admission::Open));
         assert_eq!(l.lock("2024", "annual close", "admin 62", 5).unwrap().len(), 12);
@@ -262,7 +280,7 @@ mod tests {
         assert!(l.admit("620982101", p, false).is_err(), "an override is for one unit");
         l.use_override(i, 2, 7).unwrap();
         assert!(l.admit("620982100", p, false).is_err(), "an override admits one report");
-        let again = Locks::open(dir.path(), Arc::new(Registry::demo())).unwrap();
+        let again = Locks::open(&dir.path().join("state"), Arc::new(Registry::demo())).unwrap();
         assert_eq!(again.book(), l.book());
         assert_eq!(again.book().overrides[0].used_by_revision, Some(2));
         assert_eq!(
@@ -293,5 +311,27 @@ mod tests {
         assert_eq!(l.admit("620982102", p, false), Ok(Admission::Open));
         let again = Locks::open(&state, Arc::new(Registry::demo())).unwrap();
         assert_eq!(again.book(), l.book());
+    }
+
+    #[test]
+    fn a_refusal_names_who_accepted_an_approval_reported_from_below() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut city = Locks::open(&dir.path().join("state"), Arc::new(Registry::demo())).unwrap();
+        let p: Period = "2024-03".parse().unwrap();
+        let below = sifa_proto::v1::Approval {
+            period: "2024-03".into(),
+            unit_code: "620982".into(),
+            state: "approved".into(),
+            approved_by: "admin 620982".into(),
+            approved_at_ms: 1,
+            ..Default::default()
+        };
+        city.record_from_below(&below, "620982").unwrap();
+        city.approve(p, "620982", "admin 6209", 2).unwrap(); // accepted here
+        assert_eq!(city.admit("620982101", p, true), Ok(Admission::Open), "admitted below");
+        let e = city.admit("620982101", p, false).unwrap_err();
+        // "admin 620982" sorts after "admin 6209": the one who accepted is named, not the larger string.
+        assert!(e.problems[0].message.contains("by admin 6209:"), "{}", e.problems[0].message);
+        assert!(dir.path().join(sifa_store::layout::APPROVALS_FILE).exists());
     }
 }

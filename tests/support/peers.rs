@@ -2,7 +2,7 @@
 //! the store, and whatever tests/peers/requirements.txt pins — provisioned by
 //! the tests themselves, so `cargo test --workspace` passes on a fresh machine
 //! with nothing installed by hand (Rust and Python 3 are all it needs, and
-//! PyPI and Debian's package mirror within reach).
+//! PyPI within reach). Every outside peer a test adds is provisioned here.
 //!
 //! Python packages go into a virtual environment under `target/tmp/peers/`,
 //! created once per content of requirements.txt and reused by every test and
@@ -89,47 +89,4 @@ fn run(cmd: &mut Command, what: &str, needs: &str) {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-}
-
-/// A program from Debian's packages (a database server, a browser): the path of
-/// `program` if it is installed, else installs `package` with apt-get when the
-/// tests run as root (as on CI), else panics naming the command to run.
-pub fn debian_program(program: &str, package: &str) -> PathBuf {
-    if let Some(p) = which(program) {
-        return p;
-    }
-    let lock_path = peers_dir().join(".apt.lock");
-    fs::create_dir_all(peers_dir()).ok();
-    let lock = File::create(&lock_path).unwrap_or_else(|e| panic!("cannot create {}: {e}", lock_path.display()));
-    lock.lock().unwrap_or_else(|e| panic!("cannot lock {}: {e}", lock_path.display()));
-    if let Some(p) = which(program) {
-        return p;
-    }
-    let root = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
-    if !root {
-        panic!("this test needs `{program}` from Debian's package `{package}`: run `sudo apt-get install {package}`");
-    }
-    eprintln!("installing Debian's `{package}` for `{program}` (once) …");
-    let needs = "Debian's package mirror within reach";
-    run(Command::new("apt-get").args(["update", "-qq"]), "update the package lists", needs);
-    run(
-        Command::new("apt-get")
-            .args(["install", "-y", "-qq", "--no-install-recommends", package])
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-        &format!("install Debian's `{package}`"),
-        needs,
-    );
-    which(program).unwrap_or_else(|| panic!("Debian's `{package}` is installed but `{program}` is not on PATH"))
-}
-
-fn which(program: &str) -> Option<PathBuf> {
-    let candidate = Path::new(program);
-    if candidate.is_absolute() {
-        return candidate.exists().then(|| candidate.to_path_buf());
-    }
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
 }
