@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sifa_proto::Period;
-use sifa_proto::registry::Registry;
+use sifa_proto::registry::{Registry, UnitKind};
 use sifa_proto::validate::{Rejection, RejectionCode};
 use sifa_store::layout::LOCKS_FILE;
 
@@ -187,8 +187,28 @@ impl Locks {
         self.save()
     }
 
-    /// Approves (or accepts) `unit`'s subtree for `period` on behalf of `by`. Persisted before it returns.
-    pub fn approve(&mut self, period: Period, unit: &str, by: &str, now_ms: i64) -> Result<ApprovalRecord, LockError> {
+    /// Approves `unit`'s subtree for `period` on behalf of `by`, at the tier of
+    /// unit `tier`: a county tier approves its own month; a tier above accepts
+    /// an approval its county (or city) reported from below. An approval made
+    /// above the tier that admits the reports would not travel down to it, so
+    /// revisions forwarded from there would still arrive: refused with what to
+    /// do instead. Persisted before it returns.
+    pub fn approve(
+        &mut self,
+        period: Period,
+        unit: &str,
+        tier: &str,
+        by: &str,
+        now_ms: i64,
+    ) -> Result<ApprovalRecord, LockError> {
+        let own_county = unit == tier && self.registry.get(unit).is_some_and(|u| u.kind == UnitKind::County);
+        if !own_county && !self.book.approvals.reported_from_below(period, unit) {
+            return Err(LockError::Request(format!(
+                "{unit} has reported no approval of {period} to this tier: a county approves its own month \
+                 (`sifa aggregator approve` at the county's aggregator), and a city or province accepts \
+                 what was reported from below, so that every tier holding the month has it closed"
+            )));
+        }
         let record = self.book.approvals.approve(period, unit, by, now_ms);
         self.save()?;
         Ok(record)
@@ -297,7 +317,7 @@ mod tests {
         std::fs::create_dir(&state).unwrap();
         let mut l = Locks::open(&state, Arc::new(Registry::demo())).unwrap();
         let p: Period = "2024-03".parse().unwrap();
-        l.approve(p, "620982", "admin 620982", 5).unwrap();
+        l.approve(p, "620982", "620982", "admin 620982", 5).unwrap();
         let e = l.admit("620982101", p, false).unwrap_err();
         assert_eq!(e.problems[0].rule, "period_approved");
         assert!(e.problems[0].message.contains("period 2024-03 is approved for 620982 by admin 620982"), "{e}");
@@ -327,7 +347,10 @@ mod tests {
             ..Default::default()
         };
         city.record_from_below(&below, "620982").unwrap();
-        city.approve(p, "620982", "admin 6209", 2).unwrap(); // accepted here
+        let e = city.approve(p, "620981", "6209", "admin 6209", 2).unwrap_err().to_string();
+        assert!(e.contains("620981 has reported no approval of 2024-03"), "{e}");
+        assert!(city.approve(p, "6209", "6209", "admin 6209", 2).is_err(), "a city accepts, it does not approve");
+        city.approve(p, "620982", "6209", "admin 6209", 2).unwrap(); // accepted here
         assert_eq!(city.admit("620982101", p, true), Ok(Admission::Open), "admitted below");
         let e = city.admit("620982101", p, false).unwrap_err();
         // "admin 620982" sorts after "admin 6209": the one who accepted is named, not the larger string.

@@ -284,7 +284,7 @@ impl AdminService for Service {
     async fn approve(&self, request: Request<ApproveRequest>) -> Result<Response<ApproveResponse>, Status> {
         let (id, period, unit, _) = self.approval_target(request, |r| (r.period, r.unit_code, String::new()))?;
         let mut locks = self.0.locks.lock().expect("locks");
-        let record = locks.approve(period, &unit, &id.to_string(), now_unix_ms())?;
+        let record = locks.approve(period, &unit, self.0.unit.as_str(), &id.to_string(), now_unix_ms())?;
         tracing::info!(unit, %period, state = %record.state, by = %id, "approval recorded");
         Ok(Response::new(ApproveResponse { approval: Some(record.to_proto()) }))
     }

@@ -91,6 +91,12 @@ pub struct Approvals(pub Vec<ApprovalRecord>);
 
 impl Approvals {
     /// The approval in force for `unit`'s own subtree and `period`, if any.
+    /// Whether the tier below reported an approval of `unit`'s `period` that is in force here.
+    pub fn reported_from_below(&self, period: Period, unit: &str) -> bool {
+        let p = period.to_string();
+        self.0.iter().any(|a| a.period == p && a.unit_code == unit && a.in_force() && !a.via.is_empty())
+    }
+
     fn in_force_mut(&mut self, period: &str, unit: &str) -> Option<&mut ApprovalRecord> {
         self.0.iter_mut().rev().find(|a| a.period == period && a.unit_code == unit && a.in_force())
     }
