@@ -171,7 +171,8 @@ impl Merges {
         Merges { ranges: ranges.into_iter().map(|d| (d, Cell::Empty)).collect() }
     }
 
-    /// Fills row `r` (zero-based; `cells` from column 0) from the ranges covering it.
+    /// Fills row `r` (zero-based; `cells` from column 0) from the ranges covering it:
+    /// text and dates into every cell of the range, numbers across its first row only.
     fn fill(&mut self, r: u32, cells: &mut Vec<Cell>) {
         for (d, value) in &mut self.ranges {
             if r < d.start.0 || r > d.end.0 {
@@ -179,6 +180,13 @@ impl Merges {
             }
             if r == d.start.0 {
                 *value = cells.get(d.start.1 as usize).cloned().unwrap_or(Cell::Empty);
+            }
+            // A number merged down several rows is one figure, not one per row:
+            // carried down it would be summed once per row. It stays in its
+            // first row; the rows below keep their empty cells, which a rule
+            // summing or reading that column names.
+            if r > d.start.0 && matches!(value, Cell::Number(_)) {
+                continue;
             }
             let end = d.end.1 as usize;
             if cells.len() <= end {

@@ -100,6 +100,27 @@ fn a_merged_range_counts_in_every_row_it_covers() {
 }
 
 #[test]
+fn a_number_merged_down_rows_is_not_counted_once_per_row() {
+    let dir = tempfile::tempdir().unwrap();
+    // 人数 merged over two consultations (F2:F3): one figure, 3, not 3 for each row.
+    let mut rows = vec![
+        Vec::from(HEADERS.map(t)),
+        case(1.0, day(2, 3), t("法律咨询"), "已解答", 3.0),
+        case(2.0, day(2, 4), t("法律咨询"), "已解答", 0.0),
+    ];
+    rows[2][5] = XCell::Empty;
+    xlsx_writer::write_sheets(
+        &dir.path().join("台账.xlsx"),
+        &[XSheet { merged: &["F2:F3"], ..sheet("2024年", &rows) }],
+    )
+    .unwrap();
+    let cfg = write_config(dir.path(), "台账.xlsx", |_| {});
+    let out = agent(&["check"], &cfg);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("consultations=6"), "the merged figure was counted twice:\n{stdout}");
+}
+
+#[test]
 fn a_formula_without_a_saved_result_is_refused_naming_the_cell() {
     let dir = tempfile::tempdir().unwrap();
     let mut rows = good_rows();
