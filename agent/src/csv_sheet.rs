@@ -93,18 +93,45 @@ fn cell(bytes: &[u8], utf8: bool) -> Cell {
     }
 }
 
-/// Whether the bytes from `start` to the end of the file hold an odd number of quote marks.
+/// Where a CSV scanner is within a record, as the csv crate reads it: a quote
+/// opens a quoted cell only as a cell's first byte; anywhere else it is text.
+#[derive(Clone, Copy, PartialEq)]
+enum QuoteState {
+    CellStart,
+    Unquoted,
+    Quoted,
+    /// A quote inside a quoted cell: it closes the cell, or is the first of a doubled `""`.
+    QuoteInQuoted,
+}
+
+impl QuoteState {
+    fn next(self, b: u8) -> QuoteState {
+        use QuoteState::*;
+        match (self, b) {
+            (Quoted, b'"') => QuoteInQuoted,
+            (Quoted, _) => Quoted,
+            (CellStart, b'"') | (QuoteInQuoted, b'"') => Quoted,
+            (_, b',' | b'\n' | b'\r') => CellStart,
+            _ => Unquoted,
+        }
+    }
+}
+
+/// Whether a quoted cell opened in the bytes from `start` (a record's first
+/// byte) runs to the end of the file. A lone quote inside an unquoted cell
+/// (`5"`) is text, not an opening quote. `"` and `,` are never part of a GBK
+/// character, so the bytes are scanned as they are.
 fn unclosed_quote_from(path: &Path, start: u64) -> std::io::Result<bool> {
     let mut f = File::open(path)?;
     f.seek(SeekFrom::Start(start))?;
     let mut buf = vec![0u8; CHUNK];
-    let mut quotes = 0u64;
+    let mut state = QuoteState::CellStart;
     loop {
         let n = f.read(&mut buf)?;
         if n == 0 {
-            return Ok(quotes % 2 == 1);
+            return Ok(state == QuoteState::Quoted);
         }
-        quotes += buf[..n].iter().filter(|&&b| b == b'"').count() as u64;
+        state = buf[..n].iter().fold(state, |s, &b| s.next(b));
     }
 }
 

@@ -124,25 +124,6 @@ fn day_or_number(y: u16, m: u8, d: u8, serial: f64) -> Cell {
     Day::new(y as i64, m as i64, d as i64).map(Cell::Date).unwrap_or(Cell::Number(serial))
 }
 
-fn cell_of_ref(d: &DataRef<'_>) -> Cell {
-    match d {
-        DataRef::Empty => Cell::Empty,
-        DataRef::Int(i) => Cell::Number(*i as f64),
-        DataRef::Float(f) => Cell::Number(*f),
-        DataRef::String(s) if s.trim().is_empty() => Cell::Empty,
-        DataRef::SharedString(s) if s.trim().is_empty() => Cell::Empty,
-        DataRef::String(s) => Cell::Text(s.clone()),
-        DataRef::SharedString(s) => Cell::Text(s.to_string()),
-        DataRef::Bool(b) => Cell::Text(b.to_string()),
-        DataRef::DateTime(dt) => {
-            let (y, m, d, ..) = dt.to_ymd_hms_milli();
-            day_or_number(y, m, d, dt.as_f64())
-        }
-        DataRef::DateTimeIso(s) | DataRef::DurationIso(s) => Cell::Text(s.clone()),
-        DataRef::Error(e) => Cell::Text(format!("#{e:?}")),
-    }
-}
-
 fn cell_of(d: &Data) -> Cell {
     match d {
         Data::Empty => Cell::Empty,
@@ -294,7 +275,7 @@ pub fn read(
             if c.value == DataRef::Empty && c.formula.as_ref().is_some_and(|f| !f.is_empty()) {
                 unsaved.add(c.pos.0, c.pos.1);
             }
-            if !rows.add(c.pos, cell_of_ref(&c.value)) {
+            if !rows.add(c.pos, cell_of(&Data::from(c.value))) {
                 return unsaved.check(path, &name).map(|_| name);
             }
         }

@@ -297,6 +297,20 @@ fn an_unclosed_quote_is_named_as_such() {
 }
 
 #[test]
+fn a_lone_quote_inside_the_last_rows_text_is_text_not_an_unclosed_cell() {
+    let dir = tempfile::tempdir().unwrap();
+    // 5" (five inches) in the last row's note: a quote that does not open its cell.
+    let text = format!("{}6,2024-01-20,人民调解,纠纷,调解成功,2,屏幕5\"\n", mediations(5));
+    std::fs::write(dir.path().join("台账.csv"), text).unwrap();
+    let cfg = write_config(dir.path(), "台账.csv", |_| {});
+    let out = agent(&["check"], &cfg);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("quote mark"), "{stderr}");
+    assert!(figures(&String::from_utf8_lossy(&out.stdout)).contains_key("2024-01"));
+}
+
+#[test]
 fn check_prints_each_problem_once_and_exits_with_1() {
     let dir = tempfile::tempdir().unwrap();
     // 结果 is missing: two mappings need it, three months are held.
