@@ -205,3 +205,24 @@ async fn a_torn_log_tail_is_dropped_and_earlier_records_are_intact() {
     assert_eq!(got[&key(&more)], more);
     assert!(!got.contains_key(&key(&smuggled)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_link_neither_keeps_a_tier_from_starting_nor_stops_forwarding_for_good() {
+    let province = TestAggregator::spawn(TierSpec::top("62"));
+    let link = support::link::Link::to(province.addr().to_string()).await;
+    // The county caches the catalog and registry through the link, then the line goes silent:
+    // connections are accepted and never answered, as a dead route does.
+    let mut county = TestAggregator::spawn(TierSpec::below("620982", &link.url()));
+    link.set_cut(true);
+    county.restart(); // fails the test if start-up waits on the silent upstream for good
+    assert!(county.log().contains("using the cache"), "{}", county.log());
+    let all = reports(50);
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    stream(county.url(), all.clone(), acked.clone()).await.unwrap();
+    assert_eq!(acked.lock().unwrap().len(), all.len(), "the county acknowledges on its own disk");
+
+    link.set_cut(false);
+    let want: BTreeMap<Key, Report> = all.iter().map(|r| (key(r), r.clone())).collect();
+    let rows = province.wait_for_rows(Duration::from_secs(90), |rows| rows.len() >= all.len());
+    assert_eq!(exactly_once(&rows, "province"), want);
+}

@@ -13,8 +13,9 @@ use sifa_proto::fs::{FsError, sync_dir, write_atomic};
 use sifa_proto::v1::{Ack, Report, ack};
 use sifa_proto::validate::content_digest;
 
-const MAGIC: &[u8] = b"SIFA-OUTBOX-1\n";
-const STATE_FILE: &str = "state.json";
+/// The first bytes of a queued report file.
+pub const MAGIC: &[u8] = b"SIFA-OUTBOX-1\n";
+pub const STATE_FILE: &str = "state.json";
 const LOCK_FILE: &str = "lock";
 pub const QUEUE_DIR: &str = "queue";
 pub const REJECTED_DIR: &str = "rejected";

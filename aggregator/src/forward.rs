@@ -109,6 +109,10 @@ impl Forwarder {
         let ep = crate::auth::tls::client_endpoint(&self.upstream, &self.tls, self.insecure)
             .map_err(|e| UpstreamError::transport(&self.upstream, &e))?
             .connect_timeout(Duration::from_secs(5))
+            // A link that dies silently mid-batch is noticed within 30 s and the batch resent.
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(20))
+            .keep_alive_while_idle(true)
             .tcp_nodelay(true);
         Upstream::connect(&self.upstream, ep, self.unit.clone()).await
     }

@@ -32,6 +32,10 @@ use crate::locks::Locks;
 use crate::service::{Service, Tier};
 use crate::wal::Wal;
 
+/// The longest start-up waits for the tier above's catalog and registry before it uses the cache
+/// (a silent link must not keep a tier from starting).
+const FETCH_BOUND: Duration = Duration::from_secs(15);
+
 /// Loads the catalog and registry in force: from the configured files, or
 /// (below the top) from the upstream, cached in the data directory, or from
 /// that cache when the upstream cannot be reached.
@@ -50,7 +54,8 @@ pub async fn reference_data(config: &Config, insecure: bool) -> anyhow::Result<(
     if (catalog.is_none() || registry.is_none())
         && let Some(up) = &config.upstream
     {
-        match fetch_reference(up, config, insecure).await {
+        let bounded = tokio::time::timeout(FETCH_BOUND, fetch_reference(up, config, insecure));
+        match bounded.await.unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {} s", FETCH_BOUND.as_secs()))) {
             Ok((c, r)) => {
                 tracing::info!(upstream = %up, catalog = %c.version, units = r.len(), "fetched catalog and registry");
                 catalog.get_or_insert(c);

@@ -33,6 +33,11 @@ pub const RETRY_AFTER_MS_METADATA_KEY: &str = "x-sifa-retry-after-ms";
 /// installed meanwhile), unless its own longest backoff is longer.
 pub const REFUSED_RETRY: Duration = Duration::from_secs(15 * 60);
 
+/// The longest a connection to the tier above may take, TCP, TLS handshake and HTTP/2 together.
+/// An endpoint's connect timeout covers TCP alone: a dead line that accepts and then stays silent
+/// (a middlebox, a half-open route) would otherwise hold a sender for good.
+pub const CONNECT_BOUND: Duration = Duration::from_secs(10);
+
 /// What kind of failure a call to the tier above ended in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
@@ -241,7 +246,17 @@ pub struct Upstream {
 impl Upstream {
     /// Connects to `url` through `endpoint` (its TLS identity and timeouts already set).
     pub async fn connect(url: &str, endpoint: Endpoint, sender: UnitCode) -> Result<Upstream, UpstreamError> {
-        let channel = endpoint.connect().await.map_err(|e| UpstreamError::transport(url, &e))?;
+        let channel = match tokio::time::timeout(CONNECT_BOUND, endpoint.connect()).await {
+            Ok(connected) => connected.map_err(|e| UpstreamError::transport(url, &e))?,
+            Err(_) => {
+                return Err(UpstreamError {
+                    url: url.to_owned(),
+                    failure: Failure::Unreachable,
+                    code: None,
+                    message: format!("no TLS answer within {} s of connecting", CONNECT_BOUND.as_secs()),
+                });
+            }
+        };
         let client = ReportServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20);
         Ok(Upstream { url: url.to_owned(), sender, channel, client })
     }

@@ -9,6 +9,7 @@
 //! Use from a test file with `mod support;`.
 #![allow(dead_code)]
 
+pub mod link;
 pub mod peers;
 
 use std::path::{Path, PathBuf};
