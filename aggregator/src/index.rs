@@ -80,6 +80,24 @@ impl Index {
         true
     }
 
+    /// Takes back the revision of `report` just recorded by [`Index::insert_digest`] (a write of the log
+    /// that failed), restoring the month's first arrival as it was before (`first_received_before`:
+    /// [`Entry::first_received_ms`] then, `None` if the month had no revision).
+    pub fn take_back(&mut self, report: &Report, period: Period, first_received_before: Option<i64>) {
+        let key = UnitPeriod { unit: report.unit_code.clone(), period };
+        let Some(e) = self.entries.get_mut(&key) else { return };
+        let before = e.revisions.len();
+        e.revisions.retain(|(r, _)| *r != report.revision);
+        self.revisions -= before - e.revisions.len();
+        match first_received_before {
+            Some(ms) if !e.revisions.is_empty() => e.first_received_ms = ms,
+            _ if e.revisions.is_empty() => {
+                self.entries.remove(&key);
+            }
+            _ => {}
+        }
+    }
+
     pub fn get(&self, unit: &str, period: Period) -> Option<&Entry> {
         self.entries.get(&UnitPeriod { unit: unit.to_string(), period })
     }
@@ -133,5 +151,16 @@ mod tests {
         assert_eq!(ix.get("620982100", p).unwrap().first_received_ms, 500);
         assert_eq!(ix.len(), 4);
         assert!(ix.get("620982101", p).is_none());
+        // A revision whose write failed is taken back, and the first arrival with it.
+        let early = r("620982100", 5, 0.0);
+        assert!(ix.insert(&early, p, 100));
+        ix.take_back(&early, p, Some(500));
+        assert_eq!((ix.len(), ix.get("620982100", p).unwrap().first_received_ms), (4, 500));
+        assert_eq!(ix.lookup(&early, p, &content_digest(&early)), Lookup::New);
+        let alone = r("620982101", 1, 0.0);
+        assert!(ix.insert(&alone, p, 100));
+        ix.take_back(&alone, p, None);
+        assert!(ix.get("620982101", p).is_none());
+        assert_eq!(ix.len(), 4);
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! - [`config`]: the config file; [`cli`]: `sifa aggregator ...`;
 //! - [`ingest`]: validation and the single log writer (group commit); [`wal`]: the write-ahead log;
+//! - [`disk`]: the free-space reserve below which new reports are refused;
 //! - [`index`]: what is stored, for duplicates, conflicts and completeness;
 //! - [`flush`]: the log to Parquet (through `sifa_store`), trimming and compaction;
 //! - [`forward`]: to the tier above; [`completeness`]; [`locks`]: closed periods; [`approvals`]: approved months;
@@ -14,6 +15,7 @@ pub mod auth;
 pub mod cli;
 pub mod completeness;
 pub mod config;
+pub mod disk;
 pub mod flush;
 pub mod forward;
 pub mod index;

@@ -24,6 +24,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use crate::auth::TRANSPORT_MESSAGE_CAP;
 use crate::auth::tls::server_security;
 use crate::config::{Config, ConfigError};
+use crate::disk::Reserve;
 use crate::flush::{self, Flusher};
 use crate::forward::{self, Forwarder};
 use crate::index::Index;
@@ -140,6 +141,11 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
     sifa_store::write_reference_files(&data_dir, &meta, &catalog, &registry)?;
 
     // Recovery: the store, then the log on top of it.
+    match sifa_store::remove_interrupted_writes(&data_dir) {
+        Ok(removed) if removed.is_empty() => {}
+        Ok(removed) => tracing::info!(files = ?removed, "removed the temporary files of writes a crash interrupted"),
+        Err(e) => tracing::warn!("cannot remove the temporary files of interrupted writes: {e}"),
+    }
     flush::recover_compaction(&data_dir)?;
     let t0 = std::time::Instant::now();
     let mut index = index_from_store(&data_dir, &catalog)?;
@@ -183,6 +189,9 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
             unflushed: unflushed.clone(),
             durable: durable_tx,
             unit: config.unit.to_string(),
+            reserve: Reserve::new(&data_dir, &config.unit, &config.disk),
+            flushed: flushed.clone(),
+            forwarded: forwarded.clone(),
         },
         catalog.clone(),
         registry.clone(),
@@ -234,7 +243,13 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (key `listen`)", config.listen))?;
     let addr = listener.local_addr()?;
-    sifa_proto::fs::write_atomic(&data_dir, layout::ADDR_FILE, addr.to_string().as_bytes())?;
+    if let Err(e) = sifa_proto::fs::write_atomic(&data_dir, layout::ADDR_FILE, addr.to_string().as_bytes()) {
+        // A full disk must not keep a tier from serving what it holds.
+        tracing::error!(
+            "{e}: `sifa aggregator status` and the other commands will not find this tier until it \
+             restarts with space on the disk"
+        );
+    }
     tracing::info!(unit = %config.unit, "listening on {addr}");
     let max = TRANSPORT_MESSAGE_CAP;
     let mut server = tonic::transport::Server::builder().tcp_nodelay(true);
