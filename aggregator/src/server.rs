@@ -29,6 +29,7 @@ use crate::flush::{self, Flusher};
 use crate::forward::{self, Forwarder};
 use crate::index::Index;
 use crate::ingest::{self, Writer};
+use crate::key_files;
 use crate::locks::Locks;
 use crate::service::{Service, Tier};
 use crate::wal::Wal;
@@ -113,15 +114,27 @@ async fn fetch_reference(upstream: &str, config: &Config, insecure: bool) -> any
     Ok((catalog, registry))
 }
 
-/// Rebuilds the index from the Parquet store; returns it.
-fn index_from_store(data_dir: &Path, catalog: &Catalog) -> anyhow::Result<Index> {
+/// Rebuilds the index from the Parquet store: from each file's key file, or from the file itself
+/// when its key file cannot be used (then written again). Returns it and how many Parquet files had
+/// to be read.
+fn index_from_store(data_dir: &Path, catalog: &Catalog) -> anyhow::Result<(Index, usize)> {
     let mut index = Index::new();
-    for (_, _, path) in sifa_store::list_files(data_dir)? {
-        for row in sifa_store::read_file(&path, catalog)? {
+    let files = sifa_store::list_files(data_dir)?;
+    let mut read = 0;
+    for (_, seq, path) in &files {
+        let len = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?.len();
+        if key_files::load(data_dir, *seq, len, &mut index).is_some() {
+            continue;
+        }
+        let rows = sifa_store::read_file(path, catalog)?;
+        for row in &rows {
             index.insert(&row.report, row.period, row.received_at_ms);
         }
+        key_files::write_for(data_dir, *seq, path, &rows);
+        read += 1;
     }
-    Ok(index)
+    key_files::remove_orphans(data_dir, &files.iter().map(|(_, seq, _)| *seq).collect());
+    Ok((index, read))
 }
 
 /// Runs a tier until SIGTERM or Ctrl-C. `insecure`: plaintext on loopback (`--insecure`).
@@ -148,7 +161,7 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
     }
     flush::recover_compaction(&data_dir)?;
     let t0 = std::time::Instant::now();
-    let mut index = index_from_store(&data_dir, &catalog)?;
+    let (mut index, parquet_files_read) = index_from_store(&data_dir, &catalog)?;
     let in_parquet = index.len();
     let (wal, recovered) = Wal::open(&layout::wal_dir(&data_dir))?;
     let last_lsn = wal.next_lsn() - 1;
@@ -164,7 +177,7 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
     }
     let flushed_lsn = unflushed.first().map(|(l, _)| l - 1).unwrap_or(last_lsn);
     tracing::info!(
-        unit = %config.unit, in_parquet, in_log_only = unflushed.len(), last_lsn,
+        unit = %config.unit, in_parquet, parquet_files_read, in_log_only = unflushed.len(), last_lsn,
         dropped_tail = recovered.dropped_tail.is_some(), ms = t0.elapsed().as_millis() as u64,
         "recovered the store"
     );

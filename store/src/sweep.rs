@@ -8,9 +8,10 @@ use crate::StoreError;
 use crate::error::io_err;
 use crate::layout;
 
-/// Removes the temporary files in `data_dir`, `state/` and every year of `reports/`; returns their paths.
+/// Removes the temporary files in `data_dir`, `state/`, `state/index/` and every year of `reports/`; returns
+/// their paths.
 pub fn remove_interrupted_writes(data_dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
-    let mut dirs = vec![data_dir.to_path_buf(), layout::state_dir(data_dir)];
+    let mut dirs = vec![data_dir.to_path_buf(), layout::state_dir(data_dir), layout::index_dir(data_dir)];
     let reports = layout::reports_dir(data_dir);
     match std::fs::read_dir(&reports) {
         Ok(entries) => {
