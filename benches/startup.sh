@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start-up time of an aggregator against the size of its store (issue 12): how
-# long `sifa aggregator` takes from launch until its port accepts connections
-# (it binds after recovering its index and log) on a store of ROWS rows.
+# long `sifa aggregator` takes from launch until its port accepts connections,
+# and until its index of the store is loaded (reports queue until then; the
+# `ms` of its "recovered the store" log line), on a store of ROWS rows.
 #
 #   benches/startup.sh                       (from the repository root; 5,000,000 rows)
 #   ROWS=1000000 SIFA=target/debug/sifa benches/startup.sh
@@ -53,8 +54,10 @@ start() {
   kill -TERM "$pid"
   wait "$pid" || true
   pid=
-  printf '%-62s %6.2f s  (resident %d MB)\n' "$1" "$(echo "$t1 - $t0" | bc)" "$((rss / 1024))"
-  sed 's/\x1b\[[0-9;]*m//g' "$work/aggregator.log" | grep -o 'in_parquet=[0-9]* parquet_files_read=[0-9]*' | sed 's/^/    /' || true
+  printf '%-62s port accepts after %6.2f s  (resident %d MB then)\n' "$1" "$(echo "$t1 - $t0" | bc)" "$((rss / 1024))"
+  sed 's/\x1b\[[0-9;]*m//g' "$work/aggregator.log" | grep 'recovered the store' \
+    | grep -o 'in_parquet=[0-9]* parquet_files_read=[0-9]*\|ms=[0-9]*' | tr '\n' ' ' | sed 's/^/    index: /; s/ms=/loaded in ms=/' || true
+  echo
 }
 echo "start-up of a province aggregator on $rows stored rows ($sifa), $(date -u +%F), load $(cut -d' ' -f1-3 /proc/loadavg):"
 rm -rf "$data/state/index"

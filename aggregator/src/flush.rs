@@ -55,6 +55,9 @@ pub struct Flusher {
     pub flushed: Arc<AtomicU64>,
     /// Every record up to this LSN is forwarded (`u64::MAX` without an upstream).
     pub forwarded: Arc<AtomicU64>,
+    /// Set once the index is loaded at start: before, the flusher neither flushes nor compacts (a
+    /// compaction would delete files the load reads).
+    pub ready: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Flusher {
@@ -143,6 +146,13 @@ impl Flusher {
         let mut ticks: u64 = 0;
         loop {
             let stopping = stop.load(Ordering::SeqCst);
+            if !self.ready.load(Ordering::SeqCst) {
+                if stopping {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
             match self.flush() {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(rows = n, "flushed the write-ahead log to Parquet"),
@@ -244,6 +254,7 @@ mod tests {
             next_seq: next_seq(dir).unwrap(),
             flushed: Arc::new(AtomicU64::new(0)),
             forwarded: Arc::new(AtomicU64::new(u64::MAX)),
+            ready: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         }
     }
 

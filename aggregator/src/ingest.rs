@@ -169,13 +169,22 @@ impl Writer {
     }
 }
 
-/// Starts the single log writer thread and returns the ingest handle.
-pub fn start(writer: Writer, catalog: Arc<Catalog>, registry: Arc<Registry>) -> (Ingest, std::thread::JoinHandle<()>) {
+/// Starts the single log writer thread and returns the ingest handle. The thread runs `before`
+/// (loading the index) first: reports queue meanwhile, none is decided before it.
+pub fn start(
+    writer: Writer,
+    catalog: Arc<Catalog>,
+    registry: Arc<Registry>,
+    before: impl FnOnce() + Send + 'static,
+) -> (Ingest, std::thread::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel();
     let unit: Arc<str> = writer.unit.as_str().into();
     let handle = std::thread::Builder::new()
         .name("wal-writer".into())
-        .spawn(move || run_writer(writer, rx))
+        .spawn(move || {
+            before();
+            run_writer(writer, rx)
+        })
         .expect("spawn the log writer");
     (Ingest { unit, catalog, registry, jobs: tx }, handle)
 }

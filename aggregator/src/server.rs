@@ -137,6 +137,57 @@ fn index_from_store(data_dir: &Path, catalog: &Catalog) -> anyhow::Result<(Index
     Ok((index, read))
 }
 
+/// Loading the index of what a tier holds: the Parquet store (through the key files), then the
+/// records of the log on top of it. Runs on the log writer's thread before its first report.
+struct IndexLoad {
+    data_dir: std::path::PathBuf,
+    catalog: Arc<Catalog>,
+    index: Arc<Mutex<Index>>,
+    unflushed: ingest::Unflushed,
+    flushed: Arc<AtomicU64>,
+    ready: Arc<AtomicBool>,
+    log: crate::wal::Recovered,
+    last_lsn: crate::wal::Lsn,
+}
+
+impl IndexLoad {
+    fn run(self) {
+        let t0 = std::time::Instant::now();
+        let (mut index, parquet_files_read) = match index_from_store(&self.data_dir, &self.catalog) {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                tracing::error!("cannot load the index of the store: {e:#}; stopping");
+                std::process::exit(70);
+            }
+        };
+        let in_parquet = index.len();
+        let mut unflushed = Vec::new();
+        for (lsn, rec) in self.log.records {
+            let Some(report) = rec.report.as_ref() else { continue };
+            let Ok(period) = report.period.parse::<Period>() else { continue };
+            let received = rec.provenance.as_ref().map(|p| p.received_at_ms).unwrap_or(0);
+            // A record whose key is already in Parquet was flushed before the log was trimmed.
+            if index.insert_digest(report, period, content_digest(report), received) {
+                unflushed.push((lsn, rec));
+            }
+        }
+        let flushed_lsn = unflushed.first().map(|(l, _)| l - 1).unwrap_or(self.last_lsn);
+        tracing::info!(
+            in_parquet,
+            parquet_files_read,
+            in_log_only = unflushed.len(),
+            last_lsn = self.last_lsn,
+            dropped_tail = self.log.dropped_tail.is_some(),
+            ms = t0.elapsed().as_millis() as u64,
+            "recovered the store"
+        );
+        *self.index.lock().expect("index") = index;
+        *self.unflushed.lock().expect("unflushed") = unflushed;
+        self.flushed.store(flushed_lsn, std::sync::atomic::Ordering::SeqCst);
+        self.ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// Runs a tier until SIGTERM or Ctrl-C. `insecure`: plaintext on loopback (`--insecure`).
 pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
     // Security first: a tier that cannot secure its listener does not start.
@@ -160,35 +211,31 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
         Err(e) => tracing::warn!("cannot remove the temporary files of interrupted writes: {e}"),
     }
     flush::recover_compaction(&data_dir)?;
-    let t0 = std::time::Instant::now();
-    let (mut index, parquet_files_read) = index_from_store(&data_dir, &catalog)?;
-    let in_parquet = index.len();
+    // The log is read here (it holds only what is not yet both in Parquet and forwarded); the index
+    // of the Parquet store is loaded by the log writer before it takes the first report
+    // (`IndexLoad`), while the port already answers: start-up does not grow with the store.
     let (wal, recovered) = Wal::open(&layout::wal_dir(&data_dir))?;
     let last_lsn = wal.next_lsn() - 1;
-    let mut unflushed = Vec::new();
-    for (lsn, rec) in recovered.records {
-        let Some(report) = rec.report.as_ref() else { continue };
-        let Ok(period) = report.period.parse::<Period>() else { continue };
-        let received = rec.provenance.as_ref().map(|p| p.received_at_ms).unwrap_or(0);
-        // A record whose key is already in Parquet was flushed before the log was trimmed.
-        if index.insert_digest(report, period, content_digest(report), received) {
-            unflushed.push((lsn, rec));
-        }
-    }
-    let flushed_lsn = unflushed.first().map(|(l, _)| l - 1).unwrap_or(last_lsn);
-    tracing::info!(
-        unit = %config.unit, in_parquet, parquet_files_read, in_log_only = unflushed.len(), last_lsn,
-        dropped_tail = recovered.dropped_tail.is_some(), ms = t0.elapsed().as_millis() as u64,
-        "recovered the store"
-    );
 
     let catalog = Arc::new(catalog);
     let registry = Arc::new(registry);
-    let index = Arc::new(Mutex::new(index));
+    let index = Arc::new(Mutex::new(Index::new()));
+    let index_ready = Arc::new(AtomicBool::new(false));
     let locks = Arc::new(Mutex::new(Locks::open(&layout::state_dir(&data_dir), registry.clone())?));
-    let unflushed = Arc::new(Mutex::new(unflushed));
+    let unflushed = Arc::new(Mutex::new(Vec::new()));
     let (durable_tx, durable_rx) = watch::channel(last_lsn);
-    let flushed = Arc::new(AtomicU64::new(flushed_lsn));
+    // Nothing counts as flushed (so nothing is trimmed) until the index load says what is.
+    let flushed = Arc::new(AtomicU64::new(0));
+    let load = IndexLoad {
+        data_dir: data_dir.clone(),
+        catalog: catalog.clone(),
+        index: index.clone(),
+        unflushed: unflushed.clone(),
+        flushed: flushed.clone(),
+        ready: index_ready.clone(),
+        log: recovered,
+        last_lsn,
+    };
     let forwarded = Arc::new(AtomicU64::new(match config.upstream {
         Some(_) => forward::read_cursor(&data_dir),
         None => u64::MAX,
@@ -208,6 +255,7 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
         },
         catalog.clone(),
         registry.clone(),
+        move || load.run(),
     );
     let stop_flusher = Arc::new(AtomicBool::new(false));
     let flusher = Flusher {
@@ -218,6 +266,7 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
         next_seq: flush::next_seq(&data_dir)?,
         flushed,
         forwarded: forwarded.clone(),
+        ready: index_ready.clone(),
     };
     let interval = Duration::from_millis(config.flush_interval_ms);
     let stop = stop_flusher.clone();
@@ -245,6 +294,7 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
         registry,
         deadline_day: config.deadline_day,
         index,
+        index_ready,
         locks,
         ingest,
         authenticator: security.authenticator,

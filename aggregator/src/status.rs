@@ -11,6 +11,7 @@
 //! | a report's [`Rejection`] (docs/VALIDATION.md) | its `RejectionCode` (`sifa_proto::validate`): INVALID_ARGUMENT, ALREADY_EXISTS (conflict), PERMISSION_DENIED, FAILED_PRECONDITION (period locked) |
 //! | [`Refusal::DiskFull`] (free space below `[disk] reserve_mb`, or a write of the log found the disk full) | RESOURCE_EXHAUSTED naming the tier and the space left, [`disk::RETRY_AFTER`] in `x-sifa-retry-after-ms` |
 //! | [`Refusal::Unavailable`] (shutting down, storage trouble) | UNAVAILABLE |
+//! | [`Error::Starting`] (a question the tier answers once its index is loaded at start) | UNAVAILABLE |
 //! | [`LockError::Request`] (a bad lock or override request) | INVALID_ARGUMENT |
 //! | [`LockError`] storing the lock book | INTERNAL |
 //! | a bad request field ([`Error::BadRequest`]), a unit not in the registry ([`Error::NotFound`]) | INVALID_ARGUMENT, NOT_FOUND |
@@ -37,6 +38,8 @@ pub enum Error {
     Unavailable(String),
     /// No space for new reports on this tier's disk; send them again later.
     DiskFull(DiskLow),
+    /// The tier is starting and cannot answer this yet.
+    Starting(String),
     Lock(LockError),
     BadRequest(String),
     NotFound(String),
@@ -56,6 +59,7 @@ pub fn to_status(error: &Error) -> Status {
         }
         Error::Rejected(r, report) => Status::new(r.code.grpc(), format!("{}\n{r}", report_label(report))),
         Error::Unavailable(why) => Status::unavailable(format!("{why}; send the report again later")),
+        Error::Starting(why) => Status::unavailable(format!("{why}; ask again in a few seconds")),
         Error::DiskFull(low) => {
             let mut status = Status::resource_exhausted(low.message());
             set_retry_after(&mut status, disk::RETRY_AFTER);
