@@ -204,7 +204,6 @@ async fn the_log_is_trimmed_behind_parquet_and_forwarding_and_a_restart_loses_an
     assert!(end.is_none() && acked.iter().all(|o| *o == ack::Outcome::Accepted), "{end:?}");
     province.wait_for_rows(WAIT, |rows| rows.len() == 300);
     county.wait_for_rows(WAIT, |rows| rows.len() == 300);
-    assert!(wal_bytes(&county.data_dir()) > 300 * 100, "the log holds the reports before it is trimmed");
     // In Parquet and forwarded: the segment being written rolls over and the log is trimmed to an
     // empty segment (its 8-byte header).
     let t0 = std::time::Instant::now();

@@ -31,8 +31,18 @@ impl UnitPeriod {
     }
 }
 
+/// What the index keeps of a content digest (`sifa_proto::validate::content_digest`, SHA-256): its
+/// first 16 bytes. Two different contents under the same unit, month and revision agree in them
+/// with a probability of 2⁻¹²⁸; half the digest halves what a province's index and key files hold.
+pub type Digest = [u8; 16];
+
+/// The [`Digest`] of a full content digest.
+pub fn short_digest(digest: &[u8; 32]) -> Digest {
+    digest[..16].try_into().expect("16 of 32 bytes")
+}
+
 /// A revision and the digest of its content.
-pub type Revision = (u64, [u8; 32]);
+pub type Revision = (u64, Digest);
 
 /// What is stored of one unit's month.
 #[derive(Debug, Clone)]
@@ -120,7 +130,7 @@ impl Index {
             .and_then(|e| e.revisions().iter().find(|(r, _)| *r == report.revision));
         match found {
             None => Lookup::New,
-            Some((_, d)) if d == digest => Lookup::Duplicate,
+            Some((_, d)) if *d == short_digest(digest) => Lookup::Duplicate,
             Some(_) => Lookup::Conflict,
         }
     }
@@ -133,7 +143,7 @@ impl Index {
     }
 
     pub fn insert_digest(&mut self, report: &Report, period: Period, digest: [u8; 32], received_at_ms: i64) -> bool {
-        self.insert_key(&report.unit_code, period, report.revision, digest, received_at_ms)
+        self.insert_key(&report.unit_code, period, report.revision, short_digest(&digest), received_at_ms)
     }
 
     /// [`Index::insert_digest`] from a stored row's key (`key_files.rs`). A unit code that is not
@@ -143,7 +153,7 @@ impl Index {
         unit: &str,
         period: Period,
         revision: u64,
-        digest: [u8; 32],
+        digest: Digest,
         received_at_ms: i64,
     ) -> bool {
         let Some(key) = UnitPeriod::new(unit, period) else {

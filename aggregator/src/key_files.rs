@@ -13,9 +13,9 @@
 //!
 //! Format: `SIFAKEY1`, the Parquet file's size (u64 LE), the row count (u64
 //! LE), then per row: unit code length (u8), unit code (ASCII), year (u16 LE),
-//! month (u8), revision (u64 LE), received_at in Unix ms (i64 LE), the
-//! 32-byte content digest (`sifa_proto::validate::content_digest`); then the
-//! CRC32 of everything before it (u32 LE).
+//! month (u8), revision (u64 LE), received_at in Unix ms (i64 LE), the first
+//! 16 bytes of the content digest (`index::Digest`); then the CRC32 of
+//! everything before it (u32 LE). About 45 bytes a row.
 
 use std::path::{Path, PathBuf};
 
@@ -24,7 +24,7 @@ use sifa_proto::validate::content_digest;
 use sifa_store::StoredReport;
 use sifa_store::layout;
 
-use crate::index::Index;
+use crate::index::{Digest, Index, short_digest};
 
 const MAGIC: &[u8; 8] = b"SIFAKEY1";
 
@@ -35,7 +35,7 @@ pub struct RowKey {
     pub period: Period,
     pub revision: u64,
     pub received_at_ms: i64,
-    pub digest: [u8; 32],
+    pub digest: Digest,
 }
 
 impl RowKey {
@@ -45,7 +45,7 @@ impl RowKey {
             period: row.period,
             revision: row.report.revision,
             received_at_ms: row.received_at_ms,
-            digest: content_digest(&row.report),
+            digest: short_digest(&content_digest(&row.report)),
         }
     }
 }
@@ -57,7 +57,7 @@ pub fn path(data_dir: &Path, seq: u64) -> PathBuf {
 
 /// Writes the key file of the Parquet file `seq` (of `parquet_len` bytes) holding `keys`.
 pub fn write(data_dir: &Path, seq: u64, parquet_len: u64, keys: &[RowKey]) -> Result<(), sifa_proto::fs::FsError> {
-    let mut out = Vec::with_capacity(24 + keys.len() * 72);
+    let mut out = Vec::with_capacity(28 + keys.len() * 48);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&parquet_len.to_le_bytes());
     out.extend_from_slice(&(keys.len() as u64).to_le_bytes());
@@ -107,17 +107,17 @@ pub fn load(data_dir: &Path, seq: u64, parquet_len: u64, index: &mut Index) -> O
     }
     let count = u64_at(body, 16) as usize;
     // Parse all first, feed after: a damaged file feeds nothing.
-    let mut keys = Vec::with_capacity(count.min(body.len() / 60));
+    let mut keys = Vec::with_capacity(count.min(body.len() / 36));
     let mut at = 24;
     for _ in 0..count {
         let len = *body.get(at)? as usize;
-        let rec = body.get(at + 1..at + 1 + len + 2 + 1 + 8 + 8 + 32)?;
+        let rec = body.get(at + 1..at + 1 + len + 2 + 1 + 8 + 8 + 16)?;
         let unit = std::str::from_utf8(&rec[..len]).ok()?;
         let r = &rec[len..];
         let period = Period::new(u16::from_le_bytes([r[0], r[1]]), r[2])?;
         let revision = u64_at(r, 3);
         let received = u64_at(r, 11) as i64;
-        let digest: [u8; 32] = r[19..51].try_into().expect("32 bytes");
+        let digest: Digest = r[19..35].try_into().expect("16 bytes");
         keys.push((unit, period, revision, received, digest));
         at += 1 + rec.len();
     }
@@ -165,7 +165,7 @@ mod tests {
             period: "2024-03".parse().unwrap(),
             revision: rev,
             received_at_ms: 1000 + rev as i64,
-            digest: content_digest(&report),
+            digest: short_digest(&content_digest(&report)),
         }
     }
 
