@@ -6,6 +6,7 @@
 #
 #   benches/startup.sh                       (from the repository root; 5,000,000 rows)
 #   ROWS=1000000 SIFA=target/debug/sifa benches/startup.sh
+#   BEFORE=0 benches/startup.sh              (skip the start without key files)
 #
 # The store (`sifa sim store`: 40,000 offices' monthly reports from 2015-01 on,
 # one Parquet file per year) is generated once into target/bench-startup/ and
@@ -60,7 +61,9 @@ start() {
   echo
 }
 echo "start-up of a province aggregator on $rows stored rows ($sifa), $(date -u +%F), load $(cut -d' ' -f1-3 /proc/loadavg):"
-rm -rf "$data/state/index"
-start "without key files (every Parquet row read, as before)"
+if [ "${BEFORE:-1}" != 0 ] || [ ! -d "$data/state/index" ]; then
+  rm -rf "$data/state/index"
+  start "without key files (every Parquet row read, as before)"
+fi
 start "with key files"
 start "with key files, again"
