@@ -68,7 +68,12 @@ fn reports_of(registry: &Registry, county: &str, n: usize) -> Vec<Report> {
             let unit = &units[i % units.len()];
             let period = &periods[(i / units.len()) % periods.len()];
             let revision = 1 + (i / (units.len() * periods.len())) as u64;
-            let mut r = report(unit, period, revision, &[("lectures", (i % 50) as f64), ("consultations", i as f64)]);
+            let mut r = report(
+                unit,
+                period,
+                revision,
+                &[("lectures", (i % 50) as f64), ("consultations", (i % 100_000) as f64)],
+            );
             r.values.insert("disputes_mediated".into(), (i % 30) as f64 + 5.0);
             r.values.insert("disputes_resolved".into(), (i % 30) as f64);
             r
