@@ -17,7 +17,8 @@ use support::{TestAggregator, TierSpec, as_agent, from_sender, report};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// A tmpfs of `size_mb` mounted on a directory, unmounted when dropped.
+/// A tmpfs of `size_mb` mounted on a tier's data directory; unmounted when dropped, and the tier's
+/// directory removed with it (its own cleanup stopped at the busy mount point).
 struct Tmpfs(PathBuf);
 
 impl Tmpfs {
@@ -42,6 +43,9 @@ impl Tmpfs {
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        if let Some(tier_dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(tier_dir);
+        }
     }
 }
 
