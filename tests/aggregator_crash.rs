@@ -144,8 +144,17 @@ async fn an_upstream_down_for_a_while_is_caught_up_exactly() {
     let acked = Arc::new(Mutex::new(Vec::new()));
     stream(county.url(), all.clone(), acked.clone()).await.unwrap();
     assert_eq!(acked.lock().unwrap().len(), all.len());
-    std::thread::sleep(Duration::from_secs(2));
-    assert!(county.log().contains("not reachable"), "the county retries: {}", county.log());
+    std::thread::sleep(Duration::from_secs(3));
+    // It tries again at least every second (sifa_aggregator::forward::BACKOFF_MAX), so forwarding
+    // resumes within about a second of the province's return.
+    let log = county.log();
+    let waits: Vec<u64> = log
+        .split("retry_in_ms=")
+        .skip(1)
+        .map(|rest| rest.chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap())
+        .collect();
+    assert!(waits.len() >= 3 && log.contains("not reachable"), "the county retries: {log}");
+    assert!(waits.iter().all(|ms| *ms <= 1000), "{waits:?}");
     province.restart();
     let want: BTreeMap<Key, Report> = all.iter().map(|r| (key(r), r.clone())).collect();
     let rows = province.wait_for_rows(WAIT, |rows| rows.len() >= all.len());

@@ -97,6 +97,8 @@ pub fn run(args: AggregatorArgs) -> anyhow::Result<()> {
                         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
                 )
                 .with_writer(std::io::stderr)
+                // Colours only on a terminal: not in journald or a log file.
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .try_init();
             rt.block_on(crate::server::run(config, args.insecure))
         }

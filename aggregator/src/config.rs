@@ -14,6 +14,7 @@ use sifa_proto::config::{RelativePaths, resolve, resolve_option};
 use sifa_proto::tls::TlsConfig;
 
 use crate::auth::Limits;
+use crate::disk::DiskConfig;
 
 /// Default interval between flushes of the write-ahead log to Parquet.
 pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 1000;
@@ -40,6 +41,8 @@ pub struct ConfigFile {
     pub tls: Option<TlsConfig>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limits: Option<Limits>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk: Option<DiskConfig>,
 }
 
 impl ConfigFile {
@@ -56,6 +59,7 @@ impl ConfigFile {
             flush_interval_ms: None,
             tls: None,
             limits: None,
+            disk: None,
         }
     }
 
@@ -105,6 +109,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// The `[limits]` table: message size, reports per stream, rate per office.
     pub limits: Limits,
+    /// The `[disk]` table: the free space below which new reports are refused.
+    pub disk: DiskConfig,
 }
 
 impl Config {
@@ -168,6 +174,7 @@ impl Config {
             flush_interval_ms,
             tls: raw.tls.unwrap_or_default(),
             limits: raw.limits.unwrap_or_default(),
+            disk: raw.disk.unwrap_or_default(),
         })
     }
 
@@ -247,7 +254,9 @@ mod tests {
         file.flush_interval_ms = Some(200);
         file.limits = Some(Limits { burst: 7, ..Limits::default() });
         file.tls = Some(TlsConfig::insecure());
+        file.disk = Some(DiskConfig { reserve_mb: 64 });
         let c = parse(&file.to_toml()).unwrap();
+        assert_eq!(c.disk.reserve_bytes(), 64 << 20);
         assert_eq!(c.data_dir, Path::new("/etc/sifa/data"));
         assert_eq!((c.flush_interval_ms, c.limits.burst, c.tls.insecure), (200, 7, true));
         assert_eq!(c.upstream.as_deref(), Some("https://127.0.0.1:7400"));
@@ -261,5 +270,6 @@ mod tests {
         assert!(c.tls.cert.as_ref().unwrap().ends_with("certs/aggregator-620982.pem"));
         assert!(c.tls.crl.is_some() && !c.tls.insecure);
         assert_eq!(c.limits, Limits::default());
+        assert_eq!(c.disk, DiskConfig::default());
     }
 }

@@ -26,6 +26,7 @@ use sifa_proto::v1::SubmitRequest;
 use sifa_proto::{Catalog, Period, Registry};
 
 use crate::ingest::Unflushed;
+use crate::key_files;
 use crate::wal::{self, Lsn};
 use sifa_store::layout::{self, COMPACTION_FILE};
 use sifa_store::{StoreError, StoredReport};
@@ -54,6 +55,9 @@ pub struct Flusher {
     pub flushed: Arc<AtomicU64>,
     /// Every record up to this LSN is forwarded (`u64::MAX` without an upstream).
     pub forwarded: Arc<AtomicU64>,
+    /// Set once the index is loaded at start: before, the flusher neither flushes nor compacts (a
+    /// compaction would delete files the load reads).
+    pub ready: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Flusher {
@@ -78,16 +82,19 @@ impl Flusher {
             let rows: Vec<StoredReport> = recs.iter().map(|(_, r)| stored_report(r, &self.registry)).collect();
             let seq = self.next_seq;
             self.next_seq += 1;
-            if let Err(e) = sifa_store::write_file(&self.data_dir, &self.catalog, year, seq, &rows) {
-                // What is not in Parquet yet goes back in front, in log order
-                // (it is safe in the log meanwhile), and is tried again later.
-                let mut back: Vec<(Lsn, SubmitRequest)> = recs;
-                back.extend(by_year.into_values().flatten());
-                back.sort_by_key(|(lsn, _)| *lsn);
-                let mut u = self.unflushed.lock().expect("unflushed");
-                back.append(&mut u);
-                *u = back;
-                return Err(e);
+            match sifa_store::write_file(&self.data_dir, &self.catalog, year, seq, &rows) {
+                Ok(path) => key_files::write_for(&self.data_dir, seq, &path, &rows),
+                Err(e) => {
+                    // What is not in Parquet yet goes back in front, in log order
+                    // (it is safe in the log meanwhile), and is tried again later.
+                    let mut back: Vec<(Lsn, SubmitRequest)> = recs;
+                    back.extend(by_year.into_values().flatten());
+                    back.sort_by_key(|(lsn, _)| *lsn);
+                    let mut u = self.unflushed.lock().expect("unflushed");
+                    back.append(&mut u);
+                    *u = back;
+                    return Err(e);
+                }
             }
         }
         self.flushed.store(last, Ordering::SeqCst);
@@ -125,7 +132,8 @@ impl Flusher {
             let intent = CompactionIntent { year, inputs: files.iter().map(|(s, _)| *s).collect(), output };
             let state = layout::state_dir(&self.data_dir);
             sifa_proto::fs::write_atomic(&state, COMPACTION_FILE, &serde_json::to_vec(&intent).expect("plain"))?;
-            sifa_store::write_file(&self.data_dir, &self.catalog, year, output, &rows)?;
+            let path = sifa_store::write_file(&self.data_dir, &self.catalog, year, output, &rows)?;
+            key_files::write_for(&self.data_dir, output, &path, &rows);
             finish_compaction(&self.data_dir, &intent)?;
             merged += files.len();
             tracing::info!(year, files = files.len(), rows = rows.len(), output, "compacted small Parquet files");
@@ -138,6 +146,13 @@ impl Flusher {
         let mut ticks: u64 = 0;
         loop {
             let stopping = stop.load(Ordering::SeqCst);
+            if !self.ready.load(Ordering::SeqCst) {
+                if stopping {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
             match self.flush() {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(rows = n, "flushed the write-ahead log to Parquet"),
@@ -178,6 +193,7 @@ fn finish_compaction(data_dir: &Path, intent: &CompactionIntent) -> Result<(), S
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(StoreError::Io { what: "cannot delete compacted file", path: p, source: e }),
         }
+        key_files::remove(data_dir, *seq);
     }
     sifa_proto::fs::sync_dir(&dir)?;
     let intent_path = layout::state_dir(data_dir).join(COMPACTION_FILE);
@@ -238,6 +254,7 @@ mod tests {
             next_seq: next_seq(dir).unwrap(),
             flushed: Arc::new(AtomicU64::new(0)),
             forwarded: Arc::new(AtomicU64::new(u64::MAX)),
+            ready: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         }
     }
 

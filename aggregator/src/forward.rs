@@ -38,7 +38,11 @@ use sifa_store::layout::{self, FORWARD_CURSOR_FILE, FORWARD_LINK_FILE, FORWARD_R
 /// Reports per `SubmitStream` call.
 pub const BATCH: usize = 2000;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// The longest wait between attempts while the tier above is unreachable: forwarding resumes within
+/// about a second of its return. (A refused certificate waits `sifa_proto::upstream::REFUSED_RETRY`.)
+pub const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// How long forwarding waits after the log could not be read before it reads again.
+const LOG_RETRY: Duration = Duration::from_secs(5);
 
 pub struct Forwarder {
     pub upstream: String,
@@ -199,12 +203,12 @@ impl Forwarder {
                 Ok(b) if !b.is_empty() => b,
                 Ok(_) => {
                     tracing::error!(cursor, durable, "the write-ahead log has no record after the forward cursor");
-                    tokio::time::sleep(BACKOFF_MAX).await;
+                    tokio::time::sleep(LOG_RETRY).await;
                     continue;
                 }
                 Err(e) => {
                     tracing::error!("cannot read the write-ahead log for forwarding: {e}");
-                    tokio::time::sleep(BACKOFF_MAX).await;
+                    tokio::time::sleep(LOG_RETRY).await;
                     continue;
                 }
             };

@@ -2,10 +2,15 @@
 //! shared library, the registry), then handed to the single log writer, which decides duplicate,
 //! conflict or locked period, appends every pending report to the write-ahead
 //! log with one fsync (group commit) and only then completes their
-//! acknowledgements.
+//! acknowledgements. Below the free-space reserve (`disk.rs`), or when a
+//! write of the log finds the disk full, new reports are refused
+//! (RESOURCE_EXHAUSTED) and nothing of the group is acknowledged; the next
+//! group checks again.
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use sifa_proto::period::now_unix_ms;
 use sifa_proto::v1::{Provenance, SubmitRequest};
@@ -13,6 +18,7 @@ use sifa_proto::validate::{self, Rejection, RejectionCode, check_report, check_u
 use sifa_proto::{Catalog, Period, Registry};
 use tokio::sync::{oneshot, watch};
 
+use crate::disk::{DiskLow, Reserve};
 use crate::index::{Index, Lookup};
 use crate::locks::{Admission, Locks};
 use crate::wal::{self, Lsn, Wal};
@@ -32,6 +38,8 @@ pub enum Refusal {
     Rejected(Rejection),
     /// This tier cannot take it now (shutting down, disk trouble): send it again later.
     Unavailable(String),
+    /// No space for it on this tier's disk now: send it again later.
+    DiskFull(DiskLow),
 }
 
 impl From<Rejection> for Refusal {
@@ -129,6 +137,9 @@ pub fn unavailable() -> tonic::Status {
     crate::status::to_status(&crate::status::Error::Unavailable("the aggregator is shutting down".into()))
 }
 
+/// How often the writer looks whether the segment being written can be rolled over for trimming.
+const ROLL_OVER_CHECK: Duration = Duration::from_secs(1);
+
 /// Everything the log writer works with.
 pub struct Writer {
     pub wal: Wal,
@@ -137,15 +148,43 @@ pub struct Writer {
     pub unflushed: Unflushed,
     pub durable: watch::Sender<Lsn>,
     pub unit: String,
+    /// The free-space reserve of the data directory.
+    pub reserve: Reserve,
+    /// Every record up to this LSN is in Parquet (the flusher's).
+    pub flushed: Arc<AtomicU64>,
+    /// Every record up to this LSN is forwarded (`u64::MAX` without an upstream).
+    pub forwarded: Arc<AtomicU64>,
 }
 
-/// Starts the single log writer thread and returns the ingest handle.
-pub fn start(writer: Writer, catalog: Arc<Catalog>, registry: Arc<Registry>) -> (Ingest, std::thread::JoinHandle<()>) {
+impl Writer {
+    /// Rolls the log's current segment over once all its records are in Parquet and forwarded, at
+    /// most every [`ROLL_OVER_CHECK`], so that the flusher's trim can delete it.
+    fn roll_over_if_covered(&mut self, last_check: &mut Instant) {
+        if last_check.elapsed() < ROLL_OVER_CHECK {
+            return;
+        }
+        *last_check = Instant::now();
+        let covered = self.flushed.load(Ordering::SeqCst).min(self.forwarded.load(Ordering::SeqCst));
+        self.wal.roll_over_if_covered(covered);
+    }
+}
+
+/// Starts the single log writer thread and returns the ingest handle. The thread runs `before`
+/// (loading the index) first: reports queue meanwhile, none is decided before it.
+pub fn start(
+    writer: Writer,
+    catalog: Arc<Catalog>,
+    registry: Arc<Registry>,
+    before: impl FnOnce() + Send + 'static,
+) -> (Ingest, std::thread::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel();
     let unit: Arc<str> = writer.unit.as_str().into();
     let handle = std::thread::Builder::new()
         .name("wal-writer".into())
-        .spawn(move || run_writer(writer, rx))
+        .spawn(move || {
+            before();
+            run_writer(writer, rx)
+        })
         .expect("spawn the log writer");
     (Ingest { unit, catalog, registry, jobs: tx }, handle)
 }
@@ -166,7 +205,14 @@ fn conflict(record: &SubmitRequest) -> Rejection {
 
 fn run_writer(mut w: Writer, rx: mpsc::Receiver<Job>) {
     let mut frames = Vec::with_capacity(1 << 20);
-    while let Ok(first) = rx.recv() {
+    let mut last_roll_check = Instant::now();
+    loop {
+        w.roll_over_if_covered(&mut last_roll_check);
+        let first = match rx.recv_timeout(ROLL_OVER_CHECK) {
+            Ok(job) => job,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         let mut jobs = vec![first];
         while jobs.len() < MAX_GROUP {
             match rx.try_recv() {
@@ -175,8 +221,12 @@ fn run_writer(mut w: Writer, rx: mpsc::Receiver<Job>) {
             }
         }
         let now = now_unix_ms();
+        // Once per group: a tier below its reserve stores nothing new (duplicates are still answered).
+        let space = w.reserve.check();
         frames.clear();
         let mut accepted = Vec::new();
+        // What each accepted report changed in the index, to take back if the write fails.
+        let mut recorded = Vec::new();
         let mut replies = Vec::with_capacity(jobs.len());
         {
             let mut index = w.index.lock().expect("index lock");
@@ -185,6 +235,7 @@ fn run_writer(mut w: Writer, rx: mpsc::Receiver<Job>) {
                 let decision = match index.lookup(report, job.period, &job.digest) {
                     Lookup::Duplicate => Ok(Stored::Duplicate),
                     Lookup::Conflict => Err(conflict(&job.record).into()),
+                    Lookup::New if space.is_err() => Err(Refusal::DiskFull(space.clone().unwrap_err())),
                     Lookup::New => {
                         let mut locks = w.locks.lock().expect("locks lock");
                         let forwarded = job.record.provenance.is_some();
@@ -210,7 +261,10 @@ fn run_writer(mut w: Writer, rx: mpsc::Receiver<Job>) {
                                         });
                                         let received = prov.received_at_ms;
                                         let report = job.record.report.as_ref().expect("checked");
+                                        let first_before =
+                                            index.get(&report.unit_code, job.period).map(|e| e.first_received_ms);
                                         index.insert_digest(report, job.period, job.digest, received);
+                                        recorded.push((job.period, first_before));
                                         wal::encode_frame(&job.record, &mut frames);
                                         accepted.push(job.record);
                                         Ok(Stored::Accepted)
@@ -226,6 +280,25 @@ fn run_writer(mut w: Writer, rx: mpsc::Receiver<Job>) {
         if !accepted.is_empty() {
             let first = match w.wal.append_frames(&frames, accepted.len() as u64) {
                 Ok(lsn) => lsn,
+                Err(e) if e.is_out_of_space() => {
+                    // The log is as before the group: take it back from the index and refuse it,
+                    // duplicates included (their original may be one of this group).
+                    tracing::warn!("{e}; refusing new reports until there is space");
+                    let mut index = w.index.lock().expect("index lock");
+                    for (record, (period, first_before)) in accepted.iter().zip(recorded).rev() {
+                        index.take_back(record.report.as_ref().expect("checked"), period, first_before);
+                    }
+                    drop(index);
+                    let low = w.reserve.full();
+                    for (reply, decision) in replies {
+                        let decision = match decision {
+                            Ok(_) => Err(Refusal::DiskFull(low.clone())),
+                            refused => refused,
+                        };
+                        let _ = reply.send(decision);
+                    }
+                    continue;
+                }
                 Err(e) => {
                     // Nothing of this group may be acknowledged, and the index
                     // already counts it: stop; a restart rebuilds from the log.
@@ -253,6 +326,6 @@ pub fn ack(record: &SubmitRequest, decision: Decision) -> Result<sifa_proto::v1:
     match decision {
         Ok(stored) => Ok(validate::ack_stored(&report, stored == Stored::Duplicate)),
         Err(Refusal::Rejected(r)) => Ok(r.to_ack(&report)),
-        Err(e @ Refusal::Unavailable(_)) => Err(crate::status::refusal_status(e, &report)),
+        Err(e @ (Refusal::Unavailable(_) | Refusal::DiskFull(_))) => Err(crate::status::refusal_status(e, &report)),
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! - [`config`]: the config file; [`cli`]: `sifa aggregator ...`;
 //! - [`ingest`]: validation and the single log writer (group commit); [`wal`]: the write-ahead log;
-//! - [`index`]: what is stored, for duplicates, conflicts and completeness;
+//! - [`disk`]: the free-space reserve below which new reports are refused;
+//! - [`index`]: what is stored, for duplicates, conflicts and completeness; [`key_files`]: its keys per
+//!   Parquet file, so a start does not read every row;
 //! - [`flush`]: the log to Parquet (through `sifa_store`), trimming and compaction;
 //! - [`forward`]: to the tier above; [`completeness`]; [`locks`]: closed periods; [`approvals`]: approved months;
 //! - [`service`]: the gRPC services; [`status`]: the one map from their errors to gRPC statuses;
@@ -14,10 +16,12 @@ pub mod auth;
 pub mod cli;
 pub mod completeness;
 pub mod config;
+pub mod disk;
 pub mod flush;
 pub mod forward;
 pub mod index;
 pub mod ingest;
+pub mod key_files;
 pub mod locks;
 pub mod server;
 pub mod service;

@@ -24,10 +24,12 @@ use tokio_stream::wrappers::TcpListenerStream;
 use crate::auth::TRANSPORT_MESSAGE_CAP;
 use crate::auth::tls::server_security;
 use crate::config::{Config, ConfigError};
+use crate::disk::Reserve;
 use crate::flush::{self, Flusher};
 use crate::forward::{self, Forwarder};
 use crate::index::Index;
 use crate::ingest::{self, Writer};
+use crate::key_files;
 use crate::locks::Locks;
 use crate::service::{Service, Tier};
 use crate::wal::Wal;
@@ -117,15 +119,78 @@ async fn fetch_reference(upstream: &str, config: &Config, insecure: bool) -> any
     Ok((catalog, registry))
 }
 
-/// Rebuilds the index from the Parquet store; returns it.
-fn index_from_store(data_dir: &Path, catalog: &Catalog) -> anyhow::Result<Index> {
+/// Rebuilds the index from the Parquet store: from each file's key file, or from the file itself
+/// when its key file cannot be used (then written again). Returns it and how many Parquet files had
+/// to be read.
+fn index_from_store(data_dir: &Path, catalog: &Catalog) -> anyhow::Result<(Index, usize)> {
     let mut index = Index::new();
-    for (_, _, path) in sifa_store::list_files(data_dir)? {
-        for row in sifa_store::read_file(&path, catalog)? {
+    let files = sifa_store::list_files(data_dir)?;
+    let mut read = 0;
+    for (_, seq, path) in &files {
+        let len = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?.len();
+        if key_files::load(data_dir, *seq, len, &mut index).is_some() {
+            continue;
+        }
+        let rows = sifa_store::read_file(path, catalog)?;
+        for row in &rows {
             index.insert(&row.report, row.period, row.received_at_ms);
         }
+        key_files::write_for(data_dir, *seq, path, &rows);
+        read += 1;
     }
-    Ok(index)
+    key_files::remove_orphans(data_dir, &files.iter().map(|(_, seq, _)| *seq).collect());
+    Ok((index, read))
+}
+
+/// Loading the index of what a tier holds: the Parquet store (through the key files), then the
+/// records of the log on top of it. Runs on the log writer's thread before its first report.
+struct IndexLoad {
+    data_dir: std::path::PathBuf,
+    catalog: Arc<Catalog>,
+    index: Arc<Mutex<Index>>,
+    unflushed: ingest::Unflushed,
+    flushed: Arc<AtomicU64>,
+    ready: Arc<AtomicBool>,
+    log: crate::wal::Recovered,
+    last_lsn: crate::wal::Lsn,
+}
+
+impl IndexLoad {
+    fn run(self) {
+        let t0 = std::time::Instant::now();
+        let (mut index, parquet_files_read) = match index_from_store(&self.data_dir, &self.catalog) {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                tracing::error!("cannot load the index of the store: {e:#}; stopping");
+                std::process::exit(70);
+            }
+        };
+        let in_parquet = index.len();
+        let mut unflushed = Vec::new();
+        for (lsn, rec) in self.log.records {
+            let Some(report) = rec.report.as_ref() else { continue };
+            let Ok(period) = report.period.parse::<Period>() else { continue };
+            let received = rec.provenance.as_ref().map(|p| p.received_at_ms).unwrap_or(0);
+            // A record whose key is already in Parquet was flushed before the log was trimmed.
+            if index.insert_digest(report, period, content_digest(report), received) {
+                unflushed.push((lsn, rec));
+            }
+        }
+        let flushed_lsn = unflushed.first().map(|(l, _)| l - 1).unwrap_or(self.last_lsn);
+        tracing::info!(
+            in_parquet,
+            parquet_files_read,
+            in_log_only = unflushed.len(),
+            last_lsn = self.last_lsn,
+            dropped_tail = self.log.dropped_tail.is_some(),
+            ms = t0.elapsed().as_millis() as u64,
+            "recovered the store"
+        );
+        *self.index.lock().expect("index") = index;
+        *self.unflushed.lock().expect("unflushed") = unflushed;
+        self.flushed.store(flushed_lsn, std::sync::atomic::Ordering::SeqCst);
+        self.ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// Runs a tier until SIGTERM or Ctrl-C. `insecure`: plaintext on loopback (`--insecure`).
@@ -145,36 +210,37 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
     sifa_store::write_reference_files(&data_dir, &meta, &catalog, &registry)?;
 
     // Recovery: the store, then the log on top of it.
+    match sifa_store::remove_interrupted_writes(&data_dir) {
+        Ok(removed) if removed.is_empty() => {}
+        Ok(removed) => tracing::info!(files = ?removed, "removed the temporary files of writes a crash interrupted"),
+        Err(e) => tracing::warn!("cannot remove the temporary files of interrupted writes: {e}"),
+    }
     flush::recover_compaction(&data_dir)?;
-    let t0 = std::time::Instant::now();
-    let mut index = index_from_store(&data_dir, &catalog)?;
-    let in_parquet = index.len();
+    // The log is read here (it holds only what is not yet both in Parquet and forwarded); the index
+    // of the Parquet store is loaded by the log writer before it takes the first report
+    // (`IndexLoad`), while the port already answers: start-up does not grow with the store.
     let (wal, recovered) = Wal::open(&layout::wal_dir(&data_dir))?;
     let last_lsn = wal.next_lsn() - 1;
-    let mut unflushed = Vec::new();
-    for (lsn, rec) in recovered.records {
-        let Some(report) = rec.report.as_ref() else { continue };
-        let Ok(period) = report.period.parse::<Period>() else { continue };
-        let received = rec.provenance.as_ref().map(|p| p.received_at_ms).unwrap_or(0);
-        // A record whose key is already in Parquet was flushed before the log was trimmed.
-        if index.insert_digest(report, period, content_digest(report), received) {
-            unflushed.push((lsn, rec));
-        }
-    }
-    let flushed_lsn = unflushed.first().map(|(l, _)| l - 1).unwrap_or(last_lsn);
-    tracing::info!(
-        unit = %config.unit, in_parquet, in_log_only = unflushed.len(), last_lsn,
-        dropped_tail = recovered.dropped_tail.is_some(), ms = t0.elapsed().as_millis() as u64,
-        "recovered the store"
-    );
 
     let catalog = Arc::new(catalog);
     let registry = Arc::new(registry);
-    let index = Arc::new(Mutex::new(index));
+    let index = Arc::new(Mutex::new(Index::new()));
+    let index_ready = Arc::new(AtomicBool::new(false));
     let locks = Arc::new(Mutex::new(Locks::open(&layout::state_dir(&data_dir), registry.clone())?));
-    let unflushed = Arc::new(Mutex::new(unflushed));
+    let unflushed = Arc::new(Mutex::new(Vec::new()));
     let (durable_tx, durable_rx) = watch::channel(last_lsn);
-    let flushed = Arc::new(AtomicU64::new(flushed_lsn));
+    // Nothing counts as flushed (so nothing is trimmed) until the index load says what is.
+    let flushed = Arc::new(AtomicU64::new(0));
+    let load = IndexLoad {
+        data_dir: data_dir.clone(),
+        catalog: catalog.clone(),
+        index: index.clone(),
+        unflushed: unflushed.clone(),
+        flushed: flushed.clone(),
+        ready: index_ready.clone(),
+        log: recovered,
+        last_lsn,
+    };
     let forwarded = Arc::new(AtomicU64::new(match config.upstream {
         Some(_) => forward::read_cursor(&data_dir),
         None => u64::MAX,
@@ -188,9 +254,13 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
             unflushed: unflushed.clone(),
             durable: durable_tx,
             unit: config.unit.to_string(),
+            reserve: Reserve::new(&data_dir, &config.unit, &config.disk),
+            flushed: flushed.clone(),
+            forwarded: forwarded.clone(),
         },
         catalog.clone(),
         registry.clone(),
+        move || load.run(),
     );
     let stop_flusher = Arc::new(AtomicBool::new(false));
     let flusher = Flusher {
@@ -201,6 +271,7 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
         next_seq: flush::next_seq(&data_dir)?,
         flushed,
         forwarded: forwarded.clone(),
+        ready: index_ready.clone(),
     };
     let interval = Duration::from_millis(config.flush_interval_ms);
     let stop = stop_flusher.clone();
@@ -228,6 +299,7 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
         registry,
         deadline_day: config.deadline_day,
         index,
+        index_ready,
         locks,
         ingest,
         authenticator: security.authenticator,
@@ -239,7 +311,13 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (key `listen`)", config.listen))?;
     let addr = listener.local_addr()?;
-    sifa_proto::fs::write_atomic(&data_dir, layout::ADDR_FILE, addr.to_string().as_bytes())?;
+    if let Err(e) = sifa_proto::fs::write_atomic(&data_dir, layout::ADDR_FILE, addr.to_string().as_bytes()) {
+        // A full disk must not keep a tier from serving what it holds.
+        tracing::error!(
+            "{e}: `sifa aggregator status` and the other commands will not find this tier until it \
+             restarts with space on the disk"
+        );
+    }
     tracing::info!(unit = %config.unit, "listening on {addr}");
     let max = TRANSPORT_MESSAGE_CAP;
     let mut server = tonic::transport::Server::builder().tcp_nodelay(true);

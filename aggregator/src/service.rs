@@ -38,6 +38,8 @@ pub struct Tier {
     pub registry: Arc<Registry>,
     pub deadline_day: u8,
     pub index: Arc<Mutex<Index>>,
+    /// Set once the index is loaded at start; until then completeness is not answered.
+    pub index_ready: Arc<std::sync::atomic::AtomicBool>,
     pub locks: Arc<Mutex<Locks>>,
     pub ingest: Ingest,
     /// Who is calling: the client certificate (or, on loopback in insecure mode, the caller's word).
@@ -192,6 +194,11 @@ impl DirectoryService for Service {
         let root = auth::authorize_subtree(&id, &req.root, &self.0.unit, &self.0.registry)?;
         let root = self.root(&root)?;
         let period: Period = req.period.parse().map_err(|e| Error::BadRequest(format!("{e}")))?;
+        if !self.0.index_ready.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(
+                Error::Starting("the tier has just started and is loading the index of what it holds".into()).into()
+            );
+        }
         let mut report = {
             let index = self.0.index.lock().expect("index");
             completeness::completeness(&self.0.registry, &index, &root, period, self.0.deadline_day)

@@ -9,7 +9,9 @@
 //! | [`Denied::PermissionDenied`] (another unit's report, another subtree, not an admin) | PERMISSION_DENIED |
 //! | [`OverLimit`] (message size, reports per stream, rate) | RESOURCE_EXHAUSTED, the rate's wait in `x-sifa-retry-after-ms` |
 //! | a report's [`Rejection`] (docs/VALIDATION.md) | its `RejectionCode` (`sifa_proto::validate`): INVALID_ARGUMENT, ALREADY_EXISTS (conflict), PERMISSION_DENIED, FAILED_PRECONDITION (period locked) |
+//! | [`Refusal::DiskFull`] (free space below `[disk] reserve_mb`, or a write of the log found the disk full) | RESOURCE_EXHAUSTED naming the tier and the space left, [`disk::RETRY_AFTER`] in `x-sifa-retry-after-ms` |
 //! | [`Refusal::Unavailable`] (shutting down, storage trouble) | UNAVAILABLE |
+//! | [`Error::Starting`] (a question the tier answers once its index is loaded at start) | UNAVAILABLE |
 //! | [`LockError::Request`] (a bad lock or override request) | INVALID_ARGUMENT |
 //! | [`LockError`] storing the lock book | INTERNAL |
 //! | a bad request field ([`Error::BadRequest`]), a unit not in the registry ([`Error::NotFound`]) | INVALID_ARGUMENT, NOT_FOUND |
@@ -21,6 +23,7 @@ use sifa_proto::validate::report_label;
 use tonic::Status;
 
 use crate::auth::{Denied, OverLimit};
+use crate::disk::{self, DiskLow};
 use crate::ingest::Refusal;
 use crate::locks::LockError;
 
@@ -33,6 +36,10 @@ pub enum Error {
     Rejected(Rejection, Report),
     /// This tier cannot take the call now; send it again later.
     Unavailable(String),
+    /// No space for new reports on this tier's disk; send them again later.
+    DiskFull(DiskLow),
+    /// The tier is starting and cannot answer this yet.
+    Starting(String),
     Lock(LockError),
     BadRequest(String),
     NotFound(String),
@@ -52,6 +59,12 @@ pub fn to_status(error: &Error) -> Status {
         }
         Error::Rejected(r, report) => Status::new(r.code.grpc(), format!("{}\n{r}", report_label(report))),
         Error::Unavailable(why) => Status::unavailable(format!("{why}; send the report again later")),
+        Error::Starting(why) => Status::unavailable(format!("{why}; ask again in a few seconds")),
+        Error::DiskFull(low) => {
+            let mut status = Status::resource_exhausted(low.message());
+            set_retry_after(&mut status, disk::RETRY_AFTER);
+            status
+        }
         Error::Lock(LockError::Request(m)) => Status::invalid_argument(m.clone()),
         Error::Lock(e) => Status::internal(e.to_string()),
         Error::BadRequest(m) => Status::invalid_argument(m.clone()),
@@ -88,6 +101,7 @@ pub fn refusal_status(refusal: Refusal, report: &Report) -> Status {
     match refusal {
         Refusal::Rejected(r) => to_status(&Error::Rejected(r, report.clone())),
         Refusal::Unavailable(why) => to_status(&Error::Unavailable(why)),
+        Refusal::DiskFull(low) => to_status(&Error::DiskFull(low)),
     }
 }
 
@@ -117,5 +131,10 @@ mod tests {
         let s = refusal_status(Refusal::Unavailable("shutting down".into()), &report);
         assert_eq!((s.code(), s.message()), (Code::Unavailable, "shutting down; send the report again later"));
         assert_eq!(Status::from(LockError::Request("bad period".into())).code(), Code::InvalidArgument);
+        let low = DiskLow { tier: "620982".into(), free_bytes: 3 << 20, reserve_bytes: 256 << 20 };
+        let s = refusal_status(Refusal::DiskFull(low), &report);
+        assert_eq!(s.code(), Code::ResourceExhausted);
+        assert!(s.message().contains("tier 620982 is full: 3.0 MiB free, below its reserve of 256.0 MiB"), "{s:?}");
+        assert_eq!(sifa_proto::upstream::retry_after(&s), Some(disk::RETRY_AFTER));
     }
 }

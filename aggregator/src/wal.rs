@@ -34,6 +34,19 @@ pub enum WalError {
          acknowledged as durable; stop the aggregator, keep a copy of the data directory and check the disk"
     )]
     Unreadable { path: PathBuf, lsn: Lsn, reason: String },
+    #[error(
+        "write-ahead log {path}: a write failed ({write}) and cutting the segment back to its last whole record \
+         failed too ({rollback}); stop the aggregator and check the disk (a restart drops the torn tail)"
+    )]
+    RollbackFailed { path: PathBuf, write: io::Error, rollback: io::Error },
+}
+
+impl WalError {
+    /// A write that failed for lack of space and left the log as it was before it: the records were
+    /// not appended, and the log takes the next append normally.
+    pub fn is_out_of_space(&self) -> bool {
+        matches!(self, WalError::Io { source, .. } if crate::disk::is_out_of_space(source))
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> WalError + '_ {
@@ -229,23 +242,62 @@ impl Wal {
     /// Appends already-encoded frames of `count` records and fsyncs once
     /// (group commit). Returns the LSN of the first. Starts a new segment
     /// afterwards when this one has grown past [`SEGMENT_BYTES`].
+    ///
+    /// A failed write or fsync (a full disk) cuts the segment back to its last
+    /// whole record, so the log is as before the call and replay never meets
+    /// a torn record in the middle; the error says so ([`WalError::is_out_of_space`]).
+    /// Only when that cut fails too is the log in doubt ([`WalError::RollbackFailed`]).
     pub fn append_frames(&mut self, frames: &[u8], count: u64) -> Result<Lsn, WalError> {
         let first = self.next;
         if count == 0 {
             return Ok(first);
         }
         let path = self.dir.join(segment_name(self.segment_first));
-        self.file.write_all(frames).map_err(io_err(&path))?;
-        self.file.sync_data().map_err(io_err(&path))?;
+        if let Err(write) = self.file.write_all(frames).and_then(|()| self.file.sync_data()) {
+            let good = self.segment_len;
+            let rollback = self
+                .file
+                .set_len(good)
+                .and_then(|()| self.file.seek(SeekFrom::Start(good)).map(drop))
+                .and_then(|()| self.file.sync_data());
+            return Err(match rollback {
+                Ok(()) => WalError::Io { path, source: write },
+                Err(rollback) => WalError::RollbackFailed { path, write, rollback },
+            });
+        }
         self.segment_len += frames.len() as u64;
         self.next += count;
         if self.segment_len >= self.segment_bytes {
-            let (file, len) = new_segment(&self.dir, self.next)?;
-            self.file = file;
-            self.segment_first = self.next;
-            self.segment_len = len;
+            self.roll_over();
         }
         Ok(first)
+    }
+
+    /// Starts a new segment at the next LSN, so the current one can be trimmed as a whole once its
+    /// records are in Parquet and forwarded. When the new segment cannot be created (a full disk),
+    /// the current one goes on; nothing is lost.
+    fn roll_over(&mut self) {
+        match new_segment(&self.dir, self.next) {
+            Ok((file, len)) => {
+                self.file = file;
+                self.segment_first = self.next;
+                self.segment_len = len;
+            }
+            Err(e) => tracing::warn!("cannot start a new write-ahead log segment, going on with the current one: {e}"),
+        }
+    }
+
+    /// Rolls the segment being written over when it holds records and every one of them is at or
+    /// below `covered` (in Parquet and forwarded): the trim then deletes it, and an idle tier's log
+    /// holds nothing it no longer needs. Returns whether it rolled over.
+    pub fn roll_over_if_covered(&mut self, covered: Lsn) -> bool {
+        let has_records = self.next > self.segment_first;
+        if !has_records || self.next - 1 > covered {
+            return false;
+        }
+        let before = self.segment_first;
+        self.roll_over();
+        self.segment_first != before
     }
 
     /// Appends records (encoding them) with one fsync.
@@ -275,14 +327,29 @@ pub fn trim(dir: &Path, upto: Lsn) -> Result<usize, WalError> {
     Ok(deleted)
 }
 
+/// Creates the segment whose first record will be `first`. If that fails, the partly created file is
+/// removed: a segment without its header would otherwise be taken for the last one at the next start.
 fn new_segment(dir: &Path, first: Lsn) -> Result<(File, u64), WalError> {
     let path = dir.join(segment_name(first));
-    let mut file =
-        OpenOptions::new().create(true).truncate(true).write(true).read(true).open(&path).map_err(io_err(&path))?;
-    file.write_all(SEGMENT_MAGIC).map_err(io_err(&path))?;
-    file.sync_all().map_err(io_err(&path))?;
-    sync_dir(dir)?;
-    Ok((file, SEGMENT_MAGIC.len() as u64))
+    let created = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .read(true)
+        .open(&path)
+        .map_err(io_err(&path))
+        .and_then(|mut file| {
+            file.write_all(SEGMENT_MAGIC).and_then(|()| file.sync_all()).map_err(io_err(&path))?;
+            sync_dir(dir)?;
+            Ok(file)
+        });
+    match created {
+        Ok(file) => Ok((file, SEGMENT_MAGIC.len() as u64)),
+        Err(e) => {
+            let _ = fs::remove_file(&path);
+            Err(e)
+        }
+    }
 }
 
 /// Reads records from the log in order, for forwarding, while the writer
@@ -440,6 +507,26 @@ mod tests {
         fs::write(&first, bytes).unwrap();
         let e = Wal::open(dir.path()).err().unwrap().to_string();
         assert!(e.contains("not the last segment"), "{e}");
+    }
+
+    #[test]
+    fn the_segment_being_written_rolls_over_once_covered_and_is_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::open(dir.path()).unwrap();
+        assert!(!wal.roll_over_if_covered(u64::MAX), "an empty segment stays");
+        wal.append(&(0..4).map(rec).collect::<Vec<_>>()).unwrap();
+        assert!(!wal.roll_over_if_covered(3), "record 4 is not yet in Parquet and forwarded");
+        assert!(wal.roll_over_if_covered(4));
+        assert_eq!(trim(dir.path(), 4).unwrap(), 1);
+        let names: Vec<Lsn> = list_segments(dir.path()).unwrap().iter().map(|(f, _)| *f).collect();
+        assert_eq!(names, [5], "only the new, empty segment is left");
+        assert_eq!(fs::metadata(dir.path().join(segment_name(5))).unwrap().len(), SEGMENT_MAGIC.len() as u64);
+        // The numbering goes on after a restart, and records after the roll-over are kept.
+        wal.append(&[rec(9)]).unwrap();
+        drop(wal);
+        let (wal, got) = Wal::open(dir.path()).unwrap();
+        assert_eq!(units(&got.records), vec![(5, 9.0)]);
+        assert_eq!(wal.next_lsn(), 6);
     }
 
     #[test]

@@ -4,9 +4,11 @@
 //!
 //! The steps are: write a temporary file `.NAME.tmp` beside the target, fsync
 //! it, rename it over the target, fsync the directory (so the rename itself
-//! survives a power cut). A reader never sees a partial file; a leftover
-//! temporary file of an interrupted write is ignored by every listing (its name
-//! starts with a dot) and replaced by the next write.
+//! survives a power cut). A reader never sees a partial file. A write that
+//! fails removes its temporary file (on a full disk it would hold space); one
+//! left by a crash is ignored by every listing (its name starts with a dot),
+//! replaced by the next write of the same name, and removed by
+//! [`remove_temporary_files`] (an aggregator does so at start).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -33,6 +35,31 @@ pub fn temp_name(name: &str) -> String {
     format!(".{name}.tmp")
 }
 
+/// Whether `name` is a [`temp_name`].
+pub fn is_temp_name(name: &str) -> bool {
+    name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")).is_some_and(|n| !n.is_empty())
+}
+
+/// Removes the temporary files of interrupted writes directly in `dir` (not below it); returns their
+/// paths. A missing directory holds none.
+pub fn remove_temporary_files(dir: &Path) -> Result<Vec<PathBuf>, FsError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(fs_err("list", dir)(e)),
+    };
+    let mut removed = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(fs_err("list", dir))?;
+        if entry.file_name().to_str().is_some_and(is_temp_name) && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let path = entry.path();
+            fs::remove_file(&path).map_err(fs_err("remove", &path))?;
+            removed.push(path);
+        }
+    }
+    Ok(removed)
+}
+
 /// Writes `bytes` to `dir/name` atomically and durably (see the module
 /// documentation). Creates `dir` if needed. Returns the file's path.
 pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, FsError> {
@@ -49,8 +76,7 @@ pub fn write_atomic_mode(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> Res
 
 /// The general form: `fill` writes the content into the temporary file (e.g. a
 /// Parquet writer over it); then it is fsynced, renamed into place and the
-/// directory fsynced. On an error the temporary file is left behind (the next
-/// write of the same name replaces it).
+/// directory fsynced. On an error the temporary file is removed.
 pub fn write_atomic_with<E: From<FsError>>(
     dir: &Path,
     name: &str,
@@ -63,10 +89,18 @@ pub fn write_atomic_with<E: From<FsError>>(
     let mut options = OpenOptions::new();
     options.write(true).create(true).truncate(true);
     let mut file = with_mode(options, mode).open(&tmp).map_err(fs_err("create", &tmp))?;
-    fill(&mut file)?;
-    file.sync_all().map_err(fs_err("fsync", &tmp))?;
+    let mut written = fill(&mut file);
+    if written.is_ok() {
+        written = file.sync_all().map_err(|e| fs_err("fsync", &tmp)(e).into());
+    }
     drop(file);
-    fs::rename(&tmp, &path).map_err(fs_err("rename into place", &path))?;
+    if written.is_ok() {
+        written = fs::rename(&tmp, &path).map_err(|e| fs_err("rename into place", &path)(e).into());
+    }
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
     sync_dir(dir)?;
     Ok(path)
 }
@@ -117,6 +151,16 @@ mod tests {
         let names: Vec<String> =
             fs::read_dir(&sub).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         assert_eq!(names, ["cursor"]);
+        // Those a crash left are removed; nothing else is.
+        fs::write(sub.join(temp_name("part-7.parquet")), b"torn").unwrap();
+        fs::write(sub.join(".hidden"), b"kept").unwrap();
+        assert_eq!(remove_temporary_files(&sub).unwrap(), [sub.join(".part-7.parquet.tmp")]);
+        let mut names: Vec<String> =
+            fs::read_dir(&sub).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        assert_eq!(names, [".hidden", "cursor"]);
+        assert!(remove_temporary_files(&dir.path().join("missing")).unwrap().is_empty());
+        assert!(is_temp_name(&temp_name("a")) && !is_temp_name(".tmp") && !is_temp_name("a.tmp"));
     }
 
     #[cfg(unix)]
@@ -149,6 +193,7 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().starts_with("cannot write ") && e.to_string().contains("disk full"), "{e}");
         assert_eq!(fs::read(dir.path().join("a")).unwrap(), b"old");
+        assert!(!dir.path().join(temp_name("a")).exists(), "a failed write leaves no temporary file");
         // Not a directory: the error says which path and what was tried.
         fs::write(dir.path().join("file"), b"").unwrap();
         let e = write_atomic(&dir.path().join("file"), "b", b"x").unwrap_err();

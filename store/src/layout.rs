@@ -9,6 +9,7 @@
 //!   reports/year=YYYY/part-NNN….parquet       the store
 //!   wal/                                     the write-ahead log (the aggregator's)
 //!   state/                                   locks, forwarding cursor and refusals, compaction intent
+//!   state/index/part-NNN….keys               the keys of each Parquet file (the aggregator's start-up)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -40,6 +41,8 @@ pub const FORWARD_LINK_FILE: &str = "forward.state.json";
 pub const APPROVALS_FILE: &str = "approvals.csv";
 /// Under `state/`: a compaction under way (its inputs and output).
 pub const COMPACTION_FILE: &str = "compaction.json";
+/// Under `state/`: the key files of the Parquet files (the aggregator's `key_files` module).
+pub const INDEX_DIR: &str = "index";
 
 pub fn reports_dir(data_dir: &Path) -> PathBuf {
     data_dir.join(REPORTS_DIR)
@@ -51,6 +54,10 @@ pub fn wal_dir(data_dir: &Path) -> PathBuf {
 
 pub fn state_dir(data_dir: &Path) -> PathBuf {
     data_dir.join(STATE_DIR)
+}
+
+pub fn index_dir(data_dir: &Path) -> PathBuf {
+    state_dir(data_dir).join(INDEX_DIR)
 }
 
 pub fn addr_file(data_dir: &Path) -> PathBuf {
@@ -72,6 +79,16 @@ pub fn file_name(seq: u64) -> String {
     format!("part-{seq:020}.parquet")
 }
 
+/// The name of the key file of the `seq`-th Parquet file, under `state/index/`.
+pub fn key_file_name(seq: u64) -> String {
+    format!("part-{seq:020}.keys")
+}
+
+/// The sequence number of a key file's name; `None` for anything else.
+pub fn parse_key_file_name(name: &str) -> Option<u64> {
+    name.strip_prefix("part-")?.strip_suffix(".keys")?.parse().ok()
+}
+
 /// The sequence number of a Parquet file's name; `None` for anything else
 /// (a temporary file of an interrupted write included).
 pub fn parse_file_name(name: &str) -> Option<u64> {
@@ -87,6 +104,8 @@ mod tests {
         assert_eq!(file_name(7), "part-00000000000000000007.parquet");
         assert_eq!(parse_file_name(&file_name(7)), Some(7));
         assert_eq!(parse_file_name(&sifa_proto::fs::temp_name(&file_name(7))), None);
+        assert_eq!(parse_key_file_name(&key_file_name(7)), Some(7));
+        assert_eq!(parse_key_file_name(&file_name(7)), None);
         assert_eq!(year_dir(Path::new("/d"), 2024), Path::new("/d/reports/year=2024"));
         assert_eq!(parse_year_dir("year=2024"), Some(2024));
         assert_eq!(parse_year_dir("2024"), None);

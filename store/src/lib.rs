@@ -6,7 +6,8 @@
 //! - [`schema`]: a stored row ([`StoredReport`]) and the Arrow schema of the Parquet files;
 //! - [`files`]: writing, listing and reading the Parquet files under `reports/`;
 //! - [`meta`]: `store.toml` and the reference files (catalog, registry) in force;
-//! - [`deadline`]: when a month's report is due, and what "late" means.
+//! - [`deadline`]: when a month's report is due, and what "late" means;
+//! - [`sweep`]: removing the temporary files of writes a crash interrupted.
 //!
 //! Files are written through [`sifa_proto::fs`], the one atomic write.
 //! No gRPC server, no certificates, no write-ahead log here: those are the
@@ -19,9 +20,11 @@ pub mod files;
 pub mod layout;
 pub mod meta;
 pub mod schema;
+pub mod sweep;
 
 pub use deadline::{deadline_ms, is_late};
 pub use error::StoreError;
 pub use files::{list_files, read_file, write_file};
 pub use meta::{StoreMeta, write_reference_files};
 pub use schema::{StoredReport, arrow_schema, record_batch};
+pub use sweep::remove_interrupted_writes;

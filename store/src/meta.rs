@@ -33,14 +33,13 @@ impl StoreMeta {
         toml::from_str(&text).map_err(|e| StoreError::Meta { path, message: e.to_string() })
     }
 
-    /// Writes `store.toml` atomically.
+    /// Writes `store.toml` atomically (unless it already says the same).
     pub fn write(&self, data_dir: &Path) -> Result<(), StoreError> {
         let body = format!(
             "# Written by the sifa aggregator; read by `sifa query`. See docs/STORAGE.md.\n{}",
             toml::to_string(self).expect("plain fields")
         );
-        write_atomic(data_dir, STORE_META_FILE, body.as_bytes())?;
-        Ok(())
+        write_if_changed(data_dir, STORE_META_FILE, body.as_bytes())
     }
 
     /// The deadline of `period` in this store (see [`crate::deadline`]).
@@ -58,8 +57,17 @@ pub fn write_reference_files(
     registry: &Registry,
 ) -> Result<(), StoreError> {
     meta.write(data_dir)?;
-    write_atomic(data_dir, CATALOG_FILE, catalog.source().as_bytes())?;
-    write_atomic(data_dir, REGISTRY_FILE, registry.to_csv().as_bytes())?;
+    write_if_changed(data_dir, CATALOG_FILE, catalog.source().as_bytes())?;
+    write_if_changed(data_dir, REGISTRY_FILE, registry.to_csv().as_bytes())
+}
+
+/// Writes `dir/name` atomically unless it already holds `bytes`: a tier restarting with the same
+/// reference data writes nothing (it can start on a full disk).
+fn write_if_changed(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+    if fs::read(dir.join(name)).is_ok_and(|old| old == bytes) {
+        return Ok(());
+    }
+    write_atomic(dir, name, bytes)?;
     Ok(())
 }
 
@@ -73,6 +81,12 @@ mod tests {
         let meta = StoreMeta { root_unit: "62".into(), deadline_day: 5, catalog_version: "2024.1".into() };
         write_reference_files(dir.path(), &meta, &Catalog::builtin(), &Registry::demo()).unwrap();
         assert_eq!(StoreMeta::read(dir.path()).unwrap(), meta);
+        // The same again writes nothing.
+        let modified = |name| fs::metadata(dir.path().join(name)).unwrap().modified().unwrap();
+        let before = [STORE_META_FILE, CATALOG_FILE, REGISTRY_FILE].map(modified);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        write_reference_files(dir.path(), &meta, &Catalog::builtin(), &Registry::demo()).unwrap();
+        assert_eq!([STORE_META_FILE, CATALOG_FILE, REGISTRY_FILE].map(modified), before);
         let reg = Registry::load(&dir.path().join(REGISTRY_FILE)).unwrap();
         assert_eq!(reg.len(), Registry::demo().len());
         let cat = Catalog::load(&dir.path().join(CATALOG_FILE)).unwrap();

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use sifa_aggregator::auth::{Identity, Limits, Role};
 use sifa_aggregator::config::ConfigFile;
+use sifa_aggregator::disk::DiskConfig;
 use sifa_pki::{Ca, IssueRequest, init_ca};
 use sifa_proto::tls::{TlsConfig, TlsFiles, TlsMode};
 use sifa_sim::supervisor::Supervised;
@@ -57,6 +58,8 @@ pub struct TierSpec {
     pub insecure: bool,
     /// The `[limits]` table, if any.
     pub limits: Option<Limits>,
+    /// The `[disk]` table, if any.
+    pub disk: Option<DiskConfig>,
 }
 
 impl TierSpec {
@@ -71,6 +74,7 @@ impl TierSpec {
             flush_interval_ms: 100,
             insecure: false,
             limits: None,
+            disk: None,
         }
     }
 
@@ -95,7 +99,15 @@ impl TestAggregator {
     /// Writes a config for `spec` in a new temporary directory, starts the
     /// aggregator and waits until it has written DATA_DIR/aggregator.addr.
     pub fn spawn(spec: TierSpec) -> TestAggregator {
+        TestAggregator::spawn_on(spec, |_| {})
+    }
+
+    /// [`TestAggregator::spawn`], calling `prepare` with the (created, empty) data directory first,
+    /// e.g. to mount a small file system on it.
+    pub fn spawn_on(spec: TierSpec, prepare: impl FnOnce(&Path)) -> TestAggregator {
         let dir = tempfile::Builder::new().prefix(&format!("sifa-agg-{}-", spec.unit)).tempdir().expect("temp dir");
+        std::fs::create_dir(dir.path().join("data")).expect("create the data directory");
+        prepare(&dir.path().join("data"));
         let config = dir.path().join("aggregator.toml");
         let addr_file = sifa_store::layout::addr_file(&dir.path().join("data"));
         let process = Supervised::aggregator(sifa_bin(), &config, &addr_file, dir.path().join("aggregator.log"))
@@ -131,6 +143,7 @@ impl TestAggregator {
             deadline_day: Some(s.deadline_day.into()),
             flush_interval_ms: Some(s.flush_interval_ms as i64),
             limits: s.limits.clone(),
+            disk: s.disk.clone(),
             tls: Some(if s.insecure { TlsConfig::insecure() } else { tls_config(Role::Aggregator, &s.unit) }),
             ..ConfigFile::new(&s.unit, &self.listen, "data")
         };
