@@ -27,8 +27,13 @@ use support::{TestAggregator, TierSpec, from_sender, report};
 
 const COUNTIES: [&str; 3] = ["620982", "620902", "620921"];
 const KILLS: usize = 24;
+const KILL_GAP: Duration = Duration::from_secs(3);
+const PARTITION_AFTER: Duration = Duration::from_secs(40);
 const PARTITION: Duration = Duration::from_secs(60);
 const BATCH: usize = 1000;
+/// The agents' deliveries are spread over this long, so that kills and the partition fall
+/// while reports arrive.
+const SPREAD: Duration = Duration::from_secs(120);
 
 type Key = (String, String, u64);
 
@@ -64,7 +69,10 @@ fn reports_of(county: &str, revisions: u64) -> Vec<Report> {
 async fn deliver(url: String, county: &'static str, reports: Vec<Report>, done: Arc<AtomicUsize>) -> (Vec<Key>, usize) {
     let mut acked = Vec::with_capacity(reports.len());
     let mut broken = 0;
-    for batch in reports.chunks(BATCH) {
+    let pace = SPREAD / reports.len().div_ceil(BATCH) as u32;
+    let t0 = tokio::time::Instant::now();
+    for (i, batch) in reports.chunks(BATCH).enumerate() {
+        tokio::time::sleep_until(t0 + pace * i as u32).await;
         let mut rest: Vec<Report> = batch.to_vec();
         while !rest.is_empty() {
             match send(&url, county, &rest).await {
@@ -197,41 +205,32 @@ fn chaos_kill9_and_a_partition_lose_and_double_nothing() {
         .map(|((c, r), agg)| rt.spawn(deliver(agg.url(), c, r, done.clone())))
         .collect();
 
-    // Kills spread over the tiers while the reports arrive, and one partition of all counties.
-    let (mut kills, mut partition_at) = (BTreeMap::<String, usize>::new(), None);
-    let gap = Duration::from_secs(3);
-    let mut i = 0;
-    while i < KILLS || partition_at.is_none() {
-        std::thread::sleep(gap);
-        let progress = done.load(Ordering::Relaxed);
-        if partition_at.is_none() && (i == KILLS / 2 || progress >= total / 2) {
+    // Kills spread over the tiers while the reports arrive, and a partition of all counties.
+    let kills = std::thread::scope(|s| {
+        let partition = s.spawn(|| {
+            std::thread::sleep(PARTITION_AFTER);
+            let at = done.load(Ordering::Relaxed);
+            links.iter().for_each(|l| l.set_cut(true));
             println!(
-                "chaos: {progress}/{total} delivered; the counties are cut off from the province for {}s",
+                "chaos: {at}/{total} delivered; the counties are cut off from the province for {}s",
                 PARTITION.as_secs()
             );
-            links.iter().for_each(|l| l.set_cut(true));
-            partition_at = Some(Instant::now());
-        }
-        if partition_at.is_some_and(|t| t.elapsed() >= PARTITION) && links[0].is_cut() {
+            std::thread::sleep(PARTITION);
             links.iter().for_each(|l| l.set_cut(false));
-            println!("chaos: the link is back after {:.0}s", partition_at.unwrap().elapsed().as_secs_f64());
-        }
-        if i < KILLS {
+            println!("chaos: the link is back; {}/{total} delivered", done.load(Ordering::Relaxed));
+        });
+        let mut kills = BTreeMap::<String, usize>::new();
+        for i in 0..KILLS {
+            std::thread::sleep(KILL_GAP);
             let tier = if i % 4 == 3 { &mut province } else { &mut counties[i % 3] };
             *kills.entry(tier.spec.unit.clone()).or_default() += 1;
             tier.kill9();
             std::thread::sleep(Duration::from_millis(100 + 50 * (i % 5) as u64));
             tier.restart();
-            i += 1;
         }
-    }
-    while links[0].is_cut() {
-        if partition_at.unwrap().elapsed() >= PARTITION {
-            links.iter().for_each(|l| l.set_cut(false));
-            println!("chaos: the link is back after {:.0}s", partition_at.unwrap().elapsed().as_secs_f64());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        partition.join().unwrap();
+        kills
+    });
     let mut acked = BTreeSet::new();
     let mut broken = 0;
     for t in tasks {
