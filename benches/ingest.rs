@@ -26,12 +26,14 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use sifa_aggregator::auth::Role;
+use sifa_aggregator::auth::{Limits, Role};
 use sifa_proto::Registry;
+use sifa_proto::period::now_unix_ms;
 use sifa_proto::v1::report_service_client::ReportServiceClient;
-use sifa_proto::v1::{Report, SubmitRequest, ack};
+use sifa_proto::v1::{Provenance, Report, SubmitRequest, ack};
 use support::{TestAggregator, TierSpec, report};
 use tonic::transport::Channel;
 
@@ -104,19 +106,25 @@ where
     total
 }
 
-/// Sends `reports` over consecutive SubmitStream calls of `PER_STREAM`; returns how many were accepted.
-async fn stream_all(mut client: ReportServiceClient<Channel>, reports: Vec<Report>) -> usize {
+/// A report of a demo office as its county forwards it: with the provenance the county gave it (an
+/// office's county is the first six digits of its code in the demo registry).
+fn forwarded(r: Report) -> SubmitRequest {
+    let first = Provenance { first_accepted_by: r.unit_code[..6].to_string(), received_at_ms: now_unix_ms() };
+    SubmitRequest { report: Some(r), provenance: Some(first) }
+}
+
+/// Sends `requests` over consecutive SubmitStream calls of `PER_STREAM`; returns how many were accepted.
+async fn stream_all(mut client: ReportServiceClient<Channel>, requests: Vec<SubmitRequest>) -> usize {
     let mut accepted = 0;
-    for chunk in reports.chunks(PER_STREAM) {
-        let reqs: Vec<SubmitRequest> =
-            chunk.iter().map(|r| SubmitRequest { report: Some(r.clone()), provenance: None }).collect();
+    for chunk in requests.chunks(PER_STREAM) {
+        let reqs: Vec<SubmitRequest> = chunk.to_vec();
         let mut acks = client.submit_stream(tokio_stream::iter(reqs)).await.unwrap().into_inner();
         while let Some(a) = acks.message().await.unwrap() {
             assert_eq!(a.outcome, ack::Outcome::Accepted as i32, "{a:?}");
             accepted += 1;
         }
     }
-    assert_eq!(accepted, reports.len());
+    assert_eq!(accepted, requests.len());
     accepted
 }
 
@@ -127,7 +135,12 @@ async fn throughput_streams() {
     let n = clients.len();
     let callers: Vec<_> = clients
         .into_iter()
-        .map(|(c, client)| stream_all(client, reports_of(&registry, &c, PER_STREAM * STREAMS_PER_COUNTY)))
+        .map(|(c, client)| {
+            stream_all(
+                client,
+                reports_of(&registry, &c, PER_STREAM * STREAMS_PER_COUNTY).into_iter().map(forwarded).collect(),
+            )
+        })
         .collect();
     let total = timed(
         &format!("ingest, {n} concurrent SubmitStream callers ({STREAMS_PER_COUNTY} × {PER_STREAM} each)"),
@@ -162,11 +175,26 @@ fn parquet_rows(agg: &TestAggregator) -> usize {
 async fn catch_up() {
     let registry = Registry::demo();
     let mut province = TestAggregator::spawn(TierSpec { flush_interval_ms: 1000, ..TierSpec::top("62") });
-    let county =
-        TestAggregator::spawn(TierSpec { flush_interval_ms: 1000, ..TierSpec::below("620982", &province.url()) });
+    // Each office sends its own backlog (one path per report), unhindered by the rate limit.
+    let limits = Limits { reports_per_second: 1_000_000, burst: 1_000_000, ..Limits::default() };
+    let county = TestAggregator::spawn(TierSpec {
+        flush_interval_ms: 1000,
+        limits: Some(limits),
+        ..TierSpec::below("620982", &province.url())
+    });
     province.kill9();
-    let client = ReportServiceClient::new(county.channel_as(Role::Aggregator, "620982").await);
-    stream_all(client, reports_of(&registry, "620982", BACKLOG)).await;
+    let mut by_office: BTreeMap<String, Vec<SubmitRequest>> = BTreeMap::new();
+    for r in reports_of(&registry, "620982", BACKLOG) {
+        by_office.entry(r.unit_code.clone()).or_default().push(SubmitRequest { report: Some(r), provenance: None });
+    }
+    let mut offices = Vec::new();
+    for (office, requests) in by_office {
+        let client = ReportServiceClient::new(county.channel_as(Role::Office, &office).await);
+        offices.push(tokio::spawn(stream_all(client, requests)));
+    }
+    for o in offices {
+        o.await.unwrap();
+    }
     let cursor = || {
         let text = std::fs::read_to_string(
             sifa_store::layout::state_dir(&county.data_dir()).join(sifa_store::layout::FORWARD_CURSOR_FILE),
@@ -206,7 +234,7 @@ async fn throughput_unary() {
     let callers = work.into_iter().map(|(mut client, reports)| async move {
         let mut accepted = 0;
         for r in reports {
-            let a = client.submit(SubmitRequest { report: Some(r), provenance: None }).await.unwrap().into_inner();
+            let a = client.submit(forwarded(r)).await.unwrap().into_inner();
             assert_eq!(a.outcome, ack::Outcome::Accepted as i32, "{a:?}");
             accepted += 1;
         }

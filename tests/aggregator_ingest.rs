@@ -171,7 +171,8 @@ async fn duplicates_conflicts_subtree_and_invalid_reports() {
     let mut stranger = county.client_as(Role::Office, "620981100").await;
     let e = stranger.submit(as_agent(report("620981100", "2024-02", 1, &[("lectures", 1.0)]))).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::PermissionDenied);
-    assert!(e.message().contains("[outside_subtree]"), "{}", e.message());
+    assert!(e.message().contains("the tier directly above it, 620981 (玉门市)"), "{}", e.message());
+    assert!(e.message().contains("[not_authorized]"), "{}", e.message());
     // An office reporting for another office.
     let other =
         SubmitRequest { report: Some(report("620982102", "2024-02", 1, &[("lectures", 1.0)])), provenance: None };
@@ -199,26 +200,25 @@ async fn duplicates_conflicts_subtree_and_invalid_reports() {
     assert!(m.contains("lectures (法治讲座) = -1.5 is not a whole number") && m.contains("[negative]"), "{m}");
     assert!(m.contains("unknown metric \"disputes_mediatd\" = 2"), "{m}");
     assert_eq!(m.lines().count(), 4, "{m}");
-    // A county node is not a reporting unit.
+    // A county node is not a reporting unit, and no office may claim to be one.
     let e = c
-        .submit(from_sender(
-            "620982",
-            SubmitRequest { report: Some(report("620982", "2024-02", 1, &[("lectures", 1.0)])), provenance: None },
-        ))
+        .submit(SubmitRequest { report: Some(report("620982", "2024-02", 1, &[("lectures", 1.0)])), provenance: None })
         .await
         .unwrap_err();
-    assert_eq!(e.code(), tonic::Code::InvalidArgument);
-    assert!(e.message().contains("[not_reporting_unit]"), "{}", e.message());
+    assert_eq!(e.code(), tonic::Code::PermissionDenied);
+    assert!(e.message().contains("unit 620982 is a county, which cannot hold the role office"), "{}", e.message());
 
     // On a stream a rejection is an Ack and the stream goes on, acks in request order.
+    let first = report("620982104", "2024-02", 1, &[("lectures", 1.0)]);
     let reqs = vec![
-        SubmitRequest { report: Some(report("620982104", "2024-02", 1, &[("lectures", 1.0)])), provenance: None },
+        SubmitRequest { report: Some(first.clone()), provenance: None },
         SubmitRequest { report: Some(report("620981100", "2024-02", 1, &[("lectures", 1.0)])), provenance: None },
-        SubmitRequest { report: Some(r.clone()), provenance: None },
+        SubmitRequest { report: Some(first), provenance: None },
         SubmitRequest { report: Some(report("620982104", "2024-02", 1, &[("lectures", 2.0)])), provenance: None },
         SubmitRequest { report: Some(report("620982104", "2024-02", 2, &[("lectures", 2.0)])), provenance: None },
     ];
-    let mut acks = c.submit_stream(from_sender("620982", tokio_stream::iter(reqs))).await.unwrap().into_inner();
+    let mut office = county.client_as(Role::Office, "620982104").await;
+    let mut acks = office.submit_stream(tokio_stream::iter(reqs)).await.unwrap().into_inner();
     let mut got = Vec::new();
     while let Some(a) = acks.message().await.unwrap() {
         got.push((a.unit_code.clone(), a.revision, outcome(&a), a.code));
@@ -229,7 +229,7 @@ async fn duplicates_conflicts_subtree_and_invalid_reports() {
         vec![
             ("620982104".to_string(), 1, Accepted, 0),
             ("620981100".to_string(), 1, Rejected, tonic::Code::PermissionDenied as i32),
-            ("620982101".to_string(), 1, Duplicate, 0),
+            ("620982104".to_string(), 1, Duplicate, 0),
             ("620982104".to_string(), 1, Rejected, tonic::Code::AlreadyExists as i32),
             ("620982104".to_string(), 2, Accepted, 0),
         ]

@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use sifa_proto::period::now_unix_ms;
 use sifa_proto::v1::{Provenance, SubmitRequest};
-use sifa_proto::validate::{self, Rejection, RejectionCode, check_report, check_unit, content_digest, report_label};
+use sifa_proto::validate::{
+    self, Now, Rejection, RejectionCode, check_provenance, check_report, check_unit, content_digest, report_label,
+};
 use sifa_proto::{Catalog, Period, Registry};
 use tokio::sync::{oneshot, watch};
 
@@ -82,8 +84,8 @@ impl Ingest {
         let Some(report) = record.report.as_ref() else {
             return Err(Ok(Rejection::single(
                 RejectionCode::InvalidArgument,
-                "empty",
-                "the request carries no report".into(),
+                "no_report",
+                "the request carries no report: set SubmitRequest.report to the report to submit".into(),
             )));
         };
         // The unit first: a unit that is not of this tier's subtree is refused as such. Whether it is
@@ -93,7 +95,8 @@ impl Ingest {
             Err(r) => Some(r),
             Ok(()) => None,
         };
-        let period = match (check_report(report, &self.catalog, Period::current()), unit_problem) {
+        let now = Now::system();
+        let period = match (check_report(report, &self.catalog, now), unit_problem) {
             (Ok(p), None) => p,
             (Ok(_), Some(u)) => return Err(Ok(u)),
             (Err(mut r), Some(u)) => {
@@ -104,10 +107,12 @@ impl Ingest {
         };
         // Provenance is the first tier's: kept from a forwarding aggregator,
         // set by this tier for a report straight from its unit.
-        let forwarded = sender != report.unit_code
-            && record.provenance.as_ref().is_some_and(|p| !p.first_accepted_by.is_empty() && p.received_at_ms > 0);
-        if !forwarded {
-            record.provenance = None;
+        // (`auth::authorize_provenance` let only an aggregator name a first tier, and made it do so.)
+        let forwarded =
+            sender != report.unit_code && record.provenance.as_ref().is_some_and(|p| !p.first_accepted_by.is_empty());
+        match record.provenance.as_ref().filter(|_| forwarded) {
+            Some(p) => check_provenance(p, now).map_err(Ok)?,
+            None => record.provenance = None,
         }
         let digest = content_digest(report);
         let (reply, rx) = oneshot::channel();
