@@ -171,8 +171,7 @@ async fn duplicates_conflicts_subtree_and_invalid_reports() {
     let mut stranger = county.client_as(Role::Office, "620981100").await;
     let e = stranger.submit(as_agent(report("620981100", "2024-02", 1, &[("lectures", 1.0)]))).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::PermissionDenied);
-    assert!(e.message().contains("the tier directly above it, 620981 (玉门市)"), "{}", e.message());
-    assert!(e.message().contains("[not_authorized]"), "{}", e.message());
+    assert!(e.message().contains("[outside_subtree]"), "{}", e.message());
     // An office reporting for another office.
     let other =
         SubmitRequest { report: Some(report("620982102", "2024-02", 1, &[("lectures", 1.0)])), provenance: None };
@@ -200,13 +199,26 @@ async fn duplicates_conflicts_subtree_and_invalid_reports() {
     assert!(m.contains("lectures (法治讲座) = -1.5 is not a whole number") && m.contains("[negative]"), "{m}");
     assert!(m.contains("unknown metric \"disputes_mediatd\" = 2"), "{m}");
     assert_eq!(m.lines().count(), 4, "{m}");
-    // A county node is not a reporting unit, and no office may claim to be one.
+    // A county node is not a reporting unit; a unit the registry does not have is said to be so.
     let e = c
         .submit(SubmitRequest { report: Some(report("620982", "2024-02", 1, &[("lectures", 1.0)])), provenance: None })
         .await
         .unwrap_err();
-    assert_eq!(e.code(), tonic::Code::PermissionDenied);
-    assert!(e.message().contains("unit 620982 is a county, which cannot hold the role office"), "{}", e.message());
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.message().contains("[not_reporting_unit]"), "{}", e.message());
+    let e = office
+        .submit(SubmitRequest {
+            report: Some(report("620982199", "2024-02", 1, &[("lectures", 1.0)])),
+            provenance: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(
+        e.message().contains("unit 620982199 is not in the registry; ask the province to add it [unknown_unit]"),
+        "{}",
+        e.message()
+    );
 
     // On a stream a rejection is an Ack and the stream goes on, acks in request order.
     let first = report("620982104", "2024-02", 1, &[("lectures", 1.0)]);

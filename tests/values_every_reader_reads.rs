@@ -93,7 +93,11 @@ async fn values_a_reader_cannot_read_are_rejected_with_what_to_fix() {
 
     // A unit code of 100,000 characters is repeated cut, not whole.
     let huge = Report { unit_code: "9".repeat(100_000), ..good.clone() };
-    let e = rejected(office.submit(request(huge)).await, Code::PermissionDenied, &["… (100000 characters)"]);
+    let e = rejected(
+        office.submit(request(huge)).await,
+        Code::InvalidArgument,
+        &["… (100000 characters) is not in the registry", "[unknown_unit]"],
+    );
     assert!(e.message().len() < 1000, "{} bytes", e.message().len());
 
     // Nothing of that was stored; the good report is.

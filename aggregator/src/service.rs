@@ -20,6 +20,7 @@ use sifa_proto::{Catalog, Period, Registry, UnitCode};
 use tonic::{Request, Response, Status};
 
 use crate::auth::{self, Authenticator, Denied, Identity, Limits, OverLimit, RateLimiter, Role};
+use sifa_proto::validate::check_unit;
 use sifa_proto::{Rejection, RejectionCode};
 
 use crate::completeness;
@@ -55,9 +56,12 @@ impl Tier {
 
     /// Whether the report and its provenance are `id`'s to send to this tier (auth.rs). A refusal is
     /// the report's rejection (rule `not_authorized`): on a stream, an Ack, and the stream goes on.
-    /// A request without a report is left to ingest, which rejects it (rule `no_report`).
+    /// A unit the registry does not have, that is no reporting unit or lies outside this tier is
+    /// refused as such first (`unknown_unit`, `not_reporting_unit`, `outside_subtree`), whoever sends
+    /// it. A request without a report is left to ingest, which rejects it (rule `no_report`).
     fn authorize(&self, id: &Identity, record: &SubmitRequest) -> Result<(), Rejection> {
         let Some(report) = record.report.as_ref() else { return Ok(()) };
+        check_unit(report, &self.registry, &self.unit)?;
         let first = record.provenance.as_ref().map_or("", |p| p.first_accepted_by.as_str());
         auth::authorize_submit(id, &report.unit_code, &self.unit, &self.registry)
             .and_then(|()| auth::authorize_provenance(id, first, &report.unit_code, &self.registry))

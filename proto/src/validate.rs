@@ -448,6 +448,7 @@ fn check_value(m: &Metric, v: f64, problems: &mut Vec<Problem>) {
 pub fn check_unit(report: &Report, registry: &Registry, root: &str) -> Result<(), Rejection> {
     let code = &report.unit_code;
     let Some(unit) = registry.get(code) else {
+        let code = echo(code);
         return Err(Rejection::single(
             RejectionCode::InvalidArgument,
             "unknown_unit",
