@@ -31,12 +31,14 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use sifa_aggregator::auth::Role;
+use sifa_aggregator::auth::{Limits, Role};
 use sifa_proto::Registry;
+use sifa_proto::period::now_unix_ms;
 use sifa_proto::v1::report_service_client::ReportServiceClient;
-use sifa_proto::v1::{Report, SubmitRequest, ack};
+use sifa_proto::v1::{Provenance, Report, SubmitRequest, ack};
 use support::{TestAggregator, TierSpec, report};
 use tonic::transport::Channel;
 
@@ -116,19 +118,42 @@ where
     total
 }
 
-/// Sends `reports` over consecutive SubmitStream calls of `PER_STREAM`; returns how many were accepted.
-async fn stream_all(mut client: ReportServiceClient<Channel>, reports: Vec<Report>) -> usize {
+/// A report of a demo office as its county forwards it: with the provenance the county gave it (an
+/// office's county is the first six digits of its code in the demo registry).
+fn forwarded(r: Report) -> SubmitRequest {
+    let first = Provenance { first_accepted_by: r.unit_code[..6].to_string(), received_at_ms: now_unix_ms() };
+    SubmitRequest { report: Some(r), provenance: Some(first) }
+}
+
+/// Each office streams its own reports to the county at `url` (one path per report: an office's own
+/// certificate, to the tier directly above it), all offices at once.
+async fn each_office_streams(url: &str, reports: Vec<Report>) {
+    let mut by_office: BTreeMap<String, Vec<SubmitRequest>> = BTreeMap::new();
+    for r in reports {
+        by_office.entry(r.unit_code.clone()).or_default().push(SubmitRequest { report: Some(r), provenance: None });
+    }
+    let mut offices = Vec::new();
+    for (office, requests) in by_office {
+        let client = ReportServiceClient::new(support::connect(url, Role::Office, &office).await);
+        offices.push(tokio::spawn(stream_all(client, requests)));
+    }
+    for o in offices {
+        o.await.unwrap();
+    }
+}
+
+/// Sends `requests` over consecutive SubmitStream calls of `PER_STREAM`; returns how many were accepted.
+async fn stream_all(mut client: ReportServiceClient<Channel>, requests: Vec<SubmitRequest>) -> usize {
     let mut accepted = 0;
-    for chunk in reports.chunks(PER_STREAM) {
-        let reqs: Vec<SubmitRequest> =
-            chunk.iter().map(|r| SubmitRequest { report: Some(r.clone()), provenance: None }).collect();
+    for chunk in requests.chunks(PER_STREAM) {
+        let reqs: Vec<SubmitRequest> = chunk.to_vec();
         let mut acks = client.submit_stream(tokio_stream::iter(reqs)).await.unwrap().into_inner();
         while let Some(a) = acks.message().await.unwrap() {
             assert_eq!(a.outcome, ack::Outcome::Accepted as i32, "{a:?}");
             accepted += 1;
         }
     }
-    assert_eq!(accepted, reports.len());
+    assert_eq!(accepted, requests.len());
     accepted
 }
 
@@ -139,7 +164,12 @@ async fn throughput_streams() {
     let n = clients.len();
     let callers: Vec<_> = clients
         .into_iter()
-        .map(|(c, client)| stream_all(client, reports_of(&registry, &c, PER_STREAM * STREAMS_PER_COUNTY)))
+        .map(|(c, client)| {
+            stream_all(
+                client,
+                reports_of(&registry, &c, PER_STREAM * STREAMS_PER_COUNTY).into_iter().map(forwarded).collect(),
+            )
+        })
         .collect();
     let total = timed(
         &format!("ingest, {n} concurrent SubmitStream callers ({STREAMS_PER_COUNTY} × {PER_STREAM} each)"),
@@ -176,13 +206,17 @@ fn parquet_rows(agg: &TestAggregator) -> usize {
 async fn catch_up() {
     let registry = Registry::demo();
     let mut province = TestAggregator::spawn(TierSpec { flush_interval_ms: 1000, ..TierSpec::top("62") });
-    let county =
-        TestAggregator::spawn(TierSpec { flush_interval_ms: 1000, ..TierSpec::below("620982", &province.url()) });
+    // Each office sends its own backlog (one path per report), unhindered by the rate limit.
+    let limits = Limits { reports_per_second: 1_000_000, burst: 1_000_000, ..Limits::default() };
+    let county = TestAggregator::spawn(TierSpec {
+        flush_interval_ms: 1000,
+        limits: Some(limits),
+        ..TierSpec::below("620982", &province.url())
+    });
     province.kill9();
     let mut reports = reports_of(&registry, "620982", BACKLOG + ARRIVING);
     let arriving = reports.split_off(BACKLOG);
-    let client = ReportServiceClient::new(county.channel_as(Role::Aggregator, "620982").await);
-    stream_all(client.clone(), reports).await;
+    each_office_streams(&county.url(), reports).await;
     let cursor = || {
         let text = std::fs::read_to_string(
             sifa_store::layout::state_dir(&county.data_dir()).join(sifa_store::layout::FORWARD_CURSOR_FILE),
@@ -195,7 +229,10 @@ async fn catch_up() {
     std::thread::sleep(Duration::from_secs(3));
     province.restart();
     let back = Instant::now();
-    let new_reports = tokio::spawn(stream_all(client, arriving));
+    let new_reports = tokio::spawn({
+        let county_url = county.url();
+        async move { each_office_streams(&county_url, arriving).await }
+    });
     while cursor() == 0 {
         std::thread::sleep(Duration::from_millis(2));
     }
@@ -231,7 +268,7 @@ async fn throughput_unary() {
     let callers = work.into_iter().map(|(mut client, reports)| async move {
         let mut accepted = 0;
         for r in reports {
-            let a = client.submit(SubmitRequest { report: Some(r), provenance: None }).await.unwrap().into_inner();
+            let a = client.submit(forwarded(r)).await.unwrap().into_inner();
             assert_eq!(a.outcome, ack::Outcome::Accepted as i32, "{a:?}");
             accepted += 1;
         }

@@ -2,7 +2,8 @@
 //!
 //! In one directory (./sifa-demo by default) it writes a province's registry
 //! and a certificate authority, starts the province's aggregator and one per
-//! county as real server processes, generates a year of books for every
+//! city and county as real server processes (each forwarding to the tier above
+//! it; a unit reports to the tier directly above it), generates a year of books for every
 //! reporting unit (judicial offices with a case ledger; mediation centres,
 //! bureaus and industry committees with a totals sheet) and runs each unit's
 //! agent (`sifa agent push --once`) to deliver them over mutual TLS. Part-way
@@ -84,6 +85,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     std::fs::write(dir.join("registry.csv"), registry.to_csv()).context("cannot write the registry")?;
     let province = registry.get(&args.province).expect("checked by demo_registry").clone();
     let counties: Vec<Unit> = registry.units().iter().filter(|u| u.kind == UnitKind::County).cloned().collect();
+    let cities: Vec<Unit> = registry.units().iter().filter(|u| u.kind == UnitKind::City).cloned().collect();
     let units: Vec<Unit> = registry.reporting_units(&province.code).into_iter().cloned().collect();
     let offices = units.iter().filter(|u| u.kind == UnitKind::Office).count();
     p.say(format!(
@@ -100,10 +102,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         p.say("--insecure: plaintext gRPC on loopback, no certificates");
         Transport::Plaintext
     } else {
-        let pki = Pki::create(&dir, &province, &counties, &units)?;
+        let aggregators: Vec<Unit> = cities.iter().chain(&counties).cloned().collect();
+        let pki = Pki::create(&dir, &province, &aggregators, &units)?;
         p.say(format!(
             "certificate authority and {} certificates in {}",
-            counties.len() + units.len() + 3,
+            aggregators.len() + units.len() + 3,
             pki.dir.display()
         ));
         Transport::Tls(pki)
@@ -113,18 +116,24 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let province_tier = servers.start(Tier::new(&dir, &province, None, &pki)?)?;
     let province_url = servers.url(province_tier);
     p.say(format!("province aggregator {} listening on {province_url}", province.name));
-    let mut county_tier = BTreeMap::new();
-    for c in &counties {
-        let t = servers.start(Tier::new(&dir, c, Some(&province_url), &pki)?)?;
-        county_tier.insert(c.code.clone(), t);
+    // Every node of the tree runs an aggregator forwarding to the one above it: a unit reports only to
+    // the tier directly above it (docs/SECURITY.md, "One path per report").
+    let mut tier_of = BTreeMap::from([(province.code.clone(), province_tier)]);
+    for node in cities.iter().chain(&counties) {
+        let up = node.parent.as_ref().and_then(|p| tier_of.get(p).copied()).context("a node above every tier")?;
+        let t = servers.start(Tier::new(&dir, node, Some(&servers.url(up)), &pki)?)?;
+        tier_of.insert(node.code.clone(), t);
     }
-    p.say(format!("{} county aggregators listening, each forwarding to the province", counties.len()));
+    let county_tier: BTreeMap<_, _> = counties.iter().map(|c| (c.code.clone(), tier_of[&c.code])).collect();
+    p.say(format!(
+        "{} city and {} county aggregators listening, each forwarding to the tier above it",
+        cities.len(),
+        counties.len()
+    ));
 
-    // Where each unit delivers: its county's aggregator, or the province for
-    // units above the counties (a city's bureau, the provincial committees).
-    let target = |u: &Unit| -> usize {
-        registry.lineage(&u.code).county.and_then(|c| county_tier.get(&c.code).copied()).unwrap_or(province_tier)
-    };
+    // Where each unit delivers: the aggregator of the tier directly above it.
+    let target =
+        |u: &Unit| -> usize { u.parent.as_ref().and_then(|p| tier_of.get(p).copied()).unwrap_or(province_tier) };
     let agents: Vec<Agent> =
         units.iter().enumerate().map(|(i, u)| Agent::new(&dir, u.clone(), year, i as u64, target(u))).collect();
     let others = OtherUnitTotals::new(&agents, year);
@@ -285,11 +294,11 @@ struct Pki {
 }
 
 impl Pki {
-    fn create(dir: &Path, province: &Unit, counties: &[Unit], units: &[Unit]) -> anyhow::Result<Pki> {
+    fn create(dir: &Path, province: &Unit, aggregators: &[Unit], units: &[Unit]) -> anyhow::Result<Pki> {
         let pki = Pki { dir: dir.join("pki") };
         let ca = pki.ca();
         sifa(&["pki", "init", "--name", &format!("{} (sifa demo)", province.name), "--out"], &[&ca])?;
-        for tier in std::iter::once(province).chain(counties) {
+        for tier in std::iter::once(province).chain(aggregators) {
             pki.issue(&tier.code, "aggregator")?;
             if tier.kind == UnitKind::Province {
                 pki.issue(&tier.code, "admin")?;
@@ -362,6 +371,7 @@ impl Tier {
     fn new(root: &Path, unit: &Unit, upstream: Option<&str>, pki: &Transport) -> anyhow::Result<Tier> {
         let dir = match unit.kind {
             UnitKind::Province => root.join("province"),
+            UnitKind::City => root.join("cities").join(unit.code.as_str()),
             _ => root.join("counties").join(unit.code.as_str()),
         };
         let config = dir.join("aggregator.toml");

@@ -13,7 +13,7 @@ use std::time::Duration;
 use sifa_aggregator::disk::{DiskConfig, free_bytes};
 use sifa_proto::v1::{Report, SubmitRequest, ack};
 use sifa_store::layout;
-use support::{TestAggregator, TierSpec, as_agent, from_sender, report};
+use support::{TestAggregator, TierSpec, as_agent, report};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -73,27 +73,27 @@ fn outcome(a: &sifa_proto::v1::Ack) -> ack::Outcome {
     ack::Outcome::try_from(a.outcome).unwrap()
 }
 
-/// Reports of the offices of 敦煌市 (620982), `n` of them from `start`, 2024's months.
+/// Reports of one office of 敦煌市 (620982100), `n` of them from `start`: 2024's months, each
+/// corrected again and again (one path per report: one office streams its own).
 fn reports(start: usize, n: usize) -> Vec<Report> {
     (start..start + n)
         .map(|i| {
-            let unit = format!("620982{}", 100 + i % 9);
-            let period = format!("2024-{:02}", 1 + (i / 9) % 12);
+            let period = format!("2024-{:02}", 1 + i % 12);
             let comment = "备注".repeat(40);
-            let mut r = report(&unit, &period, 1 + (i / 108) as u64, &[("lectures", i as f64)]);
+            let mut r = report("620982100", &period, 1 + (i / 12) as u64, &[("lectures", i as f64)]);
             r.comment = Some(comment);
             r
         })
         .collect()
 }
 
-/// Streams `batch` as the tier itself; the acknowledged keys, and the status the stream ended with.
+/// Streams `batch` (one office's reports) as the office; the outcomes, and the status the stream ended with.
 async fn stream(agg: &TestAggregator, batch: &[Report]) -> (Vec<ack::Outcome>, Option<tonic::Status>) {
     let mut client = agg.client().await;
     let reqs: Vec<SubmitRequest> =
         batch.iter().map(|r| SubmitRequest { report: Some(r.clone()), provenance: None }).collect();
     let mut outcomes = Vec::new();
-    let acks = client.submit_stream(from_sender(&agg.spec.unit, tokio_stream::iter(reqs))).await;
+    let acks = client.submit_stream(reqs).await;
     let mut acks = match acks {
         Ok(a) => a.into_inner(),
         Err(s) => return (outcomes, Some(s)),

@@ -199,26 +199,38 @@ async fn duplicates_conflicts_subtree_and_invalid_reports() {
     assert!(m.contains("lectures (法治讲座) = -1.5 is not a whole number") && m.contains("[negative]"), "{m}");
     assert!(m.contains("unknown metric \"disputes_mediatd\" = 2"), "{m}");
     assert_eq!(m.lines().count(), 4, "{m}");
-    // A county node is not a reporting unit.
+    // A county node is not a reporting unit; a unit the registry does not have is said to be so.
     let e = c
-        .submit(from_sender(
-            "620982",
-            SubmitRequest { report: Some(report("620982", "2024-02", 1, &[("lectures", 1.0)])), provenance: None },
-        ))
+        .submit(SubmitRequest { report: Some(report("620982", "2024-02", 1, &[("lectures", 1.0)])), provenance: None })
         .await
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
     assert!(e.message().contains("[not_reporting_unit]"), "{}", e.message());
+    let e = office
+        .submit(SubmitRequest {
+            report: Some(report("620982199", "2024-02", 1, &[("lectures", 1.0)])),
+            provenance: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(
+        e.message().contains("unit 620982199 is not in the registry; ask the province to add it [unknown_unit]"),
+        "{}",
+        e.message()
+    );
 
     // On a stream a rejection is an Ack and the stream goes on, acks in request order.
+    let first = report("620982104", "2024-02", 1, &[("lectures", 1.0)]);
     let reqs = vec![
-        SubmitRequest { report: Some(report("620982104", "2024-02", 1, &[("lectures", 1.0)])), provenance: None },
+        SubmitRequest { report: Some(first.clone()), provenance: None },
         SubmitRequest { report: Some(report("620981100", "2024-02", 1, &[("lectures", 1.0)])), provenance: None },
-        SubmitRequest { report: Some(r.clone()), provenance: None },
+        SubmitRequest { report: Some(first), provenance: None },
         SubmitRequest { report: Some(report("620982104", "2024-02", 1, &[("lectures", 2.0)])), provenance: None },
         SubmitRequest { report: Some(report("620982104", "2024-02", 2, &[("lectures", 2.0)])), provenance: None },
     ];
-    let mut acks = c.submit_stream(from_sender("620982", tokio_stream::iter(reqs))).await.unwrap().into_inner();
+    let mut office = county.client_as(Role::Office, "620982104").await;
+    let mut acks = office.submit_stream(tokio_stream::iter(reqs)).await.unwrap().into_inner();
     let mut got = Vec::new();
     while let Some(a) = acks.message().await.unwrap() {
         got.push((a.unit_code.clone(), a.revision, outcome(&a), a.code));
@@ -229,7 +241,7 @@ async fn duplicates_conflicts_subtree_and_invalid_reports() {
         vec![
             ("620982104".to_string(), 1, Accepted, 0),
             ("620981100".to_string(), 1, Rejected, tonic::Code::PermissionDenied as i32),
-            ("620982101".to_string(), 1, Duplicate, 0),
+            ("620982104".to_string(), 1, Duplicate, 0),
             ("620982104".to_string(), 1, Rejected, tonic::Code::AlreadyExists as i32),
             ("620982104".to_string(), 2, Accepted, 0),
         ]

@@ -115,3 +115,25 @@ async fn only_an_admin_of_the_tier_or_above_approves() {
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::PermissionDenied, "{}", e.message());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_waiting_for_a_tier_that_is_down_shows_in_status_and_arrives_when_it_is_back() {
+    let mut province = TestAggregator::spawn(TierSpec::top("62"));
+    let county = TestAggregator::spawn(TierSpec::below("620982", &province.url()));
+    let mut c = county.client().await;
+    let first = report("620982101", "2024-03", 1, &[("lectures", 2.0)]);
+    assert_eq!(outcome(&c.submit(as_agent(first)).await.unwrap().into_inner()), ack::Outcome::Accepted);
+    province.wait_for_rows(Duration::from_secs(60), |rows| rows.len() == 1);
+    status_when(&county, "2024-03", |t| t.contains(": 正常 delivering"));
+
+    // Every report is forwarded; the province goes down; then the county approves the month. Only the
+    // approval waits: on the forwarder's connection, its backoff, and the link's state in `status`.
+    province.kill9();
+    cli_ok(&county, &["approve", "--period", "2024-03"]);
+    let text = status_when(&county, "2024-03", |t| t.contains(": unreachable since"));
+    assert!(text.contains(&format!("上级 Upstream {}: unreachable since", province.url())), "{text}");
+
+    province.restart();
+    status_when(&province, "2024-03", |t| t.contains("620982 approved (已审核)"));
+    status_when(&county, "2024-03", |t| t.contains(": 正常 delivering"));
+}

@@ -23,7 +23,7 @@ use sifa_aggregator::auth::Role;
 use sifa_proto::v1::report_service_client::ReportServiceClient;
 use sifa_proto::v1::{Report, SubmitRequest, ack};
 use support::link::Link;
-use support::{TestAggregator, TierSpec, from_sender, report};
+use support::{TestAggregator, TierSpec, report};
 
 const COUNTIES: [&str; 3] = ["620982", "620902", "620921"];
 const KILLS: usize = 24;
@@ -62,29 +62,34 @@ fn reports_of(county: &str, revisions: u64) -> Vec<Report> {
     out
 }
 
-/// Sends `reports` to `county` in streams of [`BATCH`], as the county's agents
-/// would deliver them (the county's own certificate, so one stream may carry
-/// every office), resending what was not acknowledged after a broken stream.
-/// Returns every acknowledged key and how many streams broke.
-async fn deliver(url: String, county: &'static str, reports: Vec<Report>, done: Arc<AtomicUsize>) -> (Vec<Key>, usize) {
+/// Sends `reports` to the county at `url` in batches of [`BATCH`], as its
+/// offices' agents deliver them: each office streams its own reports with its
+/// own certificate (one path per report), resending what was not acknowledged
+/// after a broken stream. Returns every acknowledged key and how many streams broke.
+async fn deliver(url: String, reports: Vec<Report>, done: Arc<AtomicUsize>) -> (Vec<Key>, usize) {
     let mut acked = Vec::with_capacity(reports.len());
     let mut broken = 0;
     let pace = SPREAD / reports.len().div_ceil(BATCH) as u32;
     let t0 = tokio::time::Instant::now();
     for (i, batch) in reports.chunks(BATCH).enumerate() {
         tokio::time::sleep_until(t0 + pace * i as u32).await;
-        let mut rest: Vec<Report> = batch.to_vec();
-        while !rest.is_empty() {
-            match send(&url, county, &rest).await {
-                Ok(n) if n == rest.len() => {
-                    acked.extend(rest.iter().map(key));
-                    rest.clear();
-                }
-                Ok(n) | Err(n) => {
-                    broken += 1;
-                    acked.extend(rest[..n].iter().map(key));
-                    rest.drain(..n);
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut by_office: BTreeMap<&str, Vec<Report>> = BTreeMap::new();
+        for r in batch {
+            by_office.entry(&r.unit_code).or_default().push(r.clone());
+        }
+        for (office, mut rest) in by_office {
+            while !rest.is_empty() {
+                match send(&url, office, &rest).await {
+                    Ok(n) if n == rest.len() => {
+                        acked.extend(rest.iter().map(key));
+                        rest.clear();
+                    }
+                    Ok(n) | Err(n) => {
+                        broken += 1;
+                        acked.extend(rest[..n].iter().map(key));
+                        rest.drain(..n);
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
                 }
             }
         }
@@ -94,12 +99,12 @@ async fn deliver(url: String, county: &'static str, reports: Vec<Report>, done: 
 }
 
 /// One stream: how many of `reports` (a prefix) were acknowledged, in `Ok` if the stream ended cleanly.
-async fn send(url: &str, county: &str, reports: &[Report]) -> Result<usize, usize> {
-    let Ok(channel) = support::try_connect(url, Role::Aggregator, county).await else { return Err(0) };
+async fn send(url: &str, office: &str, reports: &[Report]) -> Result<usize, usize> {
+    let Ok(channel) = support::try_connect(url, Role::Office, office).await else { return Err(0) };
     let mut client = ReportServiceClient::new(channel);
     let reqs: Vec<SubmitRequest> =
         reports.iter().map(|r| SubmitRequest { report: Some(r.clone()), provenance: None }).collect();
-    let Ok(resp) = client.submit_stream(from_sender(county, tokio_stream::iter(reqs))).await else { return Err(0) };
+    let Ok(resp) = client.submit_stream(tokio_stream::iter(reqs)).await else { return Err(0) };
     let mut acks = resp.into_inner();
     let mut n = 0;
     loop {
@@ -202,7 +207,7 @@ fn chaos_kill9_and_a_partition_lose_and_double_nothing() {
         .iter()
         .zip(sent)
         .zip(&counties)
-        .map(|((c, r), agg)| rt.spawn(deliver(agg.url(), c, r, done.clone())))
+        .map(|((_, r), agg)| rt.spawn(deliver(agg.url(), r, done.clone())))
         .collect();
 
     // Kills spread over the tiers while the reports arrive, and a partition of all counties.

@@ -70,12 +70,6 @@ fn foreign(dir: &Path, unit: &str) -> TlsFiles {
     TlsFiles { ca: pki().ca_cert(), cert, key }
 }
 
-fn stored(agg: &TestAggregator) -> Vec<(String, String)> {
-    let mut v: Vec<_> = agg.rows().into_iter().map(|r| (r.report.unit_code, r.report.period)).collect();
-    v.sort();
-    v
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificates_decide_who_may_report_and_bad_ones_change_nothing() {
     let county = TestAggregator::spawn(TierSpec::top("620982"));
@@ -130,7 +124,7 @@ async fn certificates_decide_who_may_report_and_bad_ones_change_nothing() {
     let want = vec![("620982101".to_string(), "2024-03".to_string()), ("620982107".into(), "2024-03".into())];
     county.wait_for_rows(WAIT, |r| r.len() >= 2);
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(stored(&county), want);
+    assert_eq!(county.stored_months(), want);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,7 +174,7 @@ async fn a_county_forwards_only_its_own_subtree_and_reads_only_its_own() {
 
     province.wait_for_rows(WAIT, |r| !r.is_empty());
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(stored(&province), vec![("620981100".to_string(), "2024-03".to_string())]);
+    assert_eq!(province.stored_months(), vec![("620981100".to_string(), "2024-03".to_string())]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,20 +208,7 @@ async fn limits_are_resource_exhausted_with_what_to_do() {
     assert_eq!(e.code(), Code::ResourceExhausted);
     assert!(e.message().contains("over the limit of 400 bytes per message"), "{}", e.message());
 
-    // A stream longer than the limit: five acknowledged, then told to open another stream.
-    let reqs: Vec<SubmitRequest> = (1..=8).map(|m| submission("620982103", &format!("2024-{m:02}"))).collect();
-    let mut acks = county.client().await.submit_stream(tokio_stream::iter(reqs)).await.unwrap().into_inner();
-    let mut accepted = 0;
-    let end = loop {
-        match acks.message().await {
-            Ok(Some(_)) => accepted += 1,
-            Ok(None) => panic!("the stream ended without the limit"),
-            Err(e) => break e,
-        }
-    };
-    assert_eq!(accepted, 5);
-    assert_eq!(end.code(), Code::ResourceExhausted);
-    assert!(end.message().contains("open a new stream for the rest"), "{}", end.message());
+    // A stream over a limit: tests/one_path.rs (`a_refused_stream_stores_nothing_after_the_refusal`).
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

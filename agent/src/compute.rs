@@ -126,6 +126,7 @@ pub fn collect(config: &Config, catalog: &Catalog, current: Period) -> Result<Co
         }
     }
     let generated_at_ms = sifa_proto::period::now_unix_ms();
+    let now = sifa_proto::validate::Now { month: current, unix_ms: generated_at_ms };
     let mut period = first;
     while period <= last {
         let mut values: BTreeMap<String, f64> = BTreeMap::new();
@@ -159,7 +160,7 @@ pub fn collect(config: &Config, catalog: &Catalog, current: Period) -> Result<Co
             };
             let mut checked = report.clone();
             checked.revision = 1;
-            match sifa_proto::validate::check_report(&checked, catalog, current) {
+            match sifa_proto::validate::check_report(&checked, catalog, now) {
                 Ok(_) => {
                     if !hold_all.is_empty() {
                         held.entry(period).or_default().extend(hold_all.iter().cloned());

@@ -140,16 +140,21 @@ impl Forwarder {
     }
 
     /// Reports every approval made here whose current state the tier above has
-    /// not acknowledged. Called only when every durable report was forwarded.
-    async fn report_approvals(&self) -> Result<(), UpstreamError> {
+    /// not acknowledged, over the forwarder's connection (`client`, made if
+    /// there is none; dropped on failure, as for a batch). Called only when
+    /// every durable report was forwarded. Whether there was any to report.
+    async fn report_approvals(&self, client: &mut Option<Upstream>) -> Result<bool, UpstreamError> {
         let pending = self.locks.lock().expect("locks").book().approvals.to_report_up();
         if pending.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
-        let upstream = self.connect().await?;
-        let mut client = AdminServiceClient::new(upstream.channel());
+        let upstream = match client.take() {
+            Some(c) => c,
+            None => self.connect().await?,
+        };
+        let mut admin = AdminServiceClient::new(upstream.channel());
         for a in pending {
-            client
+            admin
                 .report_approval(upstream.request(a.to_proto()))
                 .await
                 .map_err(|s| UpstreamError::from_status(&self.upstream, &s))?;
@@ -158,7 +163,22 @@ impl Forwarder {
             }
             tracing::info!(unit = %a.unit_code, period = %a.period, state = %a.state, "approval reported to the tier above");
         }
-        Ok(())
+        *client = Some(upstream);
+        Ok(true)
+    }
+
+    /// After a failure to reach or send to the tier above: the link's state is recorded, the failure
+    /// logged, and the wait before the next try returned (the same backoff for reports and approvals).
+    fn failed(&self, e: &UpstreamError, failures: &mut u32, link: &mut Option<LinkState>) -> Duration {
+        *failures = failures.saturating_add(1);
+        self.set_link(link, e.failure.as_str(), e.detail());
+        let wait = wait_after(e, *failures, BACKOFF_MIN, BACKOFF_MAX, jitter());
+        if e.failure == Failure::RefusedForGood {
+            tracing::error!(retry_in_s = wait.as_secs(), "forwarding stopped: {e}");
+        } else {
+            tracing::warn!(retry_in_ms = wait.as_millis() as u64, "{e}");
+        }
+        wait
     }
 
     /// Runs until `stop` turns true. Never gives up on a reachable upstream.
@@ -176,9 +196,18 @@ impl Forwarder {
             }
             let durable = *self.durable.borrow_and_update();
             if cursor >= durable {
-                if let Err(e) = self.report_approvals().await {
-                    tracing::warn!("approvals wait for the tier above: {e}");
-                }
+                // Pending approvals are looked for every APPROVALS_RETRY; a failure to send them
+                // waits the backoff, like a batch.
+                let wait = match self.report_approvals(&mut client).await {
+                    Ok(sent) => {
+                        if sent {
+                            failures = 0;
+                            self.set_link(&mut link, "delivering", String::new());
+                        }
+                        APPROVALS_RETRY
+                    }
+                    Err(e) => self.failed(&e, &mut failures, &mut link).max(APPROVALS_RETRY),
+                };
                 tokio::select! {
                     changed = self.durable.changed() => {
                         if changed.is_err() {
@@ -187,7 +216,7 @@ impl Forwarder {
                         }
                     }
                     _ = stop.changed() => {}
-                    _ = tokio::time::sleep(APPROVALS_RETRY) => {}
+                    _ = tokio::time::sleep(wait) => {}
                 }
                 continue;
             }
@@ -228,14 +257,7 @@ impl Forwarder {
                 }
                 Err(e) => {
                     // Acknowledged ones moved the cursor; the rest go again.
-                    failures = failures.saturating_add(1);
-                    self.set_link(&mut link, e.failure.as_str(), e.detail());
-                    let wait = wait_after(&e, failures, BACKOFF_MIN, BACKOFF_MAX, jitter());
-                    if e.failure == Failure::RefusedForGood {
-                        tracing::error!(retry_in_s = wait.as_secs(), "forwarding stopped: {e}");
-                    } else {
-                        tracing::warn!(retry_in_ms = wait.as_millis() as u64, "{e}");
-                    }
+                    let wait = self.failed(&e, &mut failures, &mut link);
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
                         _ = stop.changed() => {}

@@ -13,8 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sifa_proto::period::now_unix_ms;
-use sifa_proto::v1::{Provenance, SubmitRequest};
-use sifa_proto::validate::{self, Rejection, RejectionCode, check_report, check_unit, content_digest, report_label};
+use sifa_proto::v1::{Provenance, Report, SubmitRequest};
+use sifa_proto::validate::{
+    self, Now, Rejection, RejectionCode, check_provenance, check_report, check_unit, content_digest, report_label,
+};
 use sifa_proto::{Catalog, Period, Registry};
 use tokio::sync::{oneshot, watch};
 
@@ -53,8 +55,10 @@ pub type Decision = Result<Stored, Refusal>;
 /// The most reports one log write takes (one fsync).
 pub const MAX_GROUP: usize = 8192;
 
+/// A validated report on its way to the log (the request taken apart: it has a report).
 struct Job {
-    record: SubmitRequest,
+    report: Report,
+    provenance: Option<Provenance>,
     period: Period,
     digest: [u8; 32],
     reply: oneshot::Sender<Decision>,
@@ -85,23 +89,24 @@ impl Ingest {
     fn validate_and_queue(
         &self,
         sender: &str,
-        mut record: SubmitRequest,
+        record: SubmitRequest,
     ) -> Result<oneshot::Receiver<Decision>, Result<Rejection, ()>> {
-        let Some(report) = record.report.as_ref() else {
+        let SubmitRequest { report: Some(report), mut provenance } = record else {
             return Err(Ok(Rejection::single(
                 RejectionCode::InvalidArgument,
-                "empty",
-                "the request carries no report".into(),
+                "no_report",
+                "the request carries no report: set SubmitRequest.report to the report to submit".into(),
             )));
         };
         // The unit first: a unit that is not of this tier's subtree is refused as such. Whether it is
         // the sender's to send was decided once, by `auth::authorize_submit`, before it came here.
-        let unit_problem = match check_unit(report, &self.registry, &self.unit) {
+        let unit_problem = match check_unit(&report, &self.registry, &self.unit) {
             Err(r) if r.code == RejectionCode::PermissionDenied => return Err(Ok(r)),
             Err(r) => Some(r),
             Ok(()) => None,
         };
-        let period = match (check_report(report, &self.catalog, Period::current()), unit_problem) {
+        let now = Now::system();
+        let period = match (check_report(&report, &self.catalog, now), unit_problem) {
             (Ok(p), None) => p,
             (Ok(_), Some(u)) => return Err(Ok(u)),
             (Err(mut r), Some(u)) => {
@@ -112,14 +117,16 @@ impl Ingest {
         };
         // Provenance is the first tier's: kept from a forwarding aggregator,
         // set by this tier for a report straight from its unit.
-        let forwarded = sender != report.unit_code
-            && record.provenance.as_ref().is_some_and(|p| !p.first_accepted_by.is_empty() && p.received_at_ms > 0);
-        if !forwarded {
-            record.provenance = None;
+        // (`auth::authorize_provenance` let only an aggregator name a first tier, and made it do so.)
+        let forwarded =
+            sender != report.unit_code && provenance.as_ref().is_some_and(|p| !p.first_accepted_by.is_empty());
+        match provenance.as_ref().filter(|_| forwarded) {
+            Some(p) => check_provenance(p, now).map_err(Ok)?,
+            None => provenance = None,
         }
-        let digest = content_digest(report);
+        let digest = content_digest(&report);
         let (reply, rx) = oneshot::channel();
-        self.jobs.send(Job { record, period, digest, reply }).map_err(|_| Err(()))?;
+        self.jobs.send(Job { report, provenance, period, digest, reply }).map_err(|_| Err(()))?;
         Ok(rx)
     }
 
@@ -189,8 +196,7 @@ pub fn start(
     (Ingest { unit, catalog, registry, jobs: tx }, handle)
 }
 
-fn conflict(record: &SubmitRequest) -> Rejection {
-    let r = record.report.as_ref().expect("checked");
+fn conflict(r: &Report) -> Rejection {
     Rejection::single(
         RejectionCode::AlreadyExists,
         "conflict",
@@ -230,16 +236,16 @@ fn run_writer(mut w: Writer, rx: mpsc::Receiver<Job>) {
         let mut replies = Vec::with_capacity(jobs.len());
         {
             let mut index = w.index.lock().expect("index lock");
-            for mut job in jobs {
-                let report = job.record.report.as_ref().expect("checked");
-                let decision = match index.lookup(report, job.period, &job.digest) {
+            for job in jobs {
+                let Job { report, mut provenance, period, digest, reply } = job;
+                let decision = match index.lookup(&report, period, &digest) {
                     Lookup::Duplicate => Ok(Stored::Duplicate),
-                    Lookup::Conflict => Err(conflict(&job.record).into()),
+                    Lookup::Conflict => Err(conflict(&report).into()),
                     Lookup::New if space.is_err() => Err(Refusal::DiskFull(space.clone().unwrap_err())),
                     Lookup::New => {
                         let mut locks = w.locks.lock().expect("locks lock");
-                        let forwarded = job.record.provenance.is_some();
-                        match locks.admit(&report.unit_code, job.period, forwarded) {
+                        let forwarded = provenance.is_some();
+                        match locks.admit(&report.unit_code, period, forwarded) {
                             Err(r) => Err(r.into()),
                             Ok(admission) => {
                                 let used = match admission {
@@ -255,18 +261,18 @@ fn run_writer(mut w: Writer, rx: mpsc::Receiver<Job>) {
                                 match used {
                                     Err(r) => Err(r),
                                     Ok(()) => {
-                                        let prov = job.record.provenance.get_or_insert_with(|| Provenance {
+                                        let prov = provenance.get_or_insert_with(|| Provenance {
                                             first_accepted_by: w.unit.clone(),
                                             received_at_ms: now,
                                         });
                                         let received = prov.received_at_ms;
-                                        let report = job.record.report.as_ref().expect("checked");
                                         let first_before =
-                                            index.get(&report.unit_code, job.period).map(|e| e.first_received_ms);
-                                        index.insert_digest(report, job.period, job.digest, received);
-                                        recorded.push((job.period, first_before));
-                                        wal::encode_frame(&job.record, &mut frames);
-                                        accepted.push(job.record);
+                                            index.get(&report.unit_code, period).map(|e| e.first_received_ms);
+                                        index.insert_digest(&report, period, digest, received);
+                                        recorded.push((period, first_before));
+                                        let record = SubmitRequest { report: Some(report), provenance };
+                                        wal::encode_frame(&record, &mut frames);
+                                        accepted.push(record);
                                         Ok(Stored::Accepted)
                                     }
                                 }
@@ -274,7 +280,7 @@ fn run_writer(mut w: Writer, rx: mpsc::Receiver<Job>) {
                         }
                     }
                 };
-                replies.push((job.reply, decision));
+                replies.push((reply, decision));
             }
         }
         if !accepted.is_empty() {

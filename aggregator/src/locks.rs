@@ -102,13 +102,18 @@ impl Locks {
         &self.book
     }
 
-    /// Persists the book (`state/locks.json`, the one that counts), then
-    /// refreshes its readable copy `approvals.csv`.
-    fn save(&self) -> Result<(), LockError> {
-        let body = serde_json::to_vec_pretty(&self.book).expect("plain data");
+    /// Changes the book: `change` works on a copy, the copy is persisted
+    /// (`state/locks.json`, the one that counts), and only then does it
+    /// replace the book in memory and refresh its readable copy
+    /// `approvals.csv`. A failed write (or a refused change) changes nothing.
+    fn update<T>(&mut self, change: impl FnOnce(&mut LockBook) -> Result<T, LockError>) -> Result<T, LockError> {
+        let mut next = self.book.clone();
+        let out = change(&mut next)?;
+        let body = serde_json::to_vec_pretty(&next).expect("plain data");
         sifa_proto::fs::write_atomic(&self.dir, LOCKS_FILE, &body)?;
+        self.book = next;
         self.write_approvals_csv();
-        Ok(())
+        Ok(out)
     }
 
     /// `approvals.csv` beside `state/`, for `sifa query`. A failure is logged,
@@ -147,20 +152,21 @@ impl Locks {
                 "period {what:?} is neither a year YYYY nor a month YYYY-MM (e.g. \"2024\" or \"2024-03\")"
             )));
         };
-        let mut out = Vec::new();
-        for m in months {
-            if self.is_locked(m).is_none() {
-                self.book.locks.push(Lock {
-                    period: m.to_string(),
-                    reason: reason.to_string(),
-                    locked_by: by.to_string(),
-                    locked_at_ms: now_ms,
-                });
-            }
-            out.push(m.to_string());
-        }
-        self.save()?;
-        Ok(out)
+        let new: Vec<Lock> = months
+            .iter()
+            .filter(|m| self.is_locked(**m).is_none())
+            .map(|m| Lock {
+                period: m.to_string(),
+                reason: reason.to_string(),
+                locked_by: by.to_string(),
+                locked_at_ms: now_ms,
+            })
+            .collect();
+        self.update(|book| {
+            book.locks.extend(new);
+            Ok(())
+        })?;
+        Ok(months.iter().map(Period::to_string).collect())
     }
 
     /// Grants, on behalf of `by`, an override admitting the next report of `unit` for `period`.
@@ -175,7 +181,7 @@ impl Locks {
         if reason.trim().is_empty() {
             return Err(LockError::Request("an override needs a reason; it is recorded with the override".into()));
         }
-        self.book.overrides.push(Override {
+        let granted = Override {
             unit_code: unit.to_string(),
             period: period.to_string(),
             reason: reason.to_string(),
@@ -183,8 +189,11 @@ impl Locks {
             granted_at_ms: now_ms,
             used_by_revision: None,
             used_at_ms: None,
-        });
-        self.save()
+        };
+        self.update(|book| {
+            book.overrides.push(granted);
+            Ok(())
+        })
     }
 
     /// Approves `unit`'s subtree for `period` on behalf of `by`, at the tier of
@@ -209,9 +218,7 @@ impl Locks {
                  what was reported from below, so that every tier holding the month has it closed"
             )));
         }
-        let record = self.book.approvals.approve(period, unit, by, now_ms);
-        self.save()?;
-        Ok(record)
+        self.update(|book| Ok(book.approvals.approve(period, unit, by, now_ms)))
     }
 
     /// Withdraws the approval in force of `unit` for `period`. Persisted before it returns.
@@ -223,22 +230,20 @@ impl Locks {
         reason: &str,
         now_ms: i64,
     ) -> Result<ApprovalRecord, LockError> {
-        let record = self.book.approvals.withdraw(period, unit, by, reason, now_ms)?;
-        self.save()?;
-        Ok(record)
+        self.update(|book| Ok(book.approvals.withdraw(period, unit, by, reason, now_ms)?))
     }
 
     /// Records an approval the tier `via` below reported. Persisted before it returns.
     pub fn record_from_below(&mut self, a: &sifa_proto::v1::Approval, via: &str) -> Result<ApprovalRecord, LockError> {
-        let record = self.book.approvals.record_from_below(a, via);
-        self.save()?;
-        Ok(record)
+        self.update(|book| Ok(book.approvals.record_from_below(a, via)))
     }
 
     /// Marks an approval as reported to the tier above.
     pub fn mark_reported(&mut self, sent: &ApprovalRecord) -> Result<(), LockError> {
-        self.book.approvals.mark_reported(sent);
-        self.save()
+        self.update(|book| {
+            book.approvals.mark_reported(sent);
+            Ok(())
+        })
     }
 
     /// Whether a report of `unit` for `period` may be stored, or the rejection
@@ -273,10 +278,12 @@ impl Locks {
 
     /// Marks an override used by `revision`, persisted before the report is stored.
     pub fn use_override(&mut self, i: usize, revision: u64, now_ms: i64) -> Result<(), LockError> {
-        let o = &mut self.book.overrides[i];
-        o.used_by_revision = Some(revision);
-        o.used_at_ms = Some(now_ms);
-        self.save()
+        self.update(|book| {
+            let o = &mut book.overrides[i];
+            o.used_by_revision = Some(revision);
+            o.used_at_ms = Some(now_ms);
+            Ok(())
+        })
     }
 }
 
@@ -331,6 +338,28 @@ mod tests {
         assert_eq!(l.admit("620982102", p, false), Ok(Admission::Open));
         let again = Locks::open(&state, Arc::new(Registry::demo())).unwrap();
         assert_eq!(again.book(), l.book());
+    }
+
+    #[test]
+    fn a_failed_write_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let mut l = Locks::open(&state, Arc::new(Registry::demo())).unwrap();
+        let p: Period = "2024-03".parse().unwrap();
+        l.lock("2024-01", "", "admin 620982", 1).unwrap();
+        l.grant_override("620982101", p, "a late correction", "admin 620982", 2).unwrap();
+        let before = l.book().clone();
+        // state/locks.json can no longer be replaced (a directory of that name, even for root).
+        std::fs::remove_file(state.join(LOCKS_FILE)).unwrap();
+        std::fs::create_dir_all(state.join(LOCKS_FILE).join("in-the-way")).unwrap();
+        assert!(matches!(l.lock("2024-03", "", "admin 620982", 3), Err(LockError::Write(_))));
+        assert!(l.grant_override("620982102", p, "another", "admin 620982", 4).is_err());
+        assert!(l.approve(p, "620982", "620982", "admin 620982", 5).is_err());
+        assert!(l.use_override(0, 2, 6).is_err());
+        assert_eq!(l.book(), &before, "nothing changed in memory");
+        assert_eq!(l.is_locked(p), None, "2024-03 is not closed by a lock that was never written");
+        assert_eq!(l.admit("620982101", p, false), Ok(Admission::Open));
+        assert!(l.book().overrides[0].used_at_ms.is_none(), "the override is still there to use");
     }
 
     #[test]

@@ -20,6 +20,7 @@ use sifa_proto::{Catalog, Period, Registry, UnitCode};
 use tonic::{Request, Response, Status};
 
 use crate::auth::{self, Authenticator, Denied, Identity, Limits, OverLimit, RateLimiter, Role};
+use sifa_proto::validate::check_unit;
 use sifa_proto::{Rejection, RejectionCode};
 
 use crate::completeness;
@@ -55,15 +56,17 @@ impl Tier {
         self.authenticator.identify(request, &self.registry)
     }
 
-    /// Whether the report and its provenance are `id`'s to send (auth.rs). A refusal is the
-    /// report's rejection (rule `not_authorized`): on a stream, an Ack, and the stream goes on.
+    /// Whether the report and its provenance are `id`'s to send to this tier (auth.rs). A refusal is
+    /// the report's rejection (rule `not_authorized`): on a stream, an Ack, and the stream goes on.
+    /// A unit the registry does not have, that is no reporting unit or lies outside this tier is
+    /// refused as such first (`unknown_unit`, `not_reporting_unit`, `outside_subtree`), whoever sends
+    /// it. A request without a report is left to ingest, which rejects it (rule `no_report`).
     fn authorize(&self, id: &Identity, record: &SubmitRequest) -> Result<(), Rejection> {
+        let Some(report) = record.report.as_ref() else { return Ok(()) };
+        check_unit(report, &self.registry, &self.unit)?;
         let first = record.provenance.as_ref().map_or("", |p| p.first_accepted_by.as_str());
-        record
-            .report
-            .as_ref()
-            .map_or(Ok(()), |r| auth::authorize_submit(id, &r.unit_code, &self.registry))
-            .and_then(|()| auth::authorize_provenance(id, first, &self.registry))
+        auth::authorize_submit(id, &report.unit_code, &self.unit, &self.registry)
+            .and_then(|()| auth::authorize_provenance(id, first, &report.unit_code, &self.registry))
             .map_err(|d| Rejection::single(RejectionCode::PermissionDenied, "not_authorized", d.to_string()))
     }
 
@@ -90,7 +93,13 @@ impl ReportService for Service {
         let id = self.0.identify(&request)?;
         let record = request.into_inner();
         self.0.within_limits(&id, &record)?;
-        let key = SubmitRequest { report: record.report.as_ref().map(key_of), provenance: None };
+        let Some(report) = record.report.as_ref() else {
+            return Err(Error::BadRequest(
+                "the request carries no report: set SubmitRequest.report to the report to submit [no_report]".into(),
+            )
+            .into());
+        };
+        let key = SubmitRequest { report: Some(key_of(report)), provenance: None };
         let decision = match self.0.authorize(&id, &record) {
             Err(rejection) => Err(Refusal::Rejected(rejection)),
             Ok(()) => match self.0.ingest.submit(&id.unit, record) {
@@ -98,11 +107,9 @@ impl ReportService for Service {
                 Err(refusal) => Err(refusal),
             },
         };
-        match decision {
-            Err(refusal @ Refusal::Rejected(_)) => {
-                Err(status::refusal_status(refusal, key.report.as_ref().expect("checked")))
-            }
-            other => ingest::ack(&key, other).map(Response::new),
+        match (decision, key.report.as_ref()) {
+            (Err(refusal @ Refusal::Rejected(_)), Some(report)) => Err(status::refusal_status(refusal, report)),
+            (other, _) => ingest::ack(&key, other).map(Response::new),
         }
     }
 
@@ -116,6 +123,9 @@ impl ReportService for Service {
         let tier = self.0.clone();
         let ingest = self.0.ingest.clone();
         let mut n = 0u64;
+        // Set at the first request over a limit: the stream ends there with RESOURCE_EXHAUSTED, and
+        // nothing the sender sent after it is stored (its reports are never acknowledged).
+        let mut refused = false;
         // Each request is validated and queued in stream order as it arrives;
         // its acknowledgement comes when it is durable. Acks go out in request
         // order, with many reports in flight so they share fsyncs.
@@ -124,6 +134,9 @@ impl ReportService for Service {
             .map(move |item| {
                 let fut: Pin<Box<dyn Future<Output = Result<Ack, Status>> + Send>> = match item {
                     Err(status) => Box::pin(async move { Err(status) }),
+                    Ok(_) if refused => Box::pin(async move {
+                        Err(Status::resource_exhausted("the stream was refused at an earlier report"))
+                    }),
                     Ok(record) => {
                         n += 1;
                         let key = SubmitRequest { report: record.report.as_ref().map(key_of), provenance: None };
@@ -134,6 +147,7 @@ impl ReportService for Service {
                             .check_stream_count(&id, n)
                             .and_then(|()| tier.within_limits(&id, &record))
                             .map_err(Status::from);
+                        refused = limited.is_err();
                         let submitted = limited.map(|()| {
                             tier.authorize(&id, &record)
                                 .map_err(Refusal::Rejected)
@@ -307,7 +321,7 @@ impl AdminService for Service {
     async fn report_approval(&self, request: Request<Approval>) -> Result<Response<ApproveResponse>, Status> {
         let id = self.0.identify(&request)?;
         let a = request.into_inner();
-        auth::authorize_forward(&id, &a.unit_code, &self.0.registry)?;
+        auth::authorize_forward(&id, &a.unit_code, &self.0.unit, &self.0.registry)?;
         let unit = self.root(&a.unit_code)?;
         let _: Period = a.period.parse().map_err(|e| Error::BadRequest(format!("{e}")))?;
         let record = self.0.locks.lock().expect("locks").record_from_below(&a, &id.unit)?;

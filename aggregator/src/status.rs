@@ -19,7 +19,7 @@
 use sifa_proto::Rejection;
 use sifa_proto::upstream::set_retry_after;
 use sifa_proto::v1::Report;
-use sifa_proto::validate::report_label;
+use sifa_proto::validate::{MAX_MESSAGE_BYTES, report_label};
 use tonic::Status;
 
 use crate::auth::{Denied, OverLimit};
@@ -57,7 +57,13 @@ pub fn to_status(error: &Error) -> Status {
             }
             status
         }
-        Error::Rejected(r, report) => Status::new(r.code.grpc(), format!("{}\n{r}", report_label(report))),
+        Error::Rejected(r, report) => {
+            // Within MAX_MESSAGE_BYTES whatever the report (docs/VALIDATION.md): a status message is
+            // metadata, and a client over its metadata limit would see RESOURCE_EXHAUSTED instead.
+            let label = report_label(report);
+            let problems = r.summary(MAX_MESSAGE_BYTES.saturating_sub(label.len() + 1));
+            Status::new(r.code.grpc(), format!("{label}\n{problems}"))
+        }
         Error::Unavailable(why) => Status::unavailable(format!("{why}; send the report again later")),
         Error::Starting(why) => Status::unavailable(format!("{why}; ask again in a few seconds")),
         Error::DiskFull(low) => {

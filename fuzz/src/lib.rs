@@ -16,7 +16,7 @@ use sifa_agent::ledger::{self, SheetLimits};
 use sifa_agent::outbox::{self, Outbox};
 use sifa_aggregator::wal::{self, Wal, WalReader};
 use sifa_proto::v1::SubmitRequest;
-use sifa_proto::{Catalog, Period, Registry, validate};
+use sifa_proto::{Catalog, Registry, validate};
 
 static CATALOG: LazyLock<Catalog> = LazyLock::new(Catalog::builtin);
 static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::demo);
@@ -34,9 +34,13 @@ fn scratch() -> tempfile::TempDir {
 /// of the one validation library.
 pub fn submit_request(data: &[u8]) {
     let Ok(req) = SubmitRequest::decode(data) else { return };
+    // A fixed clock (2026-11-23), so that a run is reproducible.
+    let now = validate::Now::at(1_795_392_000_000);
+    if let Some(provenance) = req.provenance.as_ref() {
+        let _ = validate::check_provenance(provenance, now);
+    }
     let Some(report) = req.report.as_ref() else { return };
-    let current = Period::new(2026, 11).expect("a period");
-    let _ = validate::check_report(report, &CATALOG, current);
+    let _ = validate::check_report(report, &CATALOG, now);
     let _ = validate::check_unit(report, &REGISTRY, ROOT);
     let _ = validate::content_digest(report);
     let _ = validate::report_label(report);

@@ -181,11 +181,12 @@ pub fn mapping() -> Vec<CountRule> {
         .collect()
 }
 
-/// SplitMix64: small, fast, and its stream never changes.
-struct Rng(u64);
+/// SplitMix64: small, fast, and its stream never changes (the books, and the tests' seeded cases).
+pub struct Rng(u64);
 
 impl Rng {
-    fn new(parts: &[&[u8]]) -> Rng {
+    /// Seeded by `parts` (e.g. a unit code, a seed, a purpose).
+    pub fn new(parts: &[&[u8]]) -> Rng {
         // FNV-1a over the parts, then mixed.
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for p in parts {
@@ -196,7 +197,7 @@ impl Rng {
         }
         Rng(h)
     }
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -204,17 +205,18 @@ impl Rng {
         z ^ (z >> 31)
     }
     /// Uniform in [0, 1).
-    fn f(&mut self) -> f64 {
+    pub fn f(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
     /// Uniform in lo..=hi.
     fn int(&mut self, lo: u32, hi: u32) -> u32 {
         lo + (self.next() % (hi - lo + 1) as u64) as u32
     }
-    fn chance(&mut self, p: f64) -> bool {
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
         self.f() < p
     }
-    fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
+    pub fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
         &xs[(self.next() % xs.len() as u64) as usize]
     }
     /// A Poisson draw with mean `lambda` (Knuth; the means here are small).

@@ -121,7 +121,9 @@ pub fn record_batch(catalog: &Catalog, rows: &[StoredReport]) -> Result<RecordBa
             }
             ValueType::Decimal => {
                 let mut b = Float64Builder::with_capacity(rows.len());
-                values.for_each(|v| b.append_option(v));
+                // -0 is written as 0: the same figure (`sifa_proto::validate::content_digest`), and DuckDB
+                // reads a row group whose statistics say 0..0 as 0 whatever the sign, so readers agree.
+                values.for_each(|v| b.append_option(v.map(|v| v + 0.0)));
                 Arc::new(b.finish())
             }
         });

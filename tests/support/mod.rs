@@ -12,6 +12,7 @@
 pub mod link;
 pub mod peers;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, OnceLock};
@@ -28,7 +29,7 @@ use sifa_proto::Catalog;
 use sifa_proto::v1::admin_service_client::AdminServiceClient;
 use sifa_proto::v1::directory_service_client::DirectoryServiceClient;
 use sifa_proto::v1::report_service_client::ReportServiceClient;
-use sifa_proto::v1::{Report, SubmitRequest};
+use sifa_proto::v1::{Ack, Provenance, Report, SubmitRequest};
 use sifa_store::StoredReport;
 use sifa_store::layout;
 use tonic::transport::Channel;
@@ -176,10 +177,15 @@ impl TestAggregator {
         connect(&self.url(), role, unit).await
     }
 
-    /// A client with the tier's own aggregator certificate: it may submit for any unit of the tier's
-    /// subtree (as if forwarded from the tier itself), read its directory, but not administer it.
-    pub async fn client(&self) -> ReportServiceClient<Channel> {
-        ReportServiceClient::new(self.channel_as(Role::Aggregator, &self.spec.unit).await)
+    /// A client that sends each report along its one path to this tier ([`Submitter`]).
+    pub async fn client(&self) -> Submitter {
+        Submitter {
+            url: self.url(),
+            tier_unit: self.spec.unit.clone(),
+            insecure: self.spec.insecure,
+            registry: sifa_proto::Registry::demo(),
+            clients: HashMap::new(),
+        }
     }
 
     /// A client with the certificate of `role` for `unit`.
@@ -250,6 +256,13 @@ impl TestAggregator {
         }
     }
 
+    /// The (unit, period) of every row of the store, sorted (a row stored twice shows twice).
+    pub fn stored_months(&self) -> Vec<(String, String)> {
+        let mut v: Vec<_> = self.rows().into_iter().map(|r| (r.report.unit_code, r.report.period)).collect();
+        v.sort();
+        v
+    }
+
     /// Polls the store until `pred(rows)` holds, or panics after `timeout`.
     pub fn wait_for_rows(&self, timeout: Duration, pred: impl Fn(&[StoredReport]) -> bool) -> Vec<StoredReport> {
         let t0 = Instant::now();
@@ -267,6 +280,83 @@ impl TestAggregator {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+/// Sends each report along its one path to a tier (docs/SECURITY.md): with the certificate of the
+/// report's own unit when the tier is directly above it; otherwise forwarded by the aggregator below
+/// the tier on the way to the unit, with the provenance the tier directly above the unit gave it
+/// (received now) unless the request has one. A unit outside the tier's subtree is sent with its own
+/// certificate (and refused).
+pub struct Submitter {
+    url: String,
+    tier_unit: String,
+    insecure: bool,
+    registry: sifa_proto::Registry,
+    clients: HashMap<(Role, String), ReportServiceClient<Channel>>,
+}
+
+impl Submitter {
+    /// Who sends `record` to the tier, and the provenance it adds.
+    fn path(&self, record: &SubmitRequest) -> (Role, String, Option<Provenance>) {
+        let unit = record.report.as_ref().map_or("", |r| r.unit_code.as_str());
+        let chain: Vec<&sifa_proto::Unit> = self.registry.ancestry(unit).collect();
+        match chain.iter().position(|u| u.code == self.tier_unit.as_str()) {
+            Some(i) if i >= 2 => {
+                let first = Provenance {
+                    first_accepted_by: chain[1].code.to_string(),
+                    received_at_ms: sifa_proto::period::now_unix_ms(),
+                };
+                (Role::Aggregator, chain[i - 1].code.to_string(), Some(first))
+            }
+            _ if unit.parse::<sifa_proto::UnitCode>().is_ok() => (Role::Office, unit.to_string(), None),
+            _ => (Role::Aggregator, self.tier_unit.clone(), None),
+        }
+    }
+
+    async fn client_for(&mut self, role: Role, unit: &str) -> &mut ReportServiceClient<Channel> {
+        if !self.clients.contains_key(&(role, unit.to_string())) {
+            let channel = if self.insecure {
+                Channel::from_shared(self.url.clone()).unwrap().connect().await.expect("connect to aggregator")
+            } else {
+                connect(&self.url, role, unit).await
+            };
+            self.clients.insert((role, unit.to_string()), ReportServiceClient::new(channel));
+        }
+        self.clients.get_mut(&(role, unit.to_string())).expect("inserted")
+    }
+
+    /// One report, as `Submit`.
+    pub async fn submit(
+        &mut self,
+        request: impl tonic::IntoRequest<SubmitRequest>,
+    ) -> Result<tonic::Response<Ack>, tonic::Status> {
+        let mut request = request.into_request();
+        let (role, unit, provenance) = self.path(request.get_ref());
+        if request.get_ref().provenance.is_none() {
+            request.get_mut().provenance = provenance;
+        }
+        self.client_for(role, &unit).await.submit(request).await
+    }
+
+    /// Reports of one unit on one `SubmitStream`.
+    pub async fn submit_stream(
+        &mut self,
+        records: Vec<SubmitRequest>,
+    ) -> Result<tonic::Response<tonic::Streaming<Ack>>, tonic::Status> {
+        let (role, unit, _) = self.path(records.first().expect("a report to send"));
+        let records: Vec<SubmitRequest> = records
+            .into_iter()
+            .map(|mut r| {
+                let (r_role, r_unit, provenance) = self.path(&r);
+                assert_eq!((r_role, &r_unit), (role, &unit), "one stream carries reports of one path");
+                if r.provenance.is_none() {
+                    r.provenance = provenance;
+                }
+                r
+            })
+            .collect();
+        self.client_for(role, &unit).await.submit_stream(tokio_stream::iter(records)).await
     }
 }
 

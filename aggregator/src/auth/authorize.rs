@@ -2,6 +2,7 @@
 //! A refusal is a [`Denied`]; `crate::status` makes it a gRPC status.
 
 use sifa_proto::identity::{Identity, Role};
+use sifa_proto::validate::echo;
 use sifa_proto::{Registry, Unit};
 
 use super::Denied;
@@ -20,41 +21,65 @@ fn known<'r>(id: &Identity, registry: &'r Registry) -> Result<&'r Unit, Denied> 
     Ok(unit)
 }
 
-/// An office submits only its own unit's reports.
-pub fn authorize_own_report(id: &Identity, report_unit: &str, registry: &Registry) -> Result<(), Denied> {
-    known(id, registry)?;
+/// An office (or other reporting unit) submits only its own unit's reports, and only to the tier
+/// directly above it (its parent in the registry): every other tier gets them forwarded from below,
+/// so each report has one path and every tier on it agrees what it holds.
+pub fn authorize_own_report(
+    id: &Identity,
+    report_unit: &str,
+    tier_unit: &str,
+    registry: &Registry,
+) -> Result<(), Denied> {
+    let unit = known(id, registry)?;
     if id.role != Role::Office {
         return Err(Denied::PermissionDenied(format!("{id} is not an office")));
     }
     if report_unit != id.unit {
         return Err(Denied::PermissionDenied(format!(
-            "{id} may not submit a report for unit {report_unit}: an office submits only its own reports"
+            "{id} may not submit a report for unit {}: an office submits only its own reports",
+            echo(report_unit)
         )));
     }
-    Ok(())
+    match registry.parent(unit) {
+        Some(parent) if parent.code == tier_unit => Ok(()),
+        Some(parent) => Err(Denied::PermissionDenied(format!(
+            "{id} reports only to the tier directly above it, {} ({}), which forwards its reports up; this \
+             tier is {tier_unit}: send the report to {}'s aggregator",
+            parent.code, parent.name, parent.code
+        ))),
+        None => Err(Denied::PermissionDenied(format!("{id}: unit {} has no tier above it", id.unit))),
+    }
 }
 
-/// An aggregator forwards only reports of units in its own subtree.
-pub fn authorize_forward(id: &Identity, report_unit: &str, registry: &Registry) -> Result<(), Denied> {
+/// An aggregator forwards (reports, approvals) only to a tier above it, and only for units of its
+/// own subtree.
+pub fn authorize_forward(id: &Identity, report_unit: &str, tier_unit: &str, registry: &Registry) -> Result<(), Denied> {
     known(id, registry)?;
     if id.role != Role::Aggregator {
         return Err(Denied::PermissionDenied(format!("{id} is not an aggregator")));
     }
+    if id.unit == tier_unit || !registry.is_within(&id.unit, tier_unit) {
+        return Err(Denied::PermissionDenied(format!(
+            "{id} may not forward to this tier ({tier_unit}): a tier takes forwarded reports only from the \
+             aggregators below it"
+        )));
+    }
     if !registry.is_within(report_unit, &id.unit) {
         return Err(Denied::PermissionDenied(format!(
-            "{id} may not forward a report for unit {report_unit}: it is not in {}'s subtree",
+            "{id} may not forward a report for unit {}: it is not in {}'s subtree",
+            echo(report_unit),
             id.unit
         )));
     }
     Ok(())
 }
 
-/// Submit and SubmitStream, per report: [`authorize_own_report`] for an office,
-/// [`authorize_forward`] for an aggregator; analysts and admins submit nothing.
-pub fn authorize_submit(id: &Identity, report_unit: &str, registry: &Registry) -> Result<(), Denied> {
+/// Submit and SubmitStream, per report, at the tier of `tier_unit`: [`authorize_own_report`] for an
+/// office, [`authorize_forward`] for an aggregator; analysts and admins submit nothing.
+pub fn authorize_submit(id: &Identity, report_unit: &str, tier_unit: &str, registry: &Registry) -> Result<(), Denied> {
     match id.role {
-        Role::Office => authorize_own_report(id, report_unit, registry),
-        Role::Aggregator => authorize_forward(id, report_unit, registry),
+        Role::Office => authorize_own_report(id, report_unit, tier_unit, registry),
+        Role::Aggregator => authorize_forward(id, report_unit, tier_unit, registry),
         Role::Analyst | Role::Admin => Err(Denied::PermissionDenied(format!(
             "{id} may not submit reports: only an office (its own) or an aggregator (its subtree's) does"
         ))),
@@ -62,17 +87,38 @@ pub fn authorize_submit(id: &Identity, report_unit: &str, registry: &Registry) -
 }
 
 /// The provenance of a submitted report (`first_accepted_by`, empty when absent): an office sends
-/// none; a forwarding aggregator's names a tier of its own subtree.
-pub fn authorize_provenance(id: &Identity, first_accepted_by: &str, registry: &Registry) -> Result<(), Denied> {
-    if first_accepted_by.is_empty() {
-        return Ok(());
-    }
+/// none; a forwarding aggregator sends the one the first tier gave the report, naming that tier: the
+/// tier directly above the report's unit (the only one that takes it from the unit itself), inside
+/// the forwarding aggregator's subtree.
+pub fn authorize_provenance(
+    id: &Identity,
+    first_accepted_by: &str,
+    report_unit: &str,
+    registry: &Registry,
+) -> Result<(), Denied> {
     match id.role {
-        Role::Aggregator if registry.is_within(first_accepted_by, &id.unit) => Ok(()),
-        Role::Aggregator => Err(Denied::PermissionDenied(format!(
-            "{id} may not forward a provenance naming {first_accepted_by}: it is not in {}'s subtree",
-            id.unit
+        Role::Aggregator if first_accepted_by.is_empty() => Err(Denied::PermissionDenied(format!(
+            "{id} forwarded a report of unit {} without its provenance: a forwarded report carries the \
+             provenance (first_accepted_by, received_at_ms) the first tier gave it",
+            echo(report_unit)
         ))),
+        Role::Aggregator => {
+            let first = registry.get(first_accepted_by).filter(|u| !u.kind.is_reporting());
+            let first_tier = registry.get(report_unit).and_then(|u| registry.parent(u));
+            match (first, first_tier) {
+                (Some(f), Some(t)) if f.code == t.code && registry.is_within(&f.code, &id.unit) => Ok(()),
+                (Some(f), None) if registry.is_within(&f.code, &id.unit) => Ok(()),
+                _ => Err(Denied::PermissionDenied(format!(
+                    "{id} may not forward a provenance naming {}: the first tier of unit {} is the tier \
+                     directly above it{}, inside {}'s subtree",
+                    echo(first_accepted_by),
+                    echo(report_unit),
+                    first_tier.map(|t| format!(" ({})", t.code)).unwrap_or_default(),
+                    id.unit
+                ))),
+            }
+        }
+        _ if first_accepted_by.is_empty() => Ok(()),
         _ => Err(Denied::PermissionDenied(format!("{id} may not set a provenance: only a forwarding aggregator does"))),
     }
 }

@@ -178,34 +178,55 @@ fn without_tls_a_caller_is_taken_at_its_word_only_as_far_as_the_registry_allows(
 // authorization
 
 #[test]
-fn an_office_submits_only_its_own_reports() {
+fn an_office_submits_only_its_own_reports_and_only_to_the_tier_above_it() {
     let reg = registry();
     let me = id(Role::Office, "620902001");
-    assert!(authorize_submit(&me, "620902001", &reg).is_ok());
-    assert!(authorize_own_report(&me, "620902001", &reg).is_ok());
+    assert!(authorize_submit(&me, "620902001", "620902", &reg).is_ok());
+    assert!(authorize_own_report(&me, "620902001", "620902", &reg).is_ok());
     assert_status(
-        authorize_submit(&me, "620902002", &reg),
+        authorize_submit(&me, "620902002", "620902", &reg),
         Code::PermissionDenied,
         &["office 620902001", "620902002", "only its own"],
     );
-    // A mediation centre is an office for this purpose.
-    assert!(authorize_submit(&id(Role::Office, "620902900"), "620902900", &reg).is_ok());
-    // Roles that fit no unit kind, and units the registry does not know.
-    assert_status(authorize_submit(&id(Role::Office, "620902"), "620902", &reg), Code::PermissionDenied, &["county"]);
+    // Straight to the city or the province: refused, naming the county it reports through.
+    for tier in ["6209", "62"] {
+        assert_status(
+            authorize_submit(&me, "620902001", tier, &reg),
+            Code::PermissionDenied,
+            &[
+                "office 620902001 reports only to the tier directly above it, 620902 (肃州区)",
+                &format!("this tier is {tier}: send the report to 620902's aggregator"),
+            ],
+        );
+    }
+    // A mediation centre is an office for this purpose; a city's bureau reports to the city.
+    assert!(authorize_submit(&id(Role::Office, "620902900"), "620902900", "620902", &reg).is_ok());
+    assert!(authorize_submit(&id(Role::Office, "620900901"), "620900901", "6209", &reg).is_ok());
     assert_status(
-        authorize_submit(&id(Role::Office, "999999999"), "999999999", &reg),
+        authorize_submit(&id(Role::Office, "620900901"), "620900901", "62", &reg),
+        Code::PermissionDenied,
+        &["6209 (酒泉市)"],
+    );
+    // Roles that fit no unit kind, and units the registry does not know.
+    assert_status(
+        authorize_submit(&id(Role::Office, "620902"), "620902", "6209", &reg),
+        Code::PermissionDenied,
+        &["county"],
+    );
+    assert_status(
+        authorize_submit(&id(Role::Office, "999999999"), "999999999", "620902", &reg),
         Code::PermissionDenied,
         &["not in this tier's registry"],
     );
     assert_status(
-        authorize_own_report(&id(Role::Aggregator, "620902"), "620902001", &reg),
+        authorize_own_report(&id(Role::Aggregator, "620902"), "620902001", "6209", &reg),
         Code::PermissionDenied,
         &["not an office"],
     );
     // Analysts and admins submit nothing.
     for role in [Role::Analyst, Role::Admin] {
         assert_status(
-            authorize_submit(&id(role, "620902"), "620902001", &reg),
+            authorize_submit(&id(role, "620902"), "620902001", "620902", &reg),
             Code::PermissionDenied,
             &["may not submit reports"],
         );
@@ -213,38 +234,71 @@ fn an_office_submits_only_its_own_reports() {
 }
 
 #[test]
-fn an_aggregator_forwards_only_its_subtree() {
+fn an_aggregator_forwards_only_its_subtree_and_only_upward() {
     let reg = registry();
     let county = id(Role::Aggregator, "620902");
-    assert!(authorize_submit(&county, "620902001", &reg).is_ok());
-    assert!(authorize_forward(&county, "620902900", &reg).is_ok());
+    for tier in ["6209", "62"] {
+        assert!(authorize_submit(&county, "620902001", tier, &reg).is_ok());
+        assert!(authorize_forward(&county, "620902900", tier, &reg).is_ok());
+    }
     assert_status(
-        authorize_submit(&county, "620921100", &reg),
+        authorize_submit(&county, "620921100", "6209", &reg),
         Code::PermissionDenied,
         &["aggregator 620902", "620921100", "subtree"],
     );
-    assert_status(authorize_forward(&county, "does-not-exist", &reg), Code::PermissionDenied, &["does-not-exist"]);
-    let city = id(Role::Aggregator, "6209");
-    assert!(authorize_submit(&city, "620921100", &reg).is_ok());
-    assert!(authorize_submit(&city, "620900901", &reg).is_ok(), "the city bureau is under the city");
-    assert_status(authorize_submit(&city, "620702900", &reg), Code::PermissionDenied, &["620702900"]);
     assert_status(
-        authorize_forward(&id(Role::Office, "620902001"), "620902001", &reg),
+        authorize_forward(&county, "does-not-exist", "6209", &reg),
+        Code::PermissionDenied,
+        &["does-not-exist"],
+    );
+    // Not to itself, a sibling or a tier below it.
+    for tier in ["620902", "620921", "620902001"] {
+        assert_status(
+            authorize_submit(&county, "620902001", tier, &reg),
+            Code::PermissionDenied,
+            &[
+                &format!("aggregator 620902 may not forward to this tier ({tier})"),
+                "only from the aggregators below it",
+            ],
+        );
+    }
+    let city = id(Role::Aggregator, "6209");
+    assert!(authorize_submit(&city, "620921100", "62", &reg).is_ok());
+    assert!(authorize_submit(&city, "620900901", "62", &reg).is_ok(), "the city bureau is under the city");
+    assert_status(authorize_submit(&city, "620702900", "62", &reg), Code::PermissionDenied, &["620702900"]);
+    assert_status(
+        authorize_forward(&id(Role::Office, "620902001"), "620902001", "620902", &reg),
         Code::PermissionDenied,
         &["not an aggregator"],
     );
 }
 
 #[test]
-fn provenance_is_set_only_by_aggregators_and_only_for_their_subtree() {
+fn a_provenance_names_the_tier_directly_above_the_unit_inside_the_senders_subtree() {
     let reg = registry();
     let city = id(Role::Aggregator, "6209");
     let office = id(Role::Office, "620902001");
-    assert!(authorize_provenance(&office, "", &reg).is_ok());
-    assert!(authorize_provenance(&city, "620902", &reg).is_ok());
-    assert!(authorize_provenance(&city, "6209", &reg).is_ok());
-    assert_status(authorize_provenance(&city, "620702", &reg), Code::PermissionDenied, &["620702"]);
-    assert_status(authorize_provenance(&office, "620902", &reg), Code::PermissionDenied, &["office 620902001"]);
+    assert!(authorize_provenance(&office, "", "620902001", &reg).is_ok());
+    assert!(authorize_provenance(&city, "620902", "620902001", &reg).is_ok());
+    assert!(authorize_provenance(&city, "6209", "620900901", &reg).is_ok(), "the city took its bureau's report");
+    // Not a tier that never took the unit's report from the unit itself.
+    for wrong in ["6209", "620921", "62", "620902001", "620702"] {
+        assert_status(
+            authorize_provenance(&city, wrong, "620902001", &reg),
+            Code::PermissionDenied,
+            &[&format!("aggregator 6209 may not forward a provenance naming {wrong}"), "directly above it (620902)"],
+        );
+    }
+    assert_status(
+        authorize_provenance(&city, "", "620902001", &reg),
+        Code::PermissionDenied,
+        &["without its provenance"],
+    );
+    assert_status(
+        authorize_provenance(&office, "620902", "620902001", &reg),
+        Code::PermissionDenied,
+        &["office 620902001"],
+    );
 }
 
 #[test]
