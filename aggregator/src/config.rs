@@ -14,6 +14,7 @@ use sifa_proto::config::{RelativePaths, resolve, resolve_option};
 use sifa_proto::tls::TlsConfig;
 
 use crate::auth::Limits;
+use crate::http::HttpConfig;
 
 /// Default interval between flushes of the write-ahead log to Parquet.
 pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 1000;
@@ -40,6 +41,18 @@ pub struct ConfigFile {
     pub tls: Option<TlsConfig>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limits: Option<Limits>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk: Option<DiskConfig>,
+}
+
+/// The `[disk]` table: free space the tier keeps in reserve.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiskConfig {
+    /// Megabytes of the data directory's file system kept free.
+    pub reserve_mb: u64,
 }
 
 impl ConfigFile {
@@ -56,6 +69,8 @@ impl ConfigFile {
             flush_interval_ms: None,
             tls: None,
             limits: None,
+            http: None,
+            disk: None,
         }
     }
 
@@ -105,6 +120,10 @@ pub struct Config {
     pub tls: TlsConfig,
     /// The `[limits]` table: message size, reports per stream, rate per office.
     pub limits: Limits,
+    /// `[http] listen`: the HTTP side (metrics, health, status page), if any.
+    pub http_listen: Option<SocketAddr>,
+    /// `[disk] reserve_mb` in bytes (0 when unset).
+    pub disk_reserve_bytes: u64,
 }
 
 impl Config {
@@ -156,8 +175,20 @@ impl Config {
                  e.g. registry = \"registry.csv\"",
             ));
         }
+        let http_listen = match &raw.http {
+            None => None,
+            Some(h) => Some(h.listen.trim().parse::<SocketAddr>().map_err(|_| {
+                key(
+                    "http.listen",
+                    &h.listen,
+                    "must be an IP address and port, e.g. \"127.0.0.1:9400\" (port 0 picks one)",
+                )
+            })?),
+        };
         Ok(Config {
             path: path.to_path_buf(),
+            http_listen,
+            disk_reserve_bytes: raw.disk.map_or(0, |d| d.reserve_mb.saturating_mul(1 << 20)),
             unit,
             listen,
             data_dir: raw.data_dir,

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use sifa_proto::v1::SubmitRequest;
 use sifa_proto::{Catalog, Period, Registry};
 
+use crate::http::metrics::Metrics;
 use crate::ingest::Unflushed;
 use crate::wal::{self, Lsn};
 use sifa_store::layout::{self, COMPACTION_FILE};
@@ -54,6 +55,8 @@ pub struct Flusher {
     pub flushed: Arc<AtomicU64>,
     /// Every record up to this LSN is forwarded (`u64::MAX` without an upstream).
     pub forwarded: Arc<AtomicU64>,
+    /// When the last flush was (`sifa_flush_age_seconds`, the status page).
+    pub metrics: Arc<Metrics>,
 }
 
 impl Flusher {
@@ -139,8 +142,12 @@ impl Flusher {
         loop {
             let stopping = stop.load(Ordering::SeqCst);
             match self.flush() {
-                Ok(0) => {}
-                Ok(n) => tracing::debug!(rows = n, "flushed the write-ahead log to Parquet"),
+                Ok(n) => {
+                    self.metrics.flushed(sifa_proto::period::now_unix_ms());
+                    if n > 0 {
+                        tracing::debug!(rows = n, "flushed the write-ahead log to Parquet");
+                    }
+                }
                 Err(e) => tracing::error!("cannot flush to Parquet (the reports stay safe in the log): {e}"),
             }
             if stopping {
@@ -238,6 +245,7 @@ mod tests {
             next_seq: next_seq(dir).unwrap(),
             flushed: Arc::new(AtomicU64::new(0)),
             forwarded: Arc::new(AtomicU64::new(u64::MAX)),
+            metrics: Arc::new(Metrics::new("620982")),
         }
     }
 

@@ -13,6 +13,8 @@ use sifa_proto::validate::{self, Rejection, RejectionCode, check_report, check_u
 use sifa_proto::{Catalog, Period, Registry};
 use tokio::sync::{oneshot, watch};
 
+use crate::backlog::ForwardBacklog;
+use crate::http::metrics::Metrics;
 use crate::index::{Index, Lookup};
 use crate::locks::{Admission, Locks};
 use crate::wal::{self, Lsn, Wal};
@@ -137,6 +139,10 @@ pub struct Writer {
     pub unflushed: Unflushed,
     pub durable: watch::Sender<Lsn>,
     pub unit: String,
+    /// Group commit size and fsync time.
+    pub metrics: Arc<Metrics>,
+    /// When each stretch of the log became durable, for the age of the forward backlog (tiers that forward).
+    pub backlog: Option<Arc<ForwardBacklog>>,
 }
 
 /// Starts the single log writer thread and returns the ingest handle.
@@ -234,6 +240,10 @@ fn run_writer(mut w: Writer, rx: mpsc::Receiver<Job>) {
                 }
             };
             let last = first + accepted.len() as u64 - 1;
+            w.metrics.group_committed(accepted.len(), w.wal.last_fsync());
+            if let Some(backlog) = &w.backlog {
+                backlog.durable(last, now_unix_ms());
+            }
             w.unflushed
                 .lock()
                 .expect("unflushed lock")

@@ -144,6 +144,8 @@ pub struct Wal {
     next: Lsn,
     /// A segment is closed once it grows past this ([`SEGMENT_BYTES`]; smaller in tests).
     segment_bytes: u64,
+    /// How long the last append's fsync took.
+    last_fsync: std::time::Duration,
 }
 
 impl Wal {
@@ -211,7 +213,15 @@ impl Wal {
                 (file, 1, len, 1)
             }
         };
-        let wal = Wal { dir: dir.to_path_buf(), file, segment_first, segment_len, next, segment_bytes: SEGMENT_BYTES };
+        let wal = Wal {
+            dir: dir.to_path_buf(),
+            file,
+            segment_first,
+            segment_len,
+            next,
+            segment_bytes: SEGMENT_BYTES,
+            last_fsync: std::time::Duration::ZERO,
+        };
         Ok((wal, Recovered { records, dropped_tail }))
     }
 
@@ -219,6 +229,11 @@ impl Wal {
     #[cfg(test)]
     pub(crate) fn set_segment_bytes(&mut self, bytes: u64) {
         self.segment_bytes = bytes;
+    }
+
+    /// How long the fsync of the last append took.
+    pub fn last_fsync(&self) -> std::time::Duration {
+        self.last_fsync
     }
 
     /// The LSN the next appended record gets.
@@ -236,7 +251,9 @@ impl Wal {
         }
         let path = self.dir.join(segment_name(self.segment_first));
         self.file.write_all(frames).map_err(io_err(&path))?;
+        let t0 = std::time::Instant::now();
         self.file.sync_data().map_err(io_err(&path))?;
+        self.last_fsync = t0.elapsed();
         self.segment_len += frames.len() as u64;
         self.next += count;
         if self.segment_len >= self.segment_bytes {

@@ -306,6 +306,32 @@ fn lock_and_override_need_an_admin_of_this_tier_or_above() {
     );
 }
 
+#[test]
+fn the_status_page_and_metrics_need_an_analyst_or_admin_of_this_tier_or_above() {
+    let reg = registry();
+    for role in [Role::Analyst, Role::Admin] {
+        assert!(authorize_operator(&id(role, "620902"), "620902", &reg).is_ok());
+        assert!(authorize_operator(&id(role, "62"), "620902", &reg).is_ok());
+        // A county's analyst does not see its city's tier, nor a neighbour's.
+        assert_status(authorize_operator(&id(role, "620902"), "6209", &reg), Code::PermissionDenied, &["6209"]);
+        assert_status(
+            authorize_operator(&id(role, "620921"), "620902", &reg),
+            Code::PermissionDenied,
+            &["620921", "620902"],
+        );
+    }
+    assert_status(
+        authorize_operator(&id(Role::Aggregator, "620902"), "620902", &reg),
+        Code::PermissionDenied,
+        &["needs an analyst or admin certificate"],
+    );
+    assert_status(
+        authorize_operator(&id(Role::Office, "620902001"), "620902", &reg),
+        Code::PermissionDenied,
+        &["office 620902001"],
+    );
+}
+
 // ---------------------------------------------------------------------------
 // limits
 

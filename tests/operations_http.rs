@@ -1,0 +1,276 @@
+//! The HTTP side of a tier (issue 15), end to end with the real binary: the
+//! metrics parse with the Python `prometheus-client`'s OpenMetrics parser and
+//! move when reports arrive, are refused, are forwarded or wait; health and
+//! readiness; the status page rendered by headless Chromium names the office
+//! that has not reported.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sifa_aggregator::auth::{Limits, Role};
+use sifa_proto::v1::SubmitRequest;
+use sifa_proto::{Period, Registry};
+use support::{TestAggregator, TierSpec, http_get, peers, report};
+
+/// One sample of a scrape as the OpenMetrics parser read it.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+const PARSE: &str = r#"
+import json, sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+out = []
+for family in text_string_to_metric_families(sys.stdin.read()):
+    for s in family.samples:
+        out.append({"name": s.name, "labels": s.labels, "value": s.value})
+print(json.dumps(out))
+"#;
+
+/// A scrape of `/metrics`, parsed by the reference parser (which refuses anything not OpenMetrics).
+fn scrape(tier: &TestAggregator) -> Vec<Sample> {
+    let (status, headers, body) = http_get(&tier.http_addr(), "/metrics");
+    assert_eq!(status, 200, "{body}");
+    let ct = headers.iter().find(|(k, _)| k == "content-type").map(|(_, v)| v.as_str()).unwrap_or("");
+    assert!(ct.starts_with("application/openmetrics-text"), "{ct}");
+    let mut py = Command::new(peers::python())
+        .args(["-c", PARSE])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run python");
+    py.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    let out = py.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the OpenMetrics parser refused the scrape: {}\n{body}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let parsed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("the parser's JSON");
+    parsed
+        .into_iter()
+        .map(|s| Sample {
+            name: s["name"].as_str().expect("a name").to_string(),
+            labels: s["labels"]
+                .as_object()
+                .expect("labels")
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().expect("a label value").to_string()))
+                .collect(),
+            value: s["value"].as_f64().expect("a value"),
+        })
+        .collect()
+}
+
+/// The sum of the samples named `name` whose labels include `labels` (0 when none).
+fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|s| s.name == name && labels.iter().all(|(k, v)| s.labels.get(*k).is_some_and(|x| x == v)))
+        .map(|s| s.value)
+        .sum()
+}
+
+fn has(samples: &[Sample], name: &str) -> bool {
+    samples.iter().any(|s| s.name == name)
+}
+
+fn last_month() -> String {
+    Period::current().prev().to_string()
+}
+
+fn submit(r: sifa_proto::v1::Report) -> tonic::Request<SubmitRequest> {
+    tonic::Request::new(SubmitRequest { report: Some(r), provenance: None })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_parse_and_move_when_reports_arrive_are_refused_or_limited() {
+    let limits = Limits { reports_per_second: 1, burst: 3, ..Limits::default() };
+    let spec = TierSpec { http_listen: Some("127.0.0.1:0".into()), limits: Some(limits), ..TierSpec::top("620982") };
+    let tier = TestAggregator::spawn(spec);
+    let addr = tier.http_addr();
+    let (status, _, body) = http_get(&addr, "/healthz");
+    assert_eq!((status, body.starts_with("ok")), (200, true), "{body}");
+    let (status, _, body) = http_get(&addr, "/readyz");
+    assert_eq!((status, body.starts_with("ready")), (200, true), "{body}");
+    let (status, _, body) = http_get(&addr, "/nothing-here");
+    assert_eq!(status, 404);
+    assert!(body.contains("/metrics") && body.contains("/healthz"), "{body}");
+
+    let before = scrape(&tier);
+    assert_eq!(value(&before, "sifa_build_info", &[("version", env!("CARGO_PKG_VERSION")), ("unit", "620982")]), 1.0);
+    assert!(value(&before, "sifa_disk_free_bytes", &[]) > 0.0);
+    assert_eq!(value(&before, "sifa_reports_accepted_total", &[]), 0.0);
+    assert!(!has(&before, "sifa_upstream_state"), "a top tier has no upstream");
+
+    let month = last_month();
+    let office = |unit: &str| report(unit, &month, 1, &[("lectures", 3.0), ("consultations", 10.0)]);
+    // An office: one stored, the same again (duplicate), one invalid.
+    let mut c = tier.client_as(Role::Office, "620982100").await;
+    c.submit(submit(office("620982100"))).await.expect("accepted");
+    c.submit(submit(office("620982100"))).await.expect("duplicate");
+    let mut c1 = tier.client_as(Role::Office, "620982101").await;
+    let bad = report("620982101", &month, 1, &[("lectures", -2.0)]);
+    let e = c1.submit(submit(bad)).await.unwrap_err();
+    assert!(e.message().contains("[negative]"), "{}", e.message());
+    // The tier's own aggregator certificate (as a tier below forwards).
+    tier.client().await.submit(submit(office("620982102"))).await.expect("accepted");
+    // Over the rate: a burst of 3, the 4th at once is refused.
+    let mut c3 = tier.client_as(Role::Office, "620982103").await;
+    let (mut refused, sent) = (0, 6);
+    for rev in 1..=sent {
+        let r = report("620982103", &month, rev, &[("lectures", rev as f64)]);
+        if let Err(e) = c3.submit(submit(r)).await {
+            assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{}", e.message());
+            refused += 1;
+        }
+    }
+    assert!(refused >= 1, "the rate limit never refused");
+
+    let after = scrape(&tier);
+    let delta = |name: &str, labels: &[(&str, &str)]| value(&after, name, labels) - value(&before, name, labels);
+    assert_eq!(delta("sifa_reports_accepted_total", &[("sender", "office")]), 1.0 + (sent - refused) as f64);
+    assert_eq!(delta("sifa_reports_accepted_total", &[("sender", "aggregator")]), 1.0);
+    assert_eq!(delta("sifa_reports_duplicate_total", &[("sender", "office")]), 1.0);
+    assert_eq!(delta("sifa_reports_rejected_total", &[("sender", "office"), ("rule", "negative")]), 1.0);
+    assert_eq!(delta("sifa_reports_received_total", &[("sender", "office")]), 3.0 + (sent - refused) as f64);
+    assert_eq!(delta("sifa_limit_refusals_total", &[("limit", "rate")]), refused as f64);
+    // Every accepted report went through a group commit with an fsync.
+    let groups = delta("sifa_wal_group_commit_reports_count", &[]);
+    assert!(groups >= 1.0, "{groups}");
+    assert_eq!(delta("sifa_wal_group_commit_reports_sum", &[]), 2.0 + (sent - refused) as f64);
+    assert_eq!(delta("sifa_wal_fsync_seconds_count", &[]), groups);
+    assert!(delta("sifa_wal_fsync_seconds_sum", &[]) > 0.0);
+    assert!(value(&after, "sifa_wal_size_bytes", &[]) > 0.0 && value(&after, "sifa_wal_segments", &[]) >= 1.0);
+
+    // The flusher empties what waits for it, and says when it last did.
+    tier.wait_for_rows(Duration::from_secs(30), |rows| rows.len() == 2 + (sent - refused) as usize);
+    let t0 = Instant::now();
+    loop {
+        let now = scrape(&tier);
+        if value(&now, "sifa_flush_pending_rows", &[]) == 0.0 {
+            assert!(value(&now, "sifa_flush_age_seconds", &[]) < 30.0);
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "rows never left the flush queue");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_metrics_show_the_backlog_and_the_upstream_link() {
+    // Provisioned before any deadline below starts to run.
+    peers::python();
+    let http = Some("127.0.0.1:0".to_string());
+    let mut province = TestAggregator::spawn(TierSpec { http_listen: http.clone(), ..TierSpec::top("62") });
+    let county = TestAggregator::spawn(TierSpec { http_listen: http, ..TierSpec::below("620982", &province.url()) });
+    let month = last_month();
+    let mut c = county.client_as(Role::Office, "620982104").await;
+    c.submit(submit(report("620982104", &month, 1, &[("lectures", 1.0)]))).await.unwrap();
+    let until = |what: &str, pred: &dyn Fn(&[Sample]) -> bool| {
+        let t0 = Instant::now();
+        loop {
+            let s = scrape(&county);
+            if pred(&s) {
+                return s;
+            }
+            let shown: Vec<String> = s
+                .iter()
+                .filter(|s| s.name.contains("forward") || s.name.contains("upstream"))
+                .map(|s| format!("{} {:?} {}", s.name, s.labels, s.value))
+                .collect();
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "{what} never happened: {shown:#?}\ncounty log:\n{}",
+                county.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    until("delivery", &|s| {
+        value(s, "sifa_upstream_state", &[("state", "delivering")]) == 1.0
+            && value(s, "sifa_forward_backlog_reports", &[]) == 0.0
+    });
+    // The province received it as a forwarded report.
+    let p = scrape(&province);
+    assert_eq!(value(&p, "sifa_reports_accepted_total", &[("sender", "aggregator")]), 1.0);
+
+    // The province goes away: what the county accepts now waits, and ages.
+    province.stop();
+    c.submit(submit(report("620982104", &month, 2, &[("lectures", 2.0)]))).await.unwrap();
+    let s = until("a waiting backlog on an unreachable link", &|s| {
+        value(s, "sifa_forward_backlog_reports", &[]) == 1.0
+            && value(s, "sifa_upstream_state", &[("state", "unreachable")]) == 1.0
+            && value(s, "sifa_forward_oldest_age_seconds", &[]) > 0.5
+    });
+    assert_eq!(value(&s, "sifa_upstream_state", &[("state", "delivering")]), 0.0);
+}
+
+/// The demo registry's reporting units under `root`, as (code, name).
+fn offices(root: &str) -> Vec<(String, String)> {
+    let registry = Registry::load(&support::demo_registry_path()).unwrap();
+    registry.reporting_units(root).into_iter().map(|u| (u.code.to_string(), u.name.clone())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_page_in_headless_chromium_names_the_missing_office() {
+    let Some(chromium) = peers::chromium() else { return };
+    let spec = TierSpec { http_listen: Some("127.0.0.1:0".into()), ..TierSpec::top("620982") };
+    let tier = TestAggregator::spawn(spec);
+    let month = last_month();
+    let units = offices("620982");
+    let (missing, present) = units.split_last().expect("offices under 620982");
+    let mut client = tier.client().await;
+    for (code, _) in present {
+        client.submit(submit(report(code, &month, 1, &[("lectures", 2.0)]))).await.unwrap();
+    }
+    // A correction, and a rejected report naming its rule.
+    let (corrected, corrected_name) = &present[0];
+    client.submit(submit(report(corrected, &month, 2, &[("lectures", 3.0)]))).await.unwrap();
+    let (bad_unit, bad_name) = &present[1];
+    client.submit(submit(report(bad_unit, &month, 2, &[("lectures", -1.0)]))).await.unwrap_err();
+
+    let url = format!("http://{}/", tier.http_addr());
+    let dom = peers::chromium_headless(chromium, &url, &["--dump-dom"]);
+    let section = format!("id=\"period-{month}\"");
+    let last = dom.split(&section).nth(1).and_then(|s| s.split("</section>").next()).unwrap_or_else(|| panic!("{dom}"));
+    let missing_section =
+        last.split("未报单位").nth(1).and_then(|s| s.split("</ul>").next()).unwrap_or_else(|| panic!("{dom}"));
+    assert!(missing_section.contains(&missing.1) && missing_section.contains(&missing.0), "{missing_section}");
+    for (code, _) in present {
+        assert!(!missing_section.contains(code.as_str()), "{code} reported but is listed missing: {missing_section}");
+    }
+    let corrections = last.split("收到更正").nth(1).expect(&dom);
+    assert!(corrections.contains(corrected_name.as_str()), "{corrections}");
+    let rejected = dom.split("被拒报表").nth(1).expect(&dom);
+    assert!(rejected.contains(bad_name.as_str()) && rejected.contains("negative"), "{rejected}");
+    assert!(dom.contains("http-equiv=\"refresh\""), "{dom}");
+    assert!(dom.contains("<svg"), "{dom}");
+
+    // English on request.
+    let en = peers::chromium_headless(chromium, &format!("{url}?lang=en"), &["--dump-dom"]);
+    let missing_en = en.split(&section).nth(1).and_then(|m| m.split("Missing").nth(1)).expect(&en);
+    assert!(missing_en.contains(&missing.1) && en.contains("Rejected reports"), "{en}");
+
+    // A screenshot: in target/ on every run; into docs/ with SIFA_UPDATE_SCREENSHOT=1.
+    let shot = match std::env::var_os("SIFA_UPDATE_SCREENSHOT") {
+        Some(_) => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/status-page.png"),
+        None => std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page.png"),
+    };
+    let _ = std::fs::remove_file(&shot);
+    peers::chromium_headless(
+        chromium,
+        &url,
+        &[&format!("--screenshot={}", shot.display()), "--window-size=1280,1600", "--hide-scrollbars"],
+    );
+    let png = std::fs::read(&shot).expect("the screenshot");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 20_000, "{} bytes", png.len());
+}
