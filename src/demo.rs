@@ -399,7 +399,7 @@ impl Tier {
             flush_interval_ms: Some(200),
             tls: Some(self.tls.clone()),
             // The province's status page, metrics and health, on loopback.
-            http: self.upstream.is_none().then(|| HttpConfig { listen: "127.0.0.1:0".into() }),
+            http: self.upstream.is_none().then(|| HttpConfig { listen: "127.0.0.1:0".into(), https: false }),
             ..AggregatorConfigFile::new(&self.unit.code, &self.listen, "data")
         };
         let header = format!(

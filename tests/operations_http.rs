@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use sifa_aggregator::auth::{Limits, Role};
 use sifa_proto::v1::SubmitRequest;
 use sifa_proto::{Period, Registry};
-use support::{TestAggregator, TierSpec, http_get, peers, report};
+use support::{TestAggregator, TierSpec, http_get, http_on_loopback, peers, pki, report};
 
 /// One sample of a scrape as the OpenMetrics parser read it.
 #[derive(Debug)]
@@ -94,7 +94,7 @@ fn submit(r: sifa_proto::v1::Report) -> tonic::Request<SubmitRequest> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_parse_and_move_when_reports_arrive_are_refused_or_limited() {
     let limits = Limits { reports_per_second: 1, burst: 3, ..Limits::default() };
-    let spec = TierSpec { http_listen: Some("127.0.0.1:0".into()), limits: Some(limits), ..TierSpec::top("620982") };
+    let spec = TierSpec { http: http_on_loopback(false), limits: Some(limits), ..TierSpec::top("620982") };
     let tier = TestAggregator::spawn(spec);
     let addr = tier.http_addr();
     let (status, _, body) = http_get(&addr, "/healthz");
@@ -169,9 +169,9 @@ async fn metrics_parse_and_move_when_reports_arrive_are_refused_or_limited() {
 async fn forwarding_metrics_show_the_backlog_and_the_upstream_link() {
     // Provisioned before any deadline below starts to run.
     peers::python();
-    let http = Some("127.0.0.1:0".to_string());
-    let mut province = TestAggregator::spawn(TierSpec { http_listen: http.clone(), ..TierSpec::top("62") });
-    let county = TestAggregator::spawn(TierSpec { http_listen: http, ..TierSpec::below("620982", &province.url()) });
+    let http = http_on_loopback(false);
+    let mut province = TestAggregator::spawn(TierSpec { http: http.clone(), ..TierSpec::top("62") });
+    let county = TestAggregator::spawn(TierSpec { http, ..TierSpec::below("620982", &province.url()) });
     let month = last_month();
     let mut c = county.client_as(Role::Office, "620982104").await;
     c.submit(submit(report("620982104", &month, 1, &[("lectures", 1.0)]))).await.unwrap();
@@ -214,6 +214,22 @@ async fn forwarding_metrics_show_the_backlog_and_the_upstream_link() {
     assert_eq!(value(&s, "sifa_upstream_state", &[("state", "delivering")]), 0.0);
 }
 
+/// Every `sifa_…` series name in a text.
+fn series_named(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("sifa_") {
+        let tail = &rest[i..];
+        let end =
+            tail.find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')).unwrap_or(tail.len());
+        if end > "sifa_".len() {
+            names.insert(tail[..end].to_string());
+        }
+        rest = &tail[end..];
+    }
+    names
+}
+
 /// The demo registry's reporting units under `root`, as (code, name).
 fn offices(root: &str) -> Vec<(String, String)> {
     let registry = Registry::load(&support::demo_registry_path()).unwrap();
@@ -223,7 +239,7 @@ fn offices(root: &str) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_status_page_in_headless_chromium_names_the_missing_office() {
     let Some(chromium) = peers::chromium() else { return };
-    let spec = TierSpec { http_listen: Some("127.0.0.1:0".into()), ..TierSpec::top("620982") };
+    let spec = TierSpec { http: http_on_loopback(false), ..TierSpec::top("620982") };
     let tier = TestAggregator::spawn(spec);
     let month = last_month();
     let units = offices("620982");
@@ -273,4 +289,109 @@ async fn the_status_page_in_headless_chromium_names_the_missing_office() {
     );
     let png = std::fs::read(&shot).expect("the screenshot");
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 20_000, "{} bytes", png.len());
+}
+
+const HTTPS_GET: &str = r#"
+import http.client, json, ssl, sys
+host, port, path, ca, cert, key = sys.argv[1:7]
+ctx = ssl.create_default_context(cafile=ca)
+if cert:
+    ctx.load_cert_chain(cert, key)
+try:
+    c = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=20)
+    c.request("GET", path)
+    r = c.getresponse()
+    print(json.dumps({"status": r.status, "body": r.read().decode()}))
+except Exception as e:
+    print(json.dumps({"status": 0, "body": type(e).__name__ + ": " + str(e)}))
+"#;
+
+/// A GET over HTTPS with Python's `ssl` (the server checked against the test CA), as `client` (a role
+/// and unit whose certificate it presents) or with no client certificate: (status, body); status 0
+/// when the connection failed.
+fn https_get(addr: &str, path: &str, client: Option<(Role, &str)>) -> (u16, String) {
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    let (cert, key) = client.map(|(role, unit)| pki().files(role, unit)).unwrap_or_default();
+    let out = Command::new(peers::python())
+        .args(["-c", HTTPS_GET, host, port, path])
+        .arg(pki().ca_cert())
+        .arg(cert)
+        .arg(key)
+        .output()
+        .expect("run python");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    (v["status"].as_u64().unwrap() as u16, v["body"].as_str().unwrap().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_https_only_analysts_and_admins_of_this_tier_or_above_get_in() {
+    let province = TestAggregator::spawn(TierSpec::top("62"));
+    let spec = TierSpec { http: http_on_loopback(true), ..TierSpec::below("620982", &province.url()) };
+    let tier = TestAggregator::spawn(spec);
+    let addr = tier.http_addr();
+    let (status, body) = https_get(&addr, "/metrics", Some((Role::Analyst, "620982")));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("sifa_build_info{"), "{body}");
+    let (status, body) = https_get(&addr, "/?lang=en", Some((Role::Admin, "62")));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Missing"), "{body}");
+    // Another role, another subtree: 403 saying what is needed.
+    let (status, body) = https_get(&addr, "/", Some((Role::Office, "620982100")));
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("needs an analyst or admin certificate of 620982"), "{body}");
+    let (status, body) = https_get(&addr, "/healthz", Some((Role::Analyst, "620921")));
+    assert_eq!(status, 403, "{body}");
+    // A revoked certificate: 401, naming it.
+    pki().revoke(Role::Analyst, "6209");
+    let (status, body) = https_get(&addr, "/metrics", Some((Role::Analyst, "6209")));
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("is revoked"), "{body}");
+    // Plaintext, and TLS without a client certificate: no answer, and the handshake failures counted.
+    assert!(std::panic::catch_unwind(|| http_get(&addr, "/healthz")).map_or(true, |(s, _, _)| s != 200));
+    let (status, body) = https_get(&addr, "/healthz", None);
+    assert_eq!(status, 0, "{body}");
+    let (_, metrics) = https_get(&addr, "/metrics", Some((Role::Analyst, "620982")));
+    assert!(
+        metrics.contains(r#"sifa_tls_handshake_failures_total{listener="http",reason="no_client_certificate"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"sifa_tls_handshake_failures_total{listener="http",reason="protocol"} 1"#), "{metrics}");
+
+    // With a rejection and a link to the tier above, every series the docs name is served.
+    let bad = report("620982100", &last_month(), 1, &[("lectures", -3.0)]);
+    tier.client().await.submit(submit(bad)).await.unwrap_err();
+    let t0 = Instant::now();
+    let metrics = loop {
+        let (_, metrics) = https_get(&addr, "/metrics", Some((Role::Analyst, "620982")));
+        if metrics.contains("sifa_upstream_state{") || t0.elapsed() > Duration::from_secs(30) {
+            break metrics;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_docs_name_only_served_series(&metrics);
+}
+
+/// Every series docs/OPERATIONS.md and the Grafana dashboard name is one of the families of `scrape`.
+fn assert_docs_name_only_served_series(scrape: &str) {
+    let families: Vec<&str> =
+        scrape.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split_whitespace().next()).collect();
+    let served = |name: &str| {
+        families.iter().any(|f| {
+            name == *f || ["_total", "_info", "_bucket", "_count", "_sum"].iter().any(|x| name == format!("{f}{x}"))
+        })
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let operations = std::fs::read_to_string(root.join("docs/OPERATIONS.md")).unwrap();
+    let watching = operations.split("## Watching a tier").nth(1).expect("docs/OPERATIONS.md: Watching a tier");
+    let dashboard = std::fs::read_to_string(root.join("config/grafana-dashboard.json")).unwrap();
+    let dashboard_json: serde_json::Value = serde_json::from_str(&dashboard).expect("the dashboard is JSON");
+    assert!(dashboard_json["panels"].as_array().is_some_and(|p| p.len() >= 10), "{dashboard}");
+    for (file, text) in [("docs/OPERATIONS.md", watching), ("config/grafana-dashboard.json", dashboard.as_str())] {
+        let names = series_named(text);
+        assert!(names.len() >= 10, "{file}: {names:?}");
+        for name in names {
+            assert!(served(&name), "{file} names {name}, which /metrics does not serve: {families:?}");
+        }
+    }
 }

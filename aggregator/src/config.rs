@@ -14,7 +14,7 @@ use sifa_proto::config::{RelativePaths, resolve, resolve_option};
 use sifa_proto::tls::TlsConfig;
 
 use crate::auth::Limits;
-use crate::http::HttpConfig;
+use crate::http::{HttpConfig, HttpSide};
 
 /// Default interval between flushes of the write-ahead log to Parquet.
 pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 1000;
@@ -120,8 +120,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// The `[limits]` table: message size, reports per stream, rate per office.
     pub limits: Limits,
-    /// `[http] listen`: the HTTP side (metrics, health, status page), if any.
-    pub http_listen: Option<SocketAddr>,
+    /// The `[http]` table: the HTTP side (metrics, health, status page), if any.
+    pub http: Option<HttpSide>,
     /// `[disk] reserve_mb` in bytes (0 when unset).
     pub disk_reserve_bytes: u64,
 }
@@ -175,19 +175,22 @@ impl Config {
                  e.g. registry = \"registry.csv\"",
             ));
         }
-        let http_listen = match &raw.http {
+        let http = match &raw.http {
             None => None,
-            Some(h) => Some(h.listen.trim().parse::<SocketAddr>().map_err(|_| {
-                key(
-                    "http.listen",
-                    &h.listen,
-                    "must be an IP address and port, e.g. \"127.0.0.1:9400\" (port 0 picks one)",
-                )
-            })?),
+            Some(h) => Some(HttpSide {
+                listen: h.listen.trim().parse().map_err(|_| {
+                    key(
+                        "http.listen",
+                        &h.listen,
+                        "must be an IP address and port, e.g. \"127.0.0.1:9400\" (port 0 picks one)",
+                    )
+                })?,
+                https: h.https,
+            }),
         };
         Ok(Config {
             path: path.to_path_buf(),
-            http_listen,
+            http,
             disk_reserve_bytes: raw.disk.map_or(0, |d| d.reserve_mb.saturating_mul(1 << 20)),
             unit,
             listen,
@@ -252,6 +255,13 @@ mod tests {
         assert!(e.contains("`listen`"), "{e}");
         let e = parse(&format!("unit = \"62\"\n{base}upstream = \"127.0.0.1:1\"\n")).unwrap_err().to_string();
         assert!(e.contains("`upstream`") && e.contains("URL"), "{e}");
+        let e = parse(&format!("unit = \"62\"\n{base}[http]\nlisten = \"localhost:80\"\n")).unwrap_err().to_string();
+        assert!(e.contains("key `http.listen`: \"localhost:80\" must be an IP address and port"), "{e}");
+        let c = parse(&format!(
+            "unit = \"62\"\n{base}[http]\nlisten = \"0.0.0.0:9400\"\nhttps = true\n[disk]\nreserve_mb = 2\n"
+        ))
+        .unwrap();
+        assert_eq!((c.http.map(|h| h.https), c.disk_reserve_bytes), (Some(true), 2 << 20));
         let e = parse(&format!("unit = \"62\"\n{base}colour = 1\n")).unwrap_err().to_string();
         assert!(e.contains("colour"), "{e}");
         let e = parse("unit = \"62\"\nlisten = \"127.0.0.1:0\"\ndata_dir = \"d\"\n").unwrap_err().to_string();
@@ -292,5 +302,7 @@ mod tests {
         assert!(c.tls.cert.as_ref().unwrap().ends_with("certs/aggregator-620982.pem"));
         assert!(c.tls.crl.is_some() && !c.tls.insecure);
         assert_eq!(c.limits, Limits::default());
+        assert_eq!(c.http, Some(HttpSide { listen: "127.0.0.1:9401".parse().unwrap(), https: false }));
+        assert_eq!(c.disk_reserve_bytes, 0);
     }
 }

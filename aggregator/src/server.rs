@@ -134,10 +134,10 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
     // Security first: a tier that cannot secure its listener does not start.
     let security = server_security(&config.tls, insecure, config.listen)
         .with_context(|| format!("aggregator config {}: [tls]", config.path.display()))?;
-    let http_access = match config.http_listen {
-        Some(listen) => Some((
-            listen,
-            Access::for_listen(listen, &config.tls)
+    let http_access = match config.http {
+        Some(side) => Some((
+            side.listen,
+            Access::for_listen(side.listen, side.https, &config.tls)
                 .with_context(|| format!("aggregator config {}", config.path.display()))?,
         )),
         None => None,

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use sifa_aggregator::auth::{Identity, Limits, Role};
 use sifa_aggregator::config::ConfigFile;
+use sifa_aggregator::http::HttpConfig;
 use sifa_pki::{Ca, IssueRequest, init_ca};
 use sifa_proto::tls::{TlsConfig, TlsFiles, TlsMode};
 use sifa_sim::supervisor::Supervised;
@@ -56,8 +57,8 @@ pub struct TierSpec {
     pub insecure: bool,
     /// The `[limits]` table, if any.
     pub limits: Option<Limits>,
-    /// `[http] listen`, e.g. "127.0.0.1:0", if any.
-    pub http_listen: Option<String>,
+    /// The `[http]` table, if any.
+    pub http: Option<HttpConfig>,
 }
 
 impl TierSpec {
@@ -72,7 +73,7 @@ impl TierSpec {
             flush_interval_ms: 100,
             insecure: false,
             limits: None,
-            http_listen: None,
+            http: None,
         }
     }
 
@@ -133,7 +134,7 @@ impl TestAggregator {
             deadline_day: Some(s.deadline_day.into()),
             flush_interval_ms: Some(s.flush_interval_ms as i64),
             limits: s.limits.clone(),
-            http: s.http_listen.clone().map(|listen| sifa_aggregator::http::HttpConfig { listen }),
+            http: s.http.clone(),
             tls: Some(if s.insecure { TlsConfig::insecure() } else { tls_config(Role::Aggregator, &s.unit) }),
             ..ConfigFile::new(&s.unit, &self.listen, "data")
         };
@@ -369,6 +370,11 @@ pub async fn try_connect(url: &str, role: Role, unit: &str) -> Result<Channel, t
     let files = TlsFiles { ca: pki().ca_cert(), cert, key };
     let mode = TlsMode::Secure { files, crl: None };
     sifa_proto::tls::endpoint(url, &mode).expect("endpoint").connect().await
+}
+
+/// An `[http]` table on a free loopback port: plaintext, or HTTPS with client certificates.
+pub fn http_on_loopback(https: bool) -> Option<HttpConfig> {
+    Some(HttpConfig { listen: "127.0.0.1:0".into(), https })
 }
 
 /// A plain HTTP/1.1 GET of `path` from `addr` (a loopback HTTP side): the status code, the headers

@@ -28,9 +28,9 @@ pub enum Access {
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
     #[error(
-        "[http] listen = \"{listen}\" is not a loopback address, so the status page and metrics are served over \
-         HTTPS with this tier's certificate; give [tls] its ca, cert and key (not insecure), or listen on \
-         127.0.0.1"
+        "[http] listen = \"{listen}\": the status page and metrics are served over HTTPS (off loopback, or with \
+         https = true) with this tier's certificate; give [tls] its ca, cert and key (not insecure), or listen \
+         on 127.0.0.1 without https"
     )]
     NeedsTls { listen: SocketAddr },
     #[error(transparent)]
@@ -40,9 +40,9 @@ pub enum AccessError {
 }
 
 impl Access {
-    /// The access of a listener on `listen`, with the tier's `[tls]` table.
-    pub fn for_listen(listen: SocketAddr, tls: &TlsConfig) -> Result<Access, AccessError> {
-        if listen.ip().is_loopback() {
+    /// The access of a listener on `listen` (HTTPS if `https` or off loopback), with the tier's `[tls]` table.
+    pub fn for_listen(listen: SocketAddr, https: bool, tls: &TlsConfig) -> Result<Access, AccessError> {
+        if listen.ip().is_loopback() && !https {
             return Ok(Access::Plaintext);
         }
         let (files, crl) = match tls.mode(false).map_err(SecurityError::from)? {

@@ -194,6 +194,16 @@ impl Metrics {
                 ("unit".to_string(), unit.to_string()),
             ]),
         );
+        // The series of the known label values exist from the start, at 0.
+        for sender in ["office", "aggregator"] {
+            let who = Sender { sender: sender.to_string() };
+            for family in [&received, &accepted, &duplicate] {
+                family.get_or_create(&who).inc_by(0);
+            }
+        }
+        for limit in ["rate", "message_size", "stream_count"] {
+            over_limit.get_or_create(&LimitKind { limit: limit.to_string() }).inc_by(0);
+        }
         Metrics {
             registry,
             received,

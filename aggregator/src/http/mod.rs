@@ -38,6 +38,17 @@ use snapshot::Sources;
 pub struct HttpConfig {
     /// `HOST:PORT` of the HTTP side, e.g. "127.0.0.1:9400" (plaintext) or "0.0.0.0:9400" (HTTPS).
     pub listen: String,
+    /// HTTPS with client certificates on a loopback address too (always off loopback).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub https: bool,
+}
+
+/// The checked `[http]` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpSide {
+    pub listen: SocketAddr,
+    /// HTTPS even on loopback (`https = true`).
+    pub https: bool,
 }
 
 /// What the handlers share.
