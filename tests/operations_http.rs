@@ -358,6 +358,29 @@ async fn over_https_only_analysts_and_admins_of_this_tier_or_above_get_in() {
     );
     assert!(metrics.contains(r#"sifa_tls_handshake_failures_total{listener="http",reason="protocol"} 1"#), "{metrics}");
 
+    // The gRPC listener counts its failed handshakes too.
+    let no_cert = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(std::fs::read(pki().ca_cert()).unwrap()))
+        .domain_name("127.0.0.1");
+    let anonymous = async {
+        let ch = tonic::transport::Channel::from_shared(tier.url()).unwrap().tls_config(no_cert)?.connect().await?;
+        let r = report("620982100", &last_month(), 1, &[("lectures", 1.0)]);
+        sifa_proto::v1::report_service_client::ReportServiceClient::new(ch).submit(submit(r)).await?;
+        Ok::<_, Box<dyn std::error::Error>>(())
+    };
+    assert!(anonymous.await.is_err(), "a gRPC client without a certificate is refused");
+    let t0 = Instant::now();
+    let grpc_failure = r#"sifa_tls_handshake_failures_total{listener="grpc",reason="no_client_certificate"} "#;
+    loop {
+        let metrics = https_get(&addr, "/metrics", Some((Role::Analyst, "620982"))).1;
+        if metrics.contains(grpc_failure) {
+            break;
+        }
+        let failures: Vec<&str> = metrics.lines().filter(|l| l.contains("handshake_failures")).collect();
+        assert!(t0.elapsed() < Duration::from_secs(10), "no {grpc_failure}: {failures:#?}\n{}", tier.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // With a rejection and a link to the tier above, every series the docs name is served.
     let bad = report("620982100", &last_month(), 1, &[("lectures", -3.0)]);
     tier.client().await.submit(submit(bad)).await.unwrap_err();

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::auth::TRANSPORT_MESSAGE_CAP;
-use crate::auth::tls::server_security;
+use crate::auth::tls::{server_security, tls_incoming};
 use crate::backlog::ForwardBacklog;
 use crate::config::{Config, ConfigError};
 use crate::flush::{self, Flusher};
@@ -267,7 +267,7 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
                 tier: tier.clone(),
                 sources: Sources {
                     data_dir: data_dir.clone(),
-                    metrics,
+                    metrics: metrics.clone(),
                     unflushed,
                     durable: durable_rx,
                     forwarding: backlog.map(|b| (forwarded, b)),
@@ -293,22 +293,25 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
     sifa_proto::fs::write_atomic(&data_dir, layout::ADDR_FILE, addr.to_string().as_bytes())?;
     tracing::info!(unit = %config.unit, "listening on {addr}");
     let max = TRANSPORT_MESSAGE_CAP;
-    let mut server = tonic::transport::Server::builder().tcp_nodelay(true);
-    if let Some(tls) = security.tls {
-        server = server.tls_config(tls).context("the server's TLS configuration")?;
-    }
-    server
+    let router = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
         .add_service(ReportServiceServer::new(service.clone()).max_decoding_message_size(max))
         .add_service(DirectoryServiceServer::new(service.clone()).max_decoding_message_size(max))
-        .add_service(AdminServiceServer::new(service).max_decoding_message_size(max))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-            shutdown_signal().await;
-            if let Some((state, _)) = &http {
-                state.accepting.store(false, Ordering::SeqCst);
-            }
-        })
-        .await
-        .context("gRPC server")?;
+        .add_service(AdminServiceServer::new(service).max_decoding_message_size(max));
+    let stopping = async {
+        shutdown_signal().await;
+        if let Some((state, _)) = &http {
+            state.accepting.store(false, Ordering::SeqCst);
+        }
+    };
+    match security.tls {
+        Some(acceptor) => {
+            let incoming = tls_incoming(listener, acceptor, move |reason| metrics.tls_handshake_failed("grpc", reason));
+            router.serve_with_incoming_shutdown(incoming, stopping).await
+        }
+        None => router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopping).await,
+    }
+    .context("gRPC server")?;
 
     tracing::info!("stopping: finishing the log and flushing it to Parquet");
     let _ = stop_tx.send(true);

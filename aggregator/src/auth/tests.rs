@@ -389,7 +389,6 @@ mod sockets {
         CatalogDocument, CompletenessReport, CompletenessRequest, GetCatalogRequest, GetRegistryRequest,
         RegistryDocument,
     };
-    use tokio_stream::wrappers::TcpListenerStream;
     use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
     use tonic::{Response, Status};
 
@@ -454,12 +453,14 @@ mod sockets {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let tls = security.tls.unwrap();
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let failed = failures.clone();
         let server_task = tokio::spawn(async move {
             tonic::transport::Server::builder()
-                .tls_config(tls)
-                .unwrap()
                 .add_service(DirectoryServiceServer::new(svc))
-                .serve_with_incoming(TcpListenerStream::new(listener))
+                .serve_with_incoming(super::super::tls::tls_incoming(listener, tls, move |reason| {
+                    failed.lock().unwrap().push(reason)
+                }))
                 .await
                 .unwrap();
         });
@@ -501,6 +502,14 @@ mod sockets {
         let e = call(plain).await.expect_err("plaintext to a TLS port");
         assert!(matches!(e.code(), Code::Unknown | Code::Unavailable | Code::Internal), "{e:?}");
         assert_eq!(seen.lock().unwrap().len(), 2, "no refused caller reached the service");
+        // Each failed handshake was told, with its reason.
+        let t0 = std::time::Instant::now();
+        let expected = ["certificate_expired", "no_client_certificate", "protocol"];
+        while !expected.iter().all(|r| failures.lock().unwrap().contains(r)) {
+            assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", failures.lock().unwrap());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(failures.lock().unwrap().len(), 4, "{:?}", failures.lock().unwrap());
 
         // Revoked after it connected: the running server refuses it, no restart.
         let channel = endpoint(&url, &good_mode).unwrap().connect().await.unwrap();

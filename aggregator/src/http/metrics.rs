@@ -46,7 +46,7 @@ struct LimitKind {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Handshake {
-    /// The listener: `http` (this tier's HTTP side).
+    /// The listener: `grpc`, or `http` (this tier's HTTP side over HTTPS).
     listener: String,
     reason: String,
 }

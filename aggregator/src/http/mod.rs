@@ -19,17 +19,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
+use futures::StreamExt;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use sifa_proto::identity::Identity;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::server::TlsStream;
+
+use crate::auth::tls::tls_incoming;
 
 use crate::auth::{self, Denied, authenticate};
 use crate::service::Tier;
-use access::{Access, handshake_failure};
+use access::Access;
 use snapshot::Sources;
 
 /// The `[http]` table of an aggregator's config.
@@ -71,55 +75,51 @@ pub async fn bind(
 }
 
 async fn serve(listener: TcpListener, state: Arc<HttpState>) {
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!("HTTP side: cannot accept a connection: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                continue;
+    let acceptor = match &state.access {
+        Access::Tls { acceptor, .. } => acceptor.clone(),
+        Access::Plaintext => loop {
+            match listener.accept().await {
+                Ok((tcp, peer)) => {
+                    let _ = tcp.set_nodelay(true);
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        let svc = hyper::service::service_fn(|req| handle(state.clone(), Ok(None), req));
+                        let served =
+                            hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc);
+                        if let Err(e) = served.await {
+                            tracing::debug!(%peer, "HTTP side: connection ended: {e}");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!("HTTP side: cannot accept a connection: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
             }
-        };
-        let _ = tcp.set_nodelay(true);
-        tokio::spawn(connection(tcp, peer, state.clone()));
+        },
+    };
+    let metrics = state.sources.metrics.clone();
+    let incoming = tls_incoming(listener, acceptor, move |reason| metrics.tls_handshake_failed("http", reason));
+    let mut incoming = std::pin::pin!(incoming);
+    while let Some(Ok(tls)) = incoming.next().await {
+        tokio::spawn(tls_connection(tls, state.clone()));
     }
 }
 
-/// One connection: its TLS handshake and caller (HTTPS), then its requests.
-async fn connection(tcp: tokio::net::TcpStream, peer: SocketAddr, state: Arc<HttpState>) {
-    let builder = hyper::server::conn::http1::Builder::new();
-    let result = match &state.access {
-        Access::Plaintext => {
-            let svc = hyper::service::service_fn(|req| handle(state.clone(), Ok(None), req));
-            builder.serve_connection(TokioIo::new(tcp), svc).await
-        }
-        Access::Tls { acceptor, revocations } => {
-            let tls = match tokio::time::timeout(auth::tls::HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    let reason = handshake_failure(&e);
-                    state.sources.metrics.tls_handshake_failed("http", reason);
-                    tracing::info!(%peer, reason, "HTTP side: TLS handshake failed: {e}");
-                    return;
-                }
-                Err(_) => {
-                    state.sources.metrics.tls_handshake_failed("http", "timeout");
-                    return;
-                }
-            };
-            let caller = authenticate(tls.get_ref().1.peer_certificates(), revocations).and_then(|id| {
-                auth::authorize_operator(&id, &state.tier.unit, &state.tier.registry)?;
-                Ok(Some(id))
-            });
-            if let Err(e) = &caller {
-                tracing::info!(%peer, "HTTP side: refused: {e}");
-            }
-            let svc = hyper::service::service_fn(|req| handle(state.clone(), caller.clone(), req));
-            builder.serve_connection(TokioIo::new(tls), svc).await
-        }
-    };
-    if let Err(e) = result {
-        tracing::debug!(%peer, "HTTP side: connection ended: {e}");
+/// One HTTPS connection: its caller, from its certificate, then its requests.
+async fn tls_connection(tls: TlsStream<TcpStream>, state: Arc<HttpState>) {
+    let Access::Tls { revocations, .. } = &state.access else { return };
+    let peer = tls.get_ref().0.peer_addr().ok();
+    let caller = authenticate(tls.get_ref().1.peer_certificates(), revocations).and_then(|id| {
+        auth::authorize_operator(&id, &state.tier.unit, &state.tier.registry)?;
+        Ok(Some(id))
+    });
+    if let Err(e) = &caller {
+        tracing::info!(?peer, "HTTP side: refused: {e}");
+    }
+    let svc = hyper::service::service_fn(|req| handle(state.clone(), caller.clone(), req));
+    if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), svc).await {
+        tracing::debug!(?peer, "HTTP side: connection ended: {e}");
     }
 }
 
