@@ -203,8 +203,12 @@ async fn forwarding_metrics_show_the_backlog_and_the_upstream_link() {
     let p = scrape(&province);
     assert_eq!(value(&p, "sifa_reports_accepted_total", &[("sender", "aggregator")]), 1.0);
 
-    // The province goes away: what the county accepts now waits, and ages.
+    // The province goes away (a graceful stop, whatever its HTTP side holds): what the county accepts
+    // now waits, and ages.
+    let t0 = Instant::now();
     province.stop();
+    assert!(t0.elapsed() < Duration::from_secs(20), "the province took {:?} to stop", t0.elapsed());
+    assert!(province.log().contains("stopped"), "{}", province.log());
     c.submit(submit(report("620982104", &month, 2, &[("lectures", 2.0)]))).await.unwrap();
     let s = until("a waiting backlog on an unreachable link", &|s| {
         value(s, "sifa_forward_backlog_reports", &[]) == 1.0
@@ -415,6 +419,41 @@ fn assert_docs_name_only_served_series(scrape: &str) {
         assert!(names.len() >= 10, "{file}: {names:?}");
         for name in names {
             assert!(served(&name), "{file} names {name}, which /metrics does not serve: {families:?}");
+        }
+    }
+}
+
+const READ_PROMETHEUS_CONFIG: &str = r#"
+import json, sys, yaml
+print(json.dumps(yaml.safe_load(open(sys.argv[1], encoding="utf-8"))))
+"#;
+
+#[test]
+fn the_prometheus_scrape_config_names_tiers_and_their_client_certificates() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/prometheus.yml");
+    let out = Command::new(peers::python()).args(["-c", READ_PROMETHEUS_CONFIG]).arg(&path).output().unwrap();
+    assert!(out.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    let config: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let jobs = config["scrape_configs"].as_array().expect("scrape_configs");
+    assert!(jobs.len() >= 2, "{config}");
+    for job in jobs {
+        let targets: Vec<&str> = job["static_configs"]
+            .as_array()
+            .expect("static_configs")
+            .iter()
+            .flat_map(|c| c["targets"].as_array().expect("targets").iter().map(|t| t.as_str().unwrap()))
+            .collect();
+        assert!(!targets.is_empty(), "{job}");
+        for t in &targets {
+            let (host, port) = t.rsplit_once(':').unwrap_or_else(|| panic!("{t} is not HOST:PORT"));
+            assert!(!host.is_empty() && port.parse::<u16>().is_ok(), "{t}");
+            // Off loopback the HTTP side is HTTPS with a client certificate.
+            if !host.starts_with("127.") && host != "localhost" {
+                assert_eq!(job["scheme"], "https", "{job}");
+                for key in ["ca_file", "cert_file", "key_file"] {
+                    assert!(job["tls_config"][key].is_string(), "{job} needs tls_config.{key}");
+                }
+            }
         }
     }
 }

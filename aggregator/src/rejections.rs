@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// How many rejections the page can show.
 pub const RECENT_REJECTIONS: usize = 200;
@@ -29,13 +30,13 @@ pub struct RecentRejections {
     since_ms: i64,
     capacity: usize,
     ring: Mutex<VecDeque<Rejected>>,
-    total: Mutex<u64>,
+    total: AtomicU64,
 }
 
 impl RecentRejections {
     /// An empty ring of `capacity`, counting from `since_ms` (the tier's start).
     pub fn new(capacity: usize, since_ms: i64) -> RecentRejections {
-        RecentRejections { since_ms, capacity, ring: Mutex::new(VecDeque::new()), total: Mutex::new(0) }
+        RecentRejections { since_ms, capacity, ring: Mutex::new(VecDeque::new()), total: AtomicU64::new(0) }
     }
 
     pub fn record(&self, r: Rejected) {
@@ -44,7 +45,7 @@ impl RecentRejections {
             ring.pop_front();
         }
         ring.push_back(r);
-        *self.total.lock().expect("rejections lock") += 1;
+        self.total.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The kept rejections, newest first.
@@ -54,7 +55,7 @@ impl RecentRejections {
 
     /// Rejections since [`RecentRejections::since_ms`], including those no longer kept.
     pub fn total(&self) -> u64 {
-        *self.total.lock().expect("rejections lock")
+        self.total.load(Ordering::Relaxed)
     }
 
     pub fn since_ms(&self) -> i64 {

@@ -264,7 +264,7 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
         None => None,
         Some((listen, access)) => {
             let state = Arc::new(HttpState {
-                tier: tier.clone(),
+                tier: Arc::downgrade(&tier),
                 sources: Sources {
                     data_dir: data_dir.clone(),
                     metrics: metrics.clone(),

@@ -15,8 +15,8 @@ pub mod snapshot;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -57,7 +57,9 @@ pub struct HttpSide {
 
 /// What the handlers share.
 pub struct HttpState {
-    pub tier: Arc<Tier>,
+    /// The tier's services' state. Weak: a stopping tier's log writer ends once the gRPC server and
+    /// its ingest handles are gone, whatever connections the HTTP side still holds.
+    pub tier: Weak<Tier>,
     pub sources: Sources,
     pub access: Access,
     /// False once the tier stops taking reports (shutting down).
@@ -110,10 +112,12 @@ async fn serve(listener: TcpListener, state: Arc<HttpState>) {
 async fn tls_connection(tls: TlsStream<TcpStream>, state: Arc<HttpState>) {
     let Access::Tls { revocations, .. } = &state.access else { return };
     let peer = tls.get_ref().0.peer_addr().ok();
+    let Some(tier) = state.tier.upgrade() else { return };
     let caller = authenticate(tls.get_ref().1.peer_certificates(), revocations).and_then(|id| {
-        auth::authorize_operator(&id, &state.tier.unit, &state.tier.registry)?;
+        auth::authorize_operator(&id, &tier.unit, &tier.registry)?;
         Ok(Some(id))
     });
+    drop(tier);
     if let Err(e) = &caller {
         tracing::info!(?peer, "HTTP side: refused: {e}");
     }
@@ -158,11 +162,14 @@ async fn handle(
         "/metrics" => {
             text(StatusCode::OK, metrics::CONTENT_TYPE, state.sources.metrics.encode(&state.sources.snapshot()))
         }
-        "/" => {
-            let lang = page::Lang::from_query(req.uri().query().unwrap_or(""));
-            let html = page::render(&page::collect(&state.tier, &state.sources.snapshot()), lang);
-            text(StatusCode::OK, "text/html; charset=utf-8", html)
-        }
+        "/" => match state.tier.upgrade() {
+            Some(tier) => {
+                let lang = page::Lang::from_query(req.uri().query().unwrap_or(""));
+                let html = page::render(&page::collect(&tier, &state.sources.snapshot()), lang);
+                text(StatusCode::OK, "text/html; charset=utf-8", html)
+            }
+            None => text(StatusCode::SERVICE_UNAVAILABLE, PLAIN, "the aggregator is stopping\n"),
+        },
         other => text(
             StatusCode::NOT_FOUND,
             PLAIN,
