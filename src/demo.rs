@@ -29,6 +29,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use sifa_agent::config::{ConfigFile as AgentConfigFile, TotalsSource};
 use sifa_aggregator::config::ConfigFile as AggregatorConfigFile;
+use sifa_aggregator::http::HttpConfig;
 use sifa_proto::tls::{TlsConfig, TlsFiles};
 use sifa_proto::{Period, Registry, Unit, UnitKind};
 use sifa_sim::supervisor::{self, Supervised};
@@ -116,6 +117,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let province_tier = servers.start(Tier::new(&dir, &province, None, &pki)?)?;
     let province_url = servers.url(province_tier);
     p.say(format!("province aggregator {} listening on {province_url}", province.name));
+    let http_addr = sifa_store::layout::http_addr_file(&servers.tiers[province_tier].data_dir());
+    let http_addr =
+        std::fs::read_to_string(&http_addr).with_context(|| format!("cannot read {}", http_addr.display()))?;
+    p.say(format!("province status page http://{http_addr}/ (metrics at /metrics) while the demo runs"));
     // Every node of the tree runs an aggregator forwarding to the one above it: a unit reports only to
     // the tier directly above it (docs/SECURITY.md, "One path per report").
     let mut tier_of = BTreeMap::from([(province.code.clone(), province_tier)]);
@@ -403,6 +408,8 @@ impl Tier {
             deadline_day: Some(5),
             flush_interval_ms: Some(200),
             tls: Some(self.tls.clone()),
+            // The province's status page, metrics and health, on loopback.
+            http: self.upstream.is_none().then(|| HttpConfig { listen: "127.0.0.1:0".into(), https: false }),
             ..AggregatorConfigFile::new(&self.unit.code, &self.listen, "data")
         };
         let header = format!(

@@ -11,7 +11,8 @@
 //!   loopback in insecure mode, its word);
 //! - [`authorize`]: one pure function per rule of docs/SECURITY.md;
 //! - [`limits`]: message size, reports per stream, reports per second;
-//! - [`tls`]: the server's `ServerTlsConfig`; the client side is `sifa_proto::tls`.
+//! - [`tls`]: the server's rustls config and its handshakes (each failure counted by reason), for the
+//!   gRPC listener and the HTTP side; the client side is `sifa_proto::tls`.
 //!
 //! Refusals are domain errors, [`Denied`] and [`OverLimit`]; `crate::status` is
 //! the one place they become gRPC statuses. Messages name the identity and the
@@ -27,8 +28,8 @@ use std::path::PathBuf;
 
 pub use authenticate::{Authenticator, authenticate};
 pub use authorize::{
-    authorize_admin, authorize_catalog, authorize_forward, authorize_own_report, authorize_provenance,
-    authorize_submit, authorize_subtree,
+    authorize_admin, authorize_catalog, authorize_forward, authorize_operator, authorize_own_report,
+    authorize_provenance, authorize_submit, authorize_subtree,
 };
 pub use limits::{Limits, OverLimit, RateLimiter, TRANSPORT_MESSAGE_CAP};
 pub use revocation::RevocationList;
@@ -53,6 +54,8 @@ pub enum SecurityError {
     Crl { path: PathBuf, why: String },
     #[error(transparent)]
     Tls(#[from] sifa_proto::tls::TlsError),
+    #[error("the server's TLS configuration, {0}; use the PEM files `sifa pki issue` made for this tier")]
+    ServerTls(String),
 }
 
 #[cfg(test)]

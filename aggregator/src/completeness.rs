@@ -150,20 +150,7 @@ pub fn render(r: &CompletenessReport, root_name: &str, registry: Option<&Registr
             list.iter().for_each(|u| _ = writeln!(s, "  {} {}", u.code, u.name));
             continue;
         };
-        // Grouped by the nearest county (else city) above each unit, in the order first met.
-        let mut groups: Vec<(String, Vec<&UnitRef>)> = Vec::new();
-        for u in list {
-            let lineage = registry.lineage(&u.code);
-            let label = match lineage.county.or(lineage.city) {
-                Some(g) => format!("{} {}", g.code, g.name),
-                None => "(no county or city)".to_string(),
-            };
-            match groups.iter_mut().find(|(l, _)| *l == label) {
-                Some((_, units)) => units.push(u),
-                None => groups.push((label, vec![u])),
-            }
-        }
-        for (label, units) in groups {
+        for (label, units) in by_county(list, registry) {
             let _ = writeln!(s, "  {label} ({}):", units.len());
             units.iter().for_each(|u| _ = writeln!(s, "    {} {}", u.code, u.name));
         }
@@ -175,6 +162,24 @@ pub fn render(r: &CompletenessReport, root_name: &str, registry: Option<&Registr
         r.approvals.iter().for_each(|a| _ = writeln!(s, "  {}", approval_line(a)));
     }
     s
+}
+
+/// `units` grouped under the nearest county (else city) above each, labelled "code name", in the order
+/// first met.
+pub fn by_county<'a>(units: &'a [UnitRef], registry: &Registry) -> Vec<(String, Vec<&'a UnitRef>)> {
+    let mut groups: Vec<(String, Vec<&UnitRef>)> = Vec::new();
+    for u in units {
+        let lineage = registry.lineage(&u.code);
+        let label = match lineage.county.or(lineage.city) {
+            Some(g) => format!("{} {}", g.code, g.name),
+            None => "(no county or city)".to_string(),
+        };
+        match groups.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, units)) => units.push(u),
+            None => groups.push((label, vec![u])),
+        }
+    }
+    groups
 }
 
 /// Rows of cells as lines, each column padded to its widest cell by display

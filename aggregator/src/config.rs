@@ -15,6 +15,7 @@ use sifa_proto::tls::TlsConfig;
 
 use crate::auth::Limits;
 use crate::disk::DiskConfig;
+use crate::http::{HttpConfig, HttpSide};
 
 /// Default interval between flushes of the write-ahead log to Parquet.
 pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 1000;
@@ -42,6 +43,8 @@ pub struct ConfigFile {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limits: Option<Limits>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub disk: Option<DiskConfig>,
 }
 
@@ -59,6 +62,7 @@ impl ConfigFile {
             flush_interval_ms: None,
             tls: None,
             limits: None,
+            http: None,
             disk: None,
         }
     }
@@ -111,6 +115,8 @@ pub struct Config {
     pub limits: Limits,
     /// The `[disk]` table: the free space below which new reports are refused.
     pub disk: DiskConfig,
+    /// The `[http]` table: the HTTP side (metrics, health, status page), if any.
+    pub http: Option<HttpSide>,
 }
 
 impl Config {
@@ -162,8 +168,22 @@ impl Config {
                  e.g. registry = \"registry.csv\"",
             ));
         }
+        let http = match &raw.http {
+            None => None,
+            Some(h) => Some(HttpSide {
+                listen: h.listen.trim().parse().map_err(|_| {
+                    key(
+                        "http.listen",
+                        &h.listen,
+                        "must be an IP address and port, e.g. \"127.0.0.1:9400\" (port 0 picks one)",
+                    )
+                })?,
+                https: h.https,
+            }),
+        };
         Ok(Config {
             path: path.to_path_buf(),
+            http,
             unit,
             listen,
             data_dir: raw.data_dir,
@@ -228,6 +248,13 @@ mod tests {
         assert!(e.contains("`listen`"), "{e}");
         let e = parse(&format!("unit = \"62\"\n{base}upstream = \"127.0.0.1:1\"\n")).unwrap_err().to_string();
         assert!(e.contains("`upstream`") && e.contains("URL"), "{e}");
+        let e = parse(&format!("unit = \"62\"\n{base}[http]\nlisten = \"localhost:80\"\n")).unwrap_err().to_string();
+        assert!(e.contains("key `http.listen`: \"localhost:80\" must be an IP address and port"), "{e}");
+        let c = parse(&format!(
+            "unit = \"62\"\n{base}[http]\nlisten = \"0.0.0.0:9400\"\nhttps = true\n[disk]\nreserve_mb = 2\n"
+        ))
+        .unwrap();
+        assert_eq!((c.http.map(|h| h.https), c.disk.reserve_bytes()), (Some(true), 2 << 20));
         let e = parse(&format!("unit = \"62\"\n{base}colour = 1\n")).unwrap_err().to_string();
         assert!(e.contains("colour"), "{e}");
         let e = parse("unit = \"62\"\nlisten = \"127.0.0.1:0\"\ndata_dir = \"d\"\n").unwrap_err().to_string();
@@ -271,5 +298,6 @@ mod tests {
         assert!(c.tls.crl.is_some() && !c.tls.insecure);
         assert_eq!(c.limits, Limits::default());
         assert_eq!(c.disk, DiskConfig::default());
+        assert_eq!(c.http, Some(HttpSide { listen: "127.0.0.1:9401".parse().unwrap(), https: false }));
     }
 }

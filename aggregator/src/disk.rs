@@ -136,6 +136,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn free_bytes_of_a_directory_agree_with_df() {
+        let dir = tempfile::tempdir().unwrap();
+        let free = free_bytes(dir.path()).unwrap();
+        assert!(free > 0);
+        let df = std::process::Command::new("df").args(["-B1", "--output=avail"]).arg(dir.path()).output().unwrap();
+        let avail: u64 = String::from_utf8_lossy(&df.stdout).lines().nth(1).unwrap().trim().parse().unwrap();
+        // Other processes write meanwhile: within 1 GiB.
+        assert!(free.abs_diff(avail) < 1 << 30, "statvfs {free} vs df {avail}");
+        assert!(free_bytes(&dir.path().join("missing")).is_err());
+    }
+
+    #[test]
     fn the_reserve_refuses_below_it_and_names_the_tier_and_the_space() {
         let dir = tempfile::tempdir().unwrap();
         let free = free_bytes(dir.path()).unwrap();

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use sifa_proto::v1::SubmitRequest;
 use sifa_proto::{Catalog, Period, Registry};
 
+use crate::http::metrics::Metrics;
 use crate::ingest::Unflushed;
 use crate::key_files;
 use crate::wal::{self, Lsn};
@@ -58,6 +59,8 @@ pub struct Flusher {
     /// Set once the index is loaded at start: before, the flusher neither flushes nor compacts (a
     /// compaction would delete files the load reads).
     pub ready: Arc<std::sync::atomic::AtomicBool>,
+    /// When the last flush was (`sifa_flush_age_seconds`, the status page).
+    pub metrics: Arc<Metrics>,
 }
 
 impl Flusher {
@@ -154,8 +157,12 @@ impl Flusher {
                 continue;
             }
             match self.flush() {
-                Ok(0) => {}
-                Ok(n) => tracing::debug!(rows = n, "flushed the write-ahead log to Parquet"),
+                Ok(n) => {
+                    self.metrics.flushed(sifa_proto::period::now_unix_ms());
+                    if n > 0 {
+                        tracing::debug!(rows = n, "flushed the write-ahead log to Parquet");
+                    }
+                }
                 Err(e) => tracing::error!("cannot flush to Parquet (the reports stay safe in the log): {e}"),
             }
             if stopping {
@@ -255,6 +262,7 @@ mod tests {
             flushed: Arc::new(AtomicU64::new(0)),
             forwarded: Arc::new(AtomicU64::new(u64::MAX)),
             ready: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            metrics: Arc::new(Metrics::new("620982")),
         }
     }
 

@@ -21,6 +21,8 @@ use sifa_proto::{Catalog, Period, Registry};
 use tokio::sync::{oneshot, watch};
 
 use crate::disk::{DiskLow, Reserve};
+use crate::backlog::ForwardBacklog;
+use crate::http::metrics::Metrics;
 use crate::index::{Index, Lookup};
 use crate::locks::{Admission, Locks};
 use crate::wal::{self, Lsn, Wal};
@@ -161,6 +163,10 @@ pub struct Writer {
     pub flushed: Arc<AtomicU64>,
     /// Every record up to this LSN is forwarded (`u64::MAX` without an upstream).
     pub forwarded: Arc<AtomicU64>,
+    /// Group commit size and fsync time.
+    pub metrics: Arc<Metrics>,
+    /// When each stretch of the log became durable, for the age of the forward backlog (tiers that forward).
+    pub backlog: Option<Arc<ForwardBacklog>>,
 }
 
 impl Writer {
@@ -313,6 +319,10 @@ fn run_writer(mut w: Writer, rx: mpsc::Receiver<Job>) {
                 }
             };
             let last = first + accepted.len() as u64 - 1;
+            w.metrics.group_committed(accepted.len(), w.wal.last_fsync());
+            if let Some(backlog) = &w.backlog {
+                backlog.durable(last, now_unix_ms());
+            }
             w.unflushed
                 .lock()
                 .expect("unflushed lock")

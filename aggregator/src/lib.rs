@@ -8,21 +8,26 @@
 //! - [`flush`]: the log to Parquet (through `sifa_store`), trimming and compaction;
 //! - [`forward`]: to the tier above; [`completeness`]; [`locks`]: closed periods; [`approvals`]: approved months;
 //! - [`service`]: the gRPC services; [`status`]: the one map from their errors to gRPC statuses;
+//! - [`http`]: the HTTP side (metrics, health, status page); [`rejections`]: recent rejections for it;
+//!   [`backlog`]: the age of what waits to be forwarded;
 //! - [`server`]: running a tier.
 
 /// Approved months: the data directory's approvals file (`sifa_store::approvals`).
 pub use sifa_store::approvals;
 pub mod auth;
+pub mod backlog;
 pub mod cli;
 pub mod completeness;
 pub mod config;
 pub mod disk;
 pub mod flush;
 pub mod forward;
+pub mod http;
 pub mod index;
 pub mod ingest;
 pub mod key_files;
 pub mod locks;
+pub mod rejections;
 pub mod server;
 pub mod service;
 pub mod status;

@@ -3,7 +3,7 @@
 //! stop on SIGTERM or Ctrl-C.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,15 +22,21 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::auth::TRANSPORT_MESSAGE_CAP;
-use crate::auth::tls::server_security;
+use crate::auth::tls::{server_security, tls_incoming};
+use crate::backlog::ForwardBacklog;
 use crate::config::{Config, ConfigError};
 use crate::disk::Reserve;
 use crate::flush::{self, Flusher};
 use crate::forward::{self, Forwarder};
+use crate::http::HttpState;
+use crate::http::access::Access;
+use crate::http::metrics::Metrics;
+use crate::http::snapshot::Sources;
 use crate::index::Index;
 use crate::ingest::{self, Writer};
 use crate::key_files;
 use crate::locks::Locks;
+use crate::rejections::{RECENT_REJECTIONS, RecentRejections};
 use crate::service::{Service, Tier};
 use crate::wal::Wal;
 
@@ -198,6 +204,16 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
     // Security first: a tier that cannot secure its listener does not start.
     let security = server_security(&config.tls, insecure, config.listen)
         .with_context(|| format!("aggregator config {}: [tls]", config.path.display()))?;
+    let http_access = match config.http {
+        Some(side) => Some((
+            side.listen,
+            Access::for_listen(side.listen, side.https, &config.tls)
+                .with_context(|| format!("aggregator config {}", config.path.display()))?,
+        )),
+        None => None,
+    };
+    let started_ms = now_unix_ms();
+    let metrics = Arc::new(Metrics::new(config.unit.as_str()));
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(layout::state_dir(&data_dir))
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
@@ -221,6 +237,16 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
     // (`IndexLoad`), while the port already answers: start-up does not grow with the store.
     let (wal, recovered) = Wal::open(&layout::wal_dir(&data_dir))?;
     let last_lsn = wal.next_lsn() - 1;
+    // What waits to be forwarded since before this start: its age from its first receipt.
+    let backlog = config.upstream.as_ref().map(|_| {
+        let backlog = Arc::new(ForwardBacklog::new());
+        let cursor = forward::read_cursor(&data_dir);
+        let waiting = recovered.records.iter().find(|(lsn, _)| *lsn > cursor);
+        if let Some(received) = waiting.and_then(|(_, r)| r.provenance.as_ref()).map(|p| p.received_at_ms) {
+            backlog.durable(last_lsn, received);
+        }
+        backlog
+    });
 
     let catalog = Arc::new(catalog);
     let registry = Arc::new(registry);
@@ -257,6 +283,8 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
             reserve: Reserve::new(&data_dir, &config.unit, &config.disk),
             flushed: flushed.clone(),
             forwarded: forwarded.clone(),
+            metrics: metrics.clone(),
+            backlog: backlog.clone(),
         },
         catalog.clone(),
         registry.clone(),
@@ -267,11 +295,12 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
         data_dir: data_dir.clone(),
         catalog: catalog.clone(),
         registry: registry.clone(),
-        unflushed,
+        unflushed: unflushed.clone(),
         next_seq: flush::next_seq(&data_dir)?,
         flushed,
         forwarded: forwarded.clone(),
         ready: index_ready.clone(),
+        metrics: metrics.clone(),
     };
     let interval = Duration::from_millis(config.flush_interval_ms);
     let stop = stop_flusher.clone();
@@ -286,8 +315,8 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
             insecure,
             unit: config.unit.clone(),
             data_dir: data_dir.clone(),
-            durable: durable_rx,
-            forwarded,
+            durable: durable_rx.clone(),
+            forwarded: forwarded.clone(),
             locks: locks.clone(),
         };
         tokio::spawn(f.run(stop_rx.clone()))
@@ -305,7 +334,34 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
         authenticator: security.authenticator,
         rate: config.limits.rate_limiter(),
         limits: config.limits.clone(),
+        metrics: metrics.clone(),
+        rejections: Arc::new(RecentRejections::new(RECENT_REJECTIONS, started_ms)),
     });
+    let http = match http_access {
+        None => None,
+        Some((listen, access)) => {
+            let state = Arc::new(HttpState {
+                tier: Arc::downgrade(&tier),
+                sources: Sources {
+                    data_dir: data_dir.clone(),
+                    metrics: metrics.clone(),
+                    unflushed,
+                    durable: durable_rx,
+                    forwarding: backlog.map(|b| (forwarded, b)),
+                    disk_reserve_bytes: config.disk_reserve_bytes,
+                    started_ms,
+                },
+                access,
+                accepting: AtomicBool::new(true),
+            });
+            let (addr, server) = crate::http::bind(listen, state.clone())
+                .await
+                .with_context(|| format!("cannot listen on {listen} (key `http.listen`)"))?;
+            sifa_proto::fs::write_atomic(&data_dir, layout::HTTP_ADDR_FILE, addr.to_string().as_bytes())?;
+            tracing::info!("status page, metrics and health on {}://{addr}/", state.access.scheme());
+            Some((state, tokio::spawn(server)))
+        }
+    };
     let service = Service(tier);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -320,17 +376,25 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
     }
     tracing::info!(unit = %config.unit, "listening on {addr}");
     let max = TRANSPORT_MESSAGE_CAP;
-    let mut server = tonic::transport::Server::builder().tcp_nodelay(true);
-    if let Some(tls) = security.tls {
-        server = server.tls_config(tls).context("the server's TLS configuration")?;
-    }
-    server
+    let router = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
         .add_service(ReportServiceServer::new(service.clone()).max_decoding_message_size(max))
         .add_service(DirectoryServiceServer::new(service.clone()).max_decoding_message_size(max))
-        .add_service(AdminServiceServer::new(service).max_decoding_message_size(max))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown_signal())
-        .await
-        .context("gRPC server")?;
+        .add_service(AdminServiceServer::new(service).max_decoding_message_size(max));
+    let stopping = async {
+        shutdown_signal().await;
+        if let Some((state, _)) = &http {
+            state.accepting.store(false, Ordering::SeqCst);
+        }
+    };
+    match security.tls {
+        Some(acceptor) => {
+            let incoming = tls_incoming(listener, acceptor, move |reason| metrics.tls_handshake_failed("grpc", reason));
+            router.serve_with_incoming_shutdown(incoming, stopping).await
+        }
+        None => router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopping).await,
+    }
+    .context("gRPC server")?;
 
     tracing::info!("stopping: finishing the log and flushing it to Parquet");
     let _ = stop_tx.send(true);
@@ -345,6 +409,10 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
     })
     .await?;
     let _ = std::fs::remove_file(layout::addr_file(&data_dir));
+    if let Some((_, server)) = http {
+        server.abort();
+        let _ = std::fs::remove_file(layout::http_addr_file(&data_dir));
+    }
     tracing::info!(at_ms = now_unix_ms(), "stopped");
     Ok(())
 }

@@ -24,9 +24,11 @@ use sifa_proto::validate::check_unit;
 use sifa_proto::{Rejection, RejectionCode};
 
 use crate::completeness;
+use crate::http::metrics::{Metrics, Outcome};
 use crate::index::Index;
 use crate::ingest::{self, Ingest, Refusal};
 use crate::locks::Locks;
+use crate::rejections::{RecentRejections, Rejected};
 use crate::status::{self, Error};
 
 /// Reports acknowledged ahead of a slow one on a stream, at most.
@@ -48,6 +50,10 @@ pub struct Tier {
     pub limits: Limits,
     /// Reports per second per office identity.
     pub rate: RateLimiter,
+    /// What `/metrics` counts.
+    pub metrics: Arc<Metrics>,
+    /// The newest rejections, for the status page.
+    pub rejections: Arc<RecentRejections>,
 }
 
 impl Tier {
@@ -73,12 +79,43 @@ impl Tier {
     /// Whether `id` may send this message now: within the size limit and, for an office, its rate.
     /// A refusal is RESOURCE_EXHAUSTED for the call (it ends a stream: retry later).
     fn within_limits(&self, id: &Identity, record: &SubmitRequest) -> Result<(), OverLimit> {
-        self.limits.check_message_size(id, record.encoded_len())?;
+        let size = self.limits.check_message_size(id, record.encoded_len());
+        self.count_limit(size, "message_size")?;
         // Forwarding tiers send backlogs of thousands at once; the rate limit is for offices.
         if id.role == Role::Office {
-            self.rate.check(id)?;
+            self.count_limit(self.rate.check(id), "rate")?;
         }
         Ok(())
+    }
+
+    /// Counts a refusal by the `[limits]` gauge `limit`.
+    fn count_limit(&self, checked: Result<(), OverLimit>, limit: &str) -> Result<(), OverLimit> {
+        checked.inspect_err(|_| self.metrics.over_limit(limit))
+    }
+
+    /// Counts what became of a report from `id` (`key`: its identity) and keeps a rejection for the page.
+    fn answered(&self, id: &Identity, key: &SubmitRequest, decision: &ingest::Decision) {
+        let report = key.report.clone().unwrap_or_default();
+        let outcome = match decision {
+            Ok(ingest::Stored::Accepted) => Outcome::Accepted,
+            Ok(ingest::Stored::Duplicate) => Outcome::Duplicate,
+            Err(Refusal::Unavailable(_)) => Outcome::Unavailable,
+            Err(Refusal::Rejected(r)) => {
+                let first = r.problems.first();
+                let rule = first.map_or("rejected", |p| p.rule.as_str());
+                self.rejections.record(Rejected {
+                    at_ms: now_unix_ms(),
+                    unit: report.unit_code,
+                    period: report.period,
+                    revision: report.revision,
+                    sender: id.to_string(),
+                    rule: rule.to_string(),
+                    message: r.problems.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; "),
+                });
+                Outcome::Rejected(rule)
+            }
+        };
+        self.metrics.report_answered(id.role.as_str(), outcome);
     }
 }
 
@@ -107,6 +144,7 @@ impl ReportService for Service {
                 Err(refusal) => Err(refusal),
             },
         };
+        self.0.answered(&id, &key, &decision);
         match (decision, key.report.as_ref()) {
             (Err(refusal @ Refusal::Rejected(_)), Some(report)) => Err(status::refusal_status(refusal, report)),
             (other, _) => ingest::ack(&key, other).map(Response::new),
@@ -142,9 +180,9 @@ impl ReportService for Service {
                         let key = SubmitRequest { report: record.report.as_ref().map(key_of), provenance: None };
                         // Over a limit, the stream ends with RESOURCE_EXHAUSTED; a report that is not
                         // the caller's to send is rejected like an invalid one, and the stream goes on.
+                        let counted = tier.limits.check_stream_count(&id, n);
                         let limited = tier
-                            .limits
-                            .check_stream_count(&id, n)
+                            .count_limit(counted, "stream_count")
                             .and_then(|()| tier.within_limits(&id, &record))
                             .map_err(Status::from);
                         refused = limited.is_err();
@@ -156,11 +194,21 @@ impl ReportService for Service {
                         match submitted {
                             Err(status) => Box::pin(async move { Err(status) }),
                             Ok(submitted) => match submitted {
-                                Err(refusal) => Box::pin(async move { ingest::ack(&key, Err(refusal)) }),
-                                Ok(rx) => Box::pin(rx.map(move |d| match d {
-                                    Ok(d) => ingest::ack(&key, d),
-                                    Err(_) => Err(ingest::unavailable()),
-                                })),
+                                Err(refusal) => {
+                                    let refusal = Err(refusal);
+                                    tier.answered(&id, &key, &refusal);
+                                    Box::pin(async move { ingest::ack(&key, refusal) })
+                                }
+                                Ok(rx) => {
+                                    let (tier, id) = (tier.clone(), id.clone());
+                                    Box::pin(rx.map(move |d| match d {
+                                        Ok(d) => {
+                                            tier.answered(&id, &key, &d);
+                                            ingest::ack(&key, d)
+                                        }
+                                        Err(_) => Err(ingest::unavailable()),
+                                    }))
+                                }
                             },
                         }
                     }

@@ -157,6 +157,8 @@ pub struct Wal {
     next: Lsn,
     /// A segment is closed once it grows past this ([`SEGMENT_BYTES`]; smaller in tests).
     segment_bytes: u64,
+    /// How long the last append's fsync took.
+    last_fsync: std::time::Duration,
 }
 
 impl Wal {
@@ -224,7 +226,15 @@ impl Wal {
                 (file, 1, len, 1)
             }
         };
-        let wal = Wal { dir: dir.to_path_buf(), file, segment_first, segment_len, next, segment_bytes: SEGMENT_BYTES };
+        let wal = Wal {
+            dir: dir.to_path_buf(),
+            file,
+            segment_first,
+            segment_len,
+            next,
+            segment_bytes: SEGMENT_BYTES,
+            last_fsync: std::time::Duration::ZERO,
+        };
         Ok((wal, Recovered { records, dropped_tail }))
     }
 
@@ -232,6 +242,11 @@ impl Wal {
     #[cfg(test)]
     pub(crate) fn set_segment_bytes(&mut self, bytes: u64) {
         self.segment_bytes = bytes;
+    }
+
+    /// How long the fsync of the last append took.
+    pub fn last_fsync(&self) -> std::time::Duration {
+        self.last_fsync
     }
 
     /// The LSN the next appended record gets.
@@ -253,7 +268,12 @@ impl Wal {
             return Ok(first);
         }
         let path = self.dir.join(segment_name(self.segment_first));
-        if let Err(write) = self.file.write_all(frames).and_then(|()| self.file.sync_data()) {
+        let mut fsync_started = None;
+        let written = self.file.write_all(frames).and_then(|()| {
+            fsync_started = Some(std::time::Instant::now());
+            self.file.sync_data()
+        });
+        if let Err(write) = written {
             let good = self.segment_len;
             let rollback = self
                 .file
@@ -264,6 +284,9 @@ impl Wal {
                 Ok(()) => WalError::Io { path, source: write },
                 Err(rollback) => WalError::RollbackFailed { path, write, rollback },
             });
+        }
+        if let Some(t0) = fsync_started {
+            self.last_fsync = t0.elapsed();
         }
         self.segment_len += frames.len() as u64;
         self.next += count;

@@ -28,6 +28,8 @@ pub const CATALOG_FILE: &str = "catalog.toml";
 pub const REGISTRY_FILE: &str = "registry.csv";
 /// The running server's bound listen address (removed when it stops).
 pub const ADDR_FILE: &str = "aggregator.addr";
+/// The running server's bound HTTP address (`[http] listen`; removed when it stops).
+pub const HTTP_ADDR_FILE: &str = "http.addr";
 
 /// Under `state/`: closed periods and their overrides.
 pub const LOCKS_FILE: &str = "locks.json";
@@ -62,6 +64,10 @@ pub fn index_dir(data_dir: &Path) -> PathBuf {
 
 pub fn addr_file(data_dir: &Path) -> PathBuf {
     data_dir.join(ADDR_FILE)
+}
+
+pub fn http_addr_file(data_dir: &Path) -> PathBuf {
+    data_dir.join(HTTP_ADDR_FILE)
 }
 
 /// The partition directory of a year (Hive style, `year=YYYY`).
@@ -115,9 +121,17 @@ mod tests {
     #[test]
     fn storage_doc_names_every_entry() {
         let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/STORAGE.md")).unwrap();
-        for name in
-            [REPORTS_DIR, WAL_DIR, STATE_DIR, STORE_META_FILE, CATALOG_FILE, REGISTRY_FILE, APPROVALS_FILE, ADDR_FILE]
-        {
+        for name in [
+            REPORTS_DIR,
+            WAL_DIR,
+            STATE_DIR,
+            STORE_META_FILE,
+            CATALOG_FILE,
+            REGISTRY_FILE,
+            APPROVALS_FILE,
+            ADDR_FILE,
+            HTTP_ADDR_FILE,
+        ] {
             assert!(doc.contains(name), "docs/STORAGE.md does not mention {name}");
         }
         assert!(doc.contains(&file_name(1)) && doc.contains("year=2024/"), "the Parquet file names");

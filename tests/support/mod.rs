@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use sifa_aggregator::auth::{Identity, Limits, Role};
 use sifa_aggregator::config::ConfigFile;
 use sifa_aggregator::disk::DiskConfig;
+use sifa_aggregator::http::HttpConfig;
 use sifa_pki::{Ca, IssueRequest, init_ca};
 use sifa_proto::tls::{TlsConfig, TlsFiles, TlsMode};
 use sifa_sim::supervisor::Supervised;
@@ -61,6 +62,8 @@ pub struct TierSpec {
     pub limits: Option<Limits>,
     /// The `[disk]` table, if any.
     pub disk: Option<DiskConfig>,
+    /// The `[http]` table, if any.
+    pub http: Option<HttpConfig>,
 }
 
 impl TierSpec {
@@ -76,6 +79,7 @@ impl TierSpec {
             insecure: false,
             limits: None,
             disk: None,
+            http: None,
         }
     }
 
@@ -145,6 +149,7 @@ impl TestAggregator {
             flush_interval_ms: Some(s.flush_interval_ms as i64),
             limits: s.limits.clone(),
             disk: s.disk.clone(),
+            http: s.http.clone(),
             tls: Some(if s.insecure { TlsConfig::insecure() } else { tls_config(Role::Aggregator, &s.unit) }),
             ..ConfigFile::new(&s.unit, &self.listen, "data")
         };
@@ -162,6 +167,12 @@ impl TestAggregator {
     /// The bound address, e.g. `127.0.0.1:45123`.
     pub fn addr(&self) -> &str {
         self.process.addr().expect("started")
+    }
+
+    /// The bound address of the HTTP side (`[http] listen`), e.g. `127.0.0.1:45124`.
+    pub fn http_addr(&self) -> String {
+        let file = layout::http_addr_file(&self.data_dir());
+        std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}; log:\n{}", file.display(), self.log()))
     }
 
     /// The URL a client or a lower tier connects to.
@@ -463,4 +474,44 @@ pub async fn try_connect(url: &str, role: Role, unit: &str) -> Result<Channel, t
     let files = TlsFiles { ca: pki().ca_cert(), cert, key };
     let mode = TlsMode::Secure { files, crl: None };
     sifa_proto::tls::endpoint(url, &mode).expect("endpoint").connect().await
+}
+
+/// An `[http]` table on a free loopback port: plaintext, or HTTPS with client certificates.
+pub fn http_on_loopback(https: bool) -> Option<HttpConfig> {
+    Some(HttpConfig { listen: "127.0.0.1:0".into(), https })
+}
+
+/// A plain HTTP/1.1 GET of `path` from `addr` (a loopback HTTP side): the status code, the headers
+/// (names lower-case) and the body.
+pub fn http_get(addr: &str, path: &str) -> (u16, Vec<(String, String)>, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap_or_else(|e| panic!("read GET {path} from {addr}: {e}"));
+    let raw = String::from_utf8(raw).expect("a UTF-8 response");
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no end of headers: {raw}"));
+    let mut lines = head.lines();
+    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|c| c.parse().ok()).expect(head);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect::<Vec<_>>();
+    let chunked = headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    (status, headers, if chunked { dechunk(body) } else { body.to_string() })
+}
+
+/// The body of a `Transfer-Encoding: chunked` response.
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n").expect("a chunk size line");
+        let size = usize::from_str_radix(size.trim(), 16).expect("a hex chunk size");
+        if size == 0 {
+            return out;
+        }
+        out.push_str(&rest[..size]);
+        body = &rest[size + 2..];
+    }
 }

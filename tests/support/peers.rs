@@ -90,3 +90,81 @@ fn run(cmd: &mut Command, what: &str, needs: &str) {
         );
     }
 }
+
+/// Headless Chromium (Debian's `chromium`) with a Chinese font (`fonts-wqy-microhei`), installed
+/// with apt-get when missing and the tests run as root (as in CI). `None`, with a printed reason, only
+/// when something is missing and cannot be installed because the tests do not run as root.
+pub fn chromium() -> Option<&'static Path> {
+    static CHROMIUM: OnceLock<Option<PathBuf>> = OnceLock::new();
+    CHROMIUM.get_or_init(provision_chromium).as_deref()
+}
+
+fn provision_chromium() -> Option<PathBuf> {
+    let bin = PathBuf::from("/usr/bin/chromium");
+    let needed = [
+        (bin.as_path(), "chromium"),
+        (Path::new("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"), "fonts-wqy-microhei"),
+    ];
+    let missing: Vec<&str> = needed.iter().filter(|(file, _)| !file.exists()).map(|(_, package)| *package).collect();
+    if missing.is_empty() {
+        return Some(bin);
+    }
+    if !is_root() {
+        eprintln!(
+            "SKIPPED: Debian's {} missing and the tests do not run as root, so cannot install it; run \
+             `sudo apt-get install --no-install-recommends {}` to run this test",
+            missing.join(" and "),
+            missing.join(" ")
+        );
+        return None;
+    }
+    eprintln!("installing Debian's {} for the tests (once) …", missing.join(", "));
+    let install = || {
+        let mut c = Command::new("apt-get");
+        c.args(["-o", "DPkg::Lock::Timeout=600", "install", "-y", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        c
+    };
+    // A machine whose package lists are stale or empty: update them once and try again.
+    if !install().output().is_ok_and(|o| o.status.success()) {
+        run(
+            Command::new("apt-get").args(["-o", "DPkg::Lock::Timeout=600", "update"]),
+            "update the Debian package lists",
+            "a Debian mirror within reach",
+        );
+        run(&mut install(), "install Debian's chromium", "a Debian mirror within reach");
+    }
+    for (file, package) in needed {
+        assert!(file.exists(), "apt-get installed {package} but {} is missing", file.display());
+    }
+    Some(bin)
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Runs headless Chromium on `url` with a fresh profile and `args` (e.g. `--dump-dom`,
+/// `--screenshot=FILE`); returns its standard output.
+pub fn chromium_headless(chromium: &Path, url: &str, args: &[&str]) -> String {
+    let profile = tempfile::Builder::new().prefix("sifa-chromium-").tempdir().expect("temp dir");
+    let mut cmd = Command::new(chromium);
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ])
+    .arg(format!("--user-data-dir={}", profile.path().display()))
+    .args(args)
+    .arg(url);
+    let shown = format!("{cmd:?}");
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
+    assert!(out.status.success(), "{shown} failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

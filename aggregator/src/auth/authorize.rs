@@ -175,3 +175,19 @@ pub fn authorize_admin(id: &Identity, tier_unit: &str, registry: &Registry) -> R
     }
     Ok(())
 }
+
+/// The HTTP side (status page, metrics) over HTTPS: an analyst or an admin of this tier's unit or of a
+/// unit above it.
+pub fn authorize_operator(id: &Identity, tier_unit: &str, registry: &Registry) -> Result<(), Denied> {
+    known(id, registry)?;
+    if !matches!(id.role, Role::Analyst | Role::Admin) {
+        return Err(Denied::PermissionDenied(format!(
+            "{id} may not see this tier's status page or metrics: that needs an analyst or admin certificate \
+             of {tier_unit} or a tier above"
+        )));
+    }
+    if !registry.is_within(tier_unit, &id.unit) {
+        return Err(Denied::PermissionDenied(format!("{id} is not of this tier ({tier_unit}) or a tier above it")));
+    }
+    Ok(())
+}

@@ -360,6 +360,32 @@ fn lock_and_override_need_an_admin_of_this_tier_or_above() {
     );
 }
 
+#[test]
+fn the_status_page_and_metrics_need_an_analyst_or_admin_of_this_tier_or_above() {
+    let reg = registry();
+    for role in [Role::Analyst, Role::Admin] {
+        assert!(authorize_operator(&id(role, "620902"), "620902", &reg).is_ok());
+        assert!(authorize_operator(&id(role, "62"), "620902", &reg).is_ok());
+        // A county's analyst does not see its city's tier, nor a neighbour's.
+        assert_status(authorize_operator(&id(role, "620902"), "6209", &reg), Code::PermissionDenied, &["6209"]);
+        assert_status(
+            authorize_operator(&id(role, "620921"), "620902", &reg),
+            Code::PermissionDenied,
+            &["620921", "620902"],
+        );
+    }
+    assert_status(
+        authorize_operator(&id(Role::Aggregator, "620902"), "620902", &reg),
+        Code::PermissionDenied,
+        &["needs an analyst or admin certificate"],
+    );
+    assert_status(
+        authorize_operator(&id(Role::Office, "620902001"), "620902", &reg),
+        Code::PermissionDenied,
+        &["office 620902001"],
+    );
+}
+
 // ---------------------------------------------------------------------------
 // limits
 
@@ -417,7 +443,6 @@ mod sockets {
         CatalogDocument, CompletenessReport, CompletenessRequest, GetCatalogRequest, GetRegistryRequest,
         RegistryDocument,
     };
-    use tokio_stream::wrappers::TcpListenerStream;
     use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
     use tonic::{Response, Status};
 
@@ -482,12 +507,14 @@ mod sockets {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let tls = security.tls.unwrap();
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let failed = failures.clone();
         let server_task = tokio::spawn(async move {
             tonic::transport::Server::builder()
-                .tls_config(tls)
-                .unwrap()
                 .add_service(DirectoryServiceServer::new(svc))
-                .serve_with_incoming(TcpListenerStream::new(listener))
+                .serve_with_incoming(super::super::tls::tls_incoming(listener, tls, move |reason| {
+                    failed.lock().unwrap().push(reason)
+                }))
                 .await
                 .unwrap();
         });
@@ -529,6 +556,14 @@ mod sockets {
         let e = call(plain).await.expect_err("plaintext to a TLS port");
         assert!(matches!(e.code(), Code::Unknown | Code::Unavailable | Code::Internal), "{e:?}");
         assert_eq!(seen.lock().unwrap().len(), 2, "no refused caller reached the service");
+        // Each failed handshake was told, with its reason.
+        let t0 = std::time::Instant::now();
+        let expected = ["certificate_expired", "no_client_certificate", "protocol"];
+        while !expected.iter().all(|r| failures.lock().unwrap().contains(r)) {
+            assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", failures.lock().unwrap());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(failures.lock().unwrap().len(), 4, "{:?}", failures.lock().unwrap());
 
         // Revoked after it connected: the running server refuses it, no restart.
         let channel = endpoint(&url, &good_mode).unwrap().connect().await.unwrap();
