@@ -90,3 +90,39 @@ fn run(cmd: &mut Command, what: &str, needs: &str) {
         );
     }
 }
+
+/// A program of a Debian package (`postgresql-15`, `chromium`, …): `program` itself when it is
+/// there, otherwise the package is installed with `apt-get install -y --no-install-recommends`
+/// (tests run as root in CI). `Err` says why it cannot be had — not root and not installed — for
+/// the caller to print before it skips; a failing apt-get as root panics with its output.
+pub fn debian_program(program: &Path, package: &str) -> Result<PathBuf, String> {
+    if program.exists() {
+        return Ok(program.to_path_buf());
+    }
+    if !is_root() {
+        return Err(format!(
+            "{} is missing and only root may install it: run `apt-get install -y {package}` once, or run as root",
+            program.display()
+        ));
+    }
+    eprintln!("installing the Debian package {package} (for {}) …", program.display());
+    let apt = |args: &[&str], what: &str| {
+        run(
+            Command::new("apt-get").args(args).env("DEBIAN_FRONTEND", "noninteractive"),
+            what,
+            "Debian's package archive within reach",
+        )
+    };
+    apt(&["update", "-q"], "update the package lists");
+    apt(&["install", "-y", "-q", "--no-install-recommends", package], &format!("install {package}"));
+    if !program.exists() {
+        panic!("the Debian package {package} is installed but {} is still missing", program.display());
+    }
+    Ok(program.to_path_buf())
+}
+
+/// Whether this process runs as root (the owner of `/proc/self` is the effective user).
+pub fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
