@@ -332,7 +332,9 @@ async fn rounds(unary: bool, streaming: bool) {
         println!("round {round} of {ROUNDS}");
         let tps = pg.as_ref().map(|pg| pg.pgbench(CALLERS, SECS));
         if let Some(tps) = tps {
-            println!("PostgreSQL: pgbench, {CALLERS} clients for {SECS} s, one report per transaction: {tps:.0} transactions/s");
+            println!(
+                "PostgreSQL: pgbench, {CALLERS} clients for {SECS} s, one report per transaction: {tps:.0} transactions/s"
+            );
         }
         let u = if unary { Some(throughput_unary(&registry).await) } else { None };
         let s = if streaming { Some(throughput_streams().await) } else { None };

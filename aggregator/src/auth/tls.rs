@@ -53,7 +53,7 @@ impl ServerSecurity {
         };
         Ok(ServerSecurity {
             tls: Some(server_tls_config(&material)),
-            authenticator: Authenticator::Tls { revocations },
+            authenticator: Authenticator::Tls { revocations, certificates: Default::default() },
         })
     }
 }
