@@ -1,37 +1,51 @@
-//! Ingest throughput and freshness through the real server, over mutual TLS.
+//! Ingest throughput and freshness through the real server, over mutual TLS,
+//! with PostgreSQL 15 as the peer measured in the same run.
 //!
 //!     cargo bench --bench ingest
 //!
-//! Throughput: a province aggregator (the release `sifa` binary) takes
-//! concurrent SubmitStream calls from the 13 counties of 甘肃省 (each with its
-//! aggregator certificate, `STREAMS_PER_COUNTY` streams of `PER_STREAM`
-//! distinct office reports one after another); every report is acknowledged
-//! only once it is in the fsynced write-ahead log (group commit). Reported:
-//! durable acknowledgements per second, then how long until all are rows of
-//! the Parquet store.
+//! Rounds of, one after another on the same cores (the machine's load moves
+//! between minutes; the ratios of one round are what counts):
 //!
-//! The same with `UNARY_CALLERS` concurrent unary Submit callers per county
-//! connection.
+//! - the peer: PostgreSQL 15 with its default durability (benches/peers/postgres.rs),
+//!   pgbench inserting one report per transaction from `CALLERS` clients for `SECS`;
+//! - unary: a county aggregator (the release `sifa` binary) taking `Submit`
+//!   calls for `SECS` from `CALLERS` offices of the county, each with its own
+//!   certificate and its own connection, one call after another, as agents
+//!   connect;
+//! - streaming: a province aggregator taking concurrent SubmitStream calls
+//!   from the 13 counties of 甘肃省 (each with its aggregator certificate,
+//!   `STREAMS_PER_COUNTY` streams of `PER_STREAM` distinct office reports one
+//!   after another), then how long until all are rows of the Parquet store.
 //!
-//! Freshness: a county aggregator forwarding to the province; one report at a
-//! time is submitted to the county and the time until it is a row of the
-//! province's Parquet store is measured (median, p90 and worst of `PROBES`),
-//! with the shipped `flush_interval_ms` (1000) and with 200.
+//! Every report is acknowledged only once it is in the fsynced write-ahead log
+//! (group commit), as a PostgreSQL commit is only once its WAL is flushed.
 //!
-//! Catch-up: a county holding `BACKLOG` reports while the province is down,
+//! Then, once: freshness, a county aggregator forwarding to the province; one
+//! report at a time is submitted to the county and the time until it is a row
+//! of the province's Parquet store is measured (median, p90 and worst of
+//! `PROBES`), with the shipped `flush_interval_ms` (1000) and with 200; and
+//! catch-up: a county holding `BACKLOG` reports while the province is down,
 //! forwarding them once it is back, while its offices keep sending `ARRIVING`
 //! new reports: how soon forwarding resumes after the province listens again,
 //! and the reports per second forwarded.
 //!
-//! One part only: `cargo bench --bench ingest -- catch-up` (or `streams`,
-//! `unary`, `freshness`).
+//! One part only: `cargo bench --bench ingest -- catch-up` (or `unary`,
+//! `streaming`, `freshness`).
 //!
 //! Results are written by hand to docs/PERFORMANCE.md ("Aggregator").
+//!
+//! `cargo bench --bench ingest -- unary` (or `streaming`, `catch-up`,
+//! `freshness`) runs only that part, e.g. while a profiler watches the server;
+//! the peer runs with `unary` and `streaming`.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 use std::collections::BTreeMap;
+#[path = "peers/postgres.rs"]
+mod postgres;
+
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use sifa_aggregator::auth::{Limits, Role};
@@ -42,6 +56,15 @@ use sifa_proto::v1::{Provenance, Report, SubmitRequest, ack};
 use support::{TestAggregator, TierSpec, report};
 use tonic::transport::Channel;
 
+/// Measured rounds (peer, unary, streaming in each).
+const ROUNDS: usize = 2;
+/// Concurrent unary callers, each an office with its own connection; as many pgbench clients.
+const CALLERS: usize = 50;
+/// Seconds of each pgbench run and of each unary run.
+const SECS: u64 = 10;
+/// The county whose offices call in the unary run; the benchmark's registry
+/// gives it `CALLERS` offices (620982200, 620982201, …) besides the demo's.
+const COUNTY: &str = "620982";
 /// Reports per stream (at most `[limits] max_reports_per_stream`, 10,000 by
 /// default) and streams one after another per county; the 13 counties of 甘肃省
 /// in the demo registry stream concurrently.
@@ -51,12 +74,20 @@ const STREAMS_PER_COUNTY: usize = 4;
 const BACKLOG: usize = 100_000;
 /// New reports the county takes while it catches up.
 const ARRIVING: usize = 20_000;
-/// Unary: reports per county connection, and concurrent callers sharing it.
-const UNARY_PER_COUNTY: usize = 8_000;
-const UNARY_CALLERS: usize = 64;
 const PROBES: usize = 20;
 
-/// Distinct reports of the offices of `county`: units × months × revisions.
+/// The `i`th distinct report of `unit`: months × revisions.
+fn office_report(unit: &str, i: usize) -> Report {
+    const MONTHS: usize = 120;
+    let period = format!("{}-{:02}", 2015 + (i % MONTHS) / 12, 1 + i % 12);
+    let revision = 1 + (i / MONTHS) as u64;
+    let mut r = report(unit, &period, revision, &[("lectures", (i % 50) as f64), ("consultations", i as f64)]);
+    r.values.insert("disputes_mediated".into(), (i % 30) as f64 + 5.0);
+    r.values.insert("disputes_resolved".into(), (i % 30) as f64);
+    r
+}
+
+/// Distinct reports of the offices of `county`, taking turns.
 fn reports_of(registry: &Registry, county: &str, n: usize) -> Vec<Report> {
     let units: Vec<String> = registry
         .reporting_units(county)
@@ -64,23 +95,23 @@ fn reports_of(registry: &Registry, county: &str, n: usize) -> Vec<Report> {
         .filter(|u| u.kind.as_str() == "office")
         .map(|u| u.code.to_string())
         .collect();
-    let periods: Vec<String> = (2015..2025).flat_map(|y| (1..=12).map(move |m| format!("{y}-{m:02}"))).collect();
-    (0..n)
-        .map(|i| {
-            let unit = &units[i % units.len()];
-            let period = &periods[(i / units.len()) % periods.len()];
-            let revision = 1 + (i / (units.len() * periods.len())) as u64;
-            let mut r = report(
-                unit,
-                period,
-                revision,
-                &[("lectures", (i % 50) as f64), ("consultations", (i % 100_000) as f64)],
-            );
-            r.values.insert("disputes_mediated".into(), (i % 30) as f64 + 5.0);
-            r.values.insert("disputes_resolved".into(), (i % 30) as f64);
-            r
-        })
-        .collect()
+    (0..n).map(|i| office_report(&units[i % units.len()], i / units.len())).collect()
+}
+
+/// The unary run's offices: `CALLERS` of them under `COUNTY`.
+fn bench_offices() -> Vec<String> {
+    (0..CALLERS).map(|i| format!("{COUNTY}{:03}", 200 + i)).collect()
+}
+
+/// The demo registry with the unary run's offices added, written to `dir`.
+fn bench_registry(dir: &Path) -> PathBuf {
+    let mut csv = std::fs::read_to_string(support::demo_registry_path()).expect("demo registry");
+    for (i, code) in bench_offices().iter().enumerate() {
+        csv.push_str(&format!("{code},基准司法所{i},office,{COUNTY},10000,5\n"));
+    }
+    let path = dir.join("registry.csv");
+    std::fs::write(&path, csv).expect("write the benchmark registry");
+    path
 }
 
 /// The province and one client per county (its aggregator certificate).
@@ -102,8 +133,8 @@ async fn province_and_clients(registry: &Registry) -> (TestAggregator, Vec<(Stri
 }
 
 /// Runs the callers concurrently, each returning how many reports it had
-/// acknowledged, and prints the rate.
-async fn timed<F>(what: &str, callers: Vec<F>) -> usize
+/// acknowledged, and prints the rate; returns (reports, reports/s).
+async fn timed<F>(what: &str, callers: Vec<F>) -> (usize, f64)
 where
     F: Future<Output = usize> + Send + 'static,
 {
@@ -114,8 +145,9 @@ where
         total += t.await.unwrap();
     }
     let secs = t0.elapsed().as_secs_f64();
-    println!("{what}: {total} reports in {secs:.2} s = {:.0} durable reports/s", total as f64 / secs);
-    total
+    let rate = total as f64 / secs;
+    println!("{what}: {total} reports in {secs:.2} s = {rate:.0} durable reports/s");
+    (total, rate)
 }
 
 /// A report of a demo office as its county forwards it: with the provenance the county gave it (an
@@ -157,8 +189,8 @@ async fn stream_all(mut client: ReportServiceClient<Channel>, requests: Vec<Subm
     accepted
 }
 
-/// Concurrent SubmitStream calls, one county at a time each.
-async fn throughput_streams() {
+/// Concurrent SubmitStream calls, one county at a time each: durable reports/s.
+async fn throughput_streams() -> f64 {
     let registry = Registry::demo();
     let (province, clients) = province_and_clients(&registry).await;
     let n = clients.len();
@@ -171,8 +203,8 @@ async fn throughput_streams() {
             )
         })
         .collect();
-    let total = timed(
-        &format!("ingest, {n} concurrent SubmitStream callers ({STREAMS_PER_COUNTY} × {PER_STREAM} each)"),
+    let (total, rate) = timed(
+        &format!("streaming: {n} concurrent SubmitStream callers ({STREAMS_PER_COUNTY} × {PER_STREAM} each)"),
         callers,
     )
     .await;
@@ -183,6 +215,7 @@ async fn throughput_streams() {
     }
     println!("  all {total} in the province's Parquet {} ms after the last acknowledgement", t0.elapsed().as_millis());
     drop(province);
+    rate
 }
 
 /// Rows in the store's Parquet files, from their footers (read again if a
@@ -253,29 +286,36 @@ async fn catch_up() {
     );
 }
 
-/// Many concurrent unary Submit calls: `UNARY_CALLERS` callers per county connection.
-async fn throughput_unary() {
-    let registry = Registry::demo();
-    let (province, clients) = province_and_clients(&registry).await;
-    let mut work = Vec::new();
-    for (c, client) in clients {
-        let reports = reports_of(&registry, &c, UNARY_PER_COUNTY);
-        for chunk in reports.chunks(UNARY_PER_COUNTY / UNARY_CALLERS) {
-            work.push((client.clone(), chunk.to_vec()));
-        }
+/// `CALLERS` offices of `COUNTY`, each with its certificate and its own
+/// connection, calling Submit one report after another for `SECS`: durable reports/s.
+async fn throughput_unary(registry: &Path) -> f64 {
+    let county = TestAggregator::spawn(TierSpec {
+        registry: Some(registry.to_path_buf()),
+        flush_interval_ms: 1000,
+        // An office may send 100 reports/s by default; here each sends as fast as it is answered.
+        limits: Some(Limits { reports_per_second: 1_000_000, burst: 1_000_000, ..Limits::default() }),
+        ..TierSpec::top(COUNTY)
+    });
+    let mut clients = Vec::new();
+    for unit in bench_offices() {
+        let client = county.client_as(Role::Office, &unit).await;
+        clients.push((unit, client));
     }
-    let n = work.len();
-    let callers = work.into_iter().map(|(mut client, reports)| async move {
+    let deadline = Instant::now() + Duration::from_secs(SECS);
+    let callers = clients.into_iter().map(|(unit, mut client)| async move {
         let mut accepted = 0;
-        for r in reports {
-            let a = client.submit(forwarded(r)).await.unwrap().into_inner();
+        while Instant::now() < deadline {
+            let r = office_report(&unit, accepted);
+            let a = client.submit(SubmitRequest { report: Some(r), provenance: None }).await.unwrap().into_inner();
             assert_eq!(a.outcome, ack::Outcome::Accepted as i32, "{a:?}");
             accepted += 1;
         }
         accepted
     });
-    timed(&format!("ingest, {n} concurrent unary callers"), callers.collect()).await;
-    drop(province);
+    let (_, rate) =
+        timed(&format!("unary: {CALLERS} offices, each its own connection, for {SECS} s"), callers.collect()).await;
+    drop(county);
+    rate
 }
 
 /// Acknowledged at a county → a row of the province's Parquet store, with both
@@ -309,17 +349,16 @@ async fn freshness(flush_interval_ms: u64) {
 
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` would pass nothing: only run when benchmarking.
-    if !std::env::args().any(|a| a == "--bench") {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.iter().any(|a| a == "--bench") {
         return;
     }
-    let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
-    let run = |part: &str| only.is_empty() || only.iter().any(|o| o == part);
+    let parts = ["unary", "streaming", "catch-up", "freshness"];
+    let chosen: Vec<&str> = parts.into_iter().filter(|p| args.iter().any(|a| a == p)).collect();
+    let run = |part: &str| chosen.is_empty() || chosen.contains(&part);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    if run("streams") {
-        rt.block_on(throughput_streams());
-    }
-    if run("unary") {
-        rt.block_on(throughput_unary());
+    if run("unary") || run("streaming") {
+        rt.block_on(rounds(run("unary"), run("streaming")));
     }
     if run("catch-up") {
         rt.block_on(catch_up());
@@ -329,4 +368,44 @@ fn main() {
         rt.block_on(freshness(1000));
         rt.block_on(freshness(200));
     }
+}
+
+/// `ROUNDS` of: the peer, unary, streaming; then a table of the rates and their ratios to the peer's.
+async fn rounds(unary: bool, streaming: bool) {
+    let dir = tempfile::Builder::new().prefix("sifa-bench-").tempdir().expect("temp dir");
+    let registry = bench_registry(dir.path());
+    let pg = match postgres::Postgres::start() {
+        Ok(pg) => {
+            println!("peer: PostgreSQL 15 ({})", pg.durability());
+            Some(pg)
+        }
+        Err(why) => {
+            println!("peer: PostgreSQL skipped: {why}");
+            None
+        }
+    };
+    let mut results = Vec::new();
+    for round in 1..=ROUNDS {
+        println!("round {round} of {ROUNDS}");
+        let tps = pg.as_ref().map(|pg| pg.pgbench(CALLERS, SECS));
+        if let Some(tps) = tps {
+            println!(
+                "PostgreSQL: pgbench, {CALLERS} clients for {SECS} s, one report per transaction: {tps:.0} transactions/s"
+            );
+        }
+        let u = if unary { Some(throughput_unary(&registry).await) } else { None };
+        let s = if streaming { Some(throughput_streams().await) } else { None };
+        results.push((tps, u, s));
+    }
+    drop(pg);
+    let show = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.0}"));
+    let ratio = |x: Option<f64>, tps: Option<f64>| match (x, tps) {
+        (Some(x), Some(t)) => format!("{:.1}×", x / t),
+        _ => "-".to_string(),
+    };
+    println!("\nround | PostgreSQL tx/s | sifa unary/s | unary ÷ PostgreSQL | sifa streamed/s | streamed ÷ PostgreSQL");
+    for (i, (tps, u, s)) in results.into_iter().enumerate() {
+        println!("{} | {} | {} | {} | {} | {}", i + 1, show(tps), show(u), ratio(u, tps), show(s), ratio(s, tps));
+    }
+    println!();
 }

@@ -91,6 +91,42 @@ fn run(cmd: &mut Command, what: &str, needs: &str) {
     }
 }
 
+/// A program of a Debian package (`postgresql-15`, `chromium`, …): `program` itself when it is
+/// there, otherwise the package is installed with `apt-get install -y --no-install-recommends`
+/// (tests run as root in CI). `Err` says why it cannot be had — not root and not installed — for
+/// the caller to print before it skips; a failing apt-get as root panics with its output.
+pub fn debian_program(program: &Path, package: &str) -> Result<PathBuf, String> {
+    if program.exists() {
+        return Ok(program.to_path_buf());
+    }
+    if !is_root() {
+        return Err(format!(
+            "{} is missing and only root may install it: run `apt-get install -y {package}` once, or run as root",
+            program.display()
+        ));
+    }
+    eprintln!("installing the Debian package {package} (for {}) …", program.display());
+    let apt = |args: &[&str], what: &str| {
+        run(
+            Command::new("apt-get").args(args).env("DEBIAN_FRONTEND", "noninteractive"),
+            what,
+            "Debian's package archive within reach",
+        )
+    };
+    apt(&["update", "-q"], "update the package lists");
+    apt(&["install", "-y", "-q", "--no-install-recommends", package], &format!("install {package}"));
+    if !program.exists() {
+        panic!("the Debian package {package} is installed but {} is still missing", program.display());
+    }
+    Ok(program.to_path_buf())
+}
+
+/// Whether this process runs as root (the owner of `/proc/self` is the effective user).
+pub fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
 /// Headless Chromium (Debian's `chromium`) with a Chinese font (`fonts-wqy-microhei`), installed
 /// with apt-get when missing and the tests run as root (as in CI). `None`, with a printed reason, only
 /// when something is missing and cannot be installed because the tests do not run as root.
@@ -100,49 +136,16 @@ pub fn chromium() -> Option<&'static Path> {
 }
 
 fn provision_chromium() -> Option<PathBuf> {
-    let bin = PathBuf::from("/usr/bin/chromium");
-    let needed = [
-        (bin.as_path(), "chromium"),
-        (Path::new("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"), "fonts-wqy-microhei"),
-    ];
-    let missing: Vec<&str> = needed.iter().filter(|(file, _)| !file.exists()).map(|(_, package)| *package).collect();
-    if missing.is_empty() {
-        return Some(bin);
+    let font = Path::new("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc");
+    let found = debian_program(Path::new("/usr/bin/chromium"), "chromium")
+        .and_then(|bin| debian_program(font, "fonts-wqy-microhei").map(|_| bin));
+    match found {
+        Ok(bin) => Some(bin),
+        Err(why) => {
+            eprintln!("SKIPPED: {why}");
+            None
+        }
     }
-    if !is_root() {
-        eprintln!(
-            "SKIPPED: Debian's {} missing and the tests do not run as root, so cannot install it; run \
-             `sudo apt-get install --no-install-recommends {}` to run this test",
-            missing.join(" and "),
-            missing.join(" ")
-        );
-        return None;
-    }
-    eprintln!("installing Debian's {} for the tests (once) …", missing.join(", "));
-    let install = || {
-        let mut c = Command::new("apt-get");
-        c.args(["-o", "DPkg::Lock::Timeout=600", "install", "-y", "--no-install-recommends"])
-            .args(&missing)
-            .env("DEBIAN_FRONTEND", "noninteractive");
-        c
-    };
-    // A machine whose package lists are stale or empty: update them once and try again.
-    if !install().output().is_ok_and(|o| o.status.success()) {
-        run(
-            Command::new("apt-get").args(["-o", "DPkg::Lock::Timeout=600", "update"]),
-            "update the Debian package lists",
-            "a Debian mirror within reach",
-        );
-        run(&mut install(), "install Debian's chromium", "a Debian mirror within reach");
-    }
-    for (file, package) in needed {
-        assert!(file.exists(), "apt-get installed {package} but {} is missing", file.display());
-    }
-    Some(bin)
-}
-
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 /// Runs headless Chromium on `url` with a fresh profile and `args` (e.g. `--dump-dom`,

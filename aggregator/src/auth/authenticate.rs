@@ -1,7 +1,10 @@
 //! Who is calling: the identity of the client certificate (unless revoked or
 //! expired), or on loopback in insecure mode the caller's own word.
 
-use sifa_proto::certificate::parse_certificate;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use sifa_proto::certificate::{CertificateError, PeerCertificate, parse_certificate};
 use sifa_proto::identity::{IDENTITY_METADATA_KEY, Identity, Role};
 use sifa_proto::{Registry, UnitCode};
 use tonic::Request;
@@ -14,7 +17,7 @@ use super::{Denied, RevocationList};
 #[derive(Debug)]
 pub enum Authenticator {
     /// Mutual TLS: the identity of the client certificate, unless revoked or expired.
-    Tls { revocations: RevocationList },
+    Tls { revocations: RevocationList, certificates: CertificateCache },
     /// Plaintext on loopback only (tests, a demo on one machine): the caller's claim in
     /// `x-sifa-identity` (`urn:sifa:<role>:<unit>`), or else its `x-sifa-sender` unit code, an office
     /// if the registry says it is a reporting unit and an aggregator otherwise.
@@ -36,7 +39,9 @@ impl Authenticator {
         registry: &Registry,
     ) -> Result<Identity, Denied> {
         match self {
-            Authenticator::Tls { revocations } => authenticate(peer_certs, revocations),
+            Authenticator::Tls { revocations, certificates } => {
+                check_leaf(peer_certs, revocations, |der| certificates.read(der))
+            }
             Authenticator::InsecureLoopback => claimed_identity(metadata, registry),
         }
     }
@@ -53,12 +58,21 @@ pub fn authenticate(
     peer_certs: Option<&[CertificateDer<'_>]>,
     revocations: &RevocationList,
 ) -> Result<Identity, Denied> {
+    check_leaf(peer_certs, revocations, |der| parse_certificate(der).map(Arc::new))
+}
+
+/// [`authenticate`], reading the leaf certificate with `read`.
+fn check_leaf(
+    peer_certs: Option<&[CertificateDer<'_>]>,
+    revocations: &RevocationList,
+    read: impl FnOnce(&[u8]) -> Result<Arc<PeerCertificate>, CertificateError>,
+) -> Result<Identity, Denied> {
     let leaf = peer_certs.and_then(|c| c.first()).ok_or_else(|| {
         Denied::Unauthenticated(
             "no client certificate: connect with TLS and the certificate `sifa pki issue` made for your unit".into(),
         )
     })?;
-    let cert = parse_certificate(leaf).map_err(|e| Denied::Unauthenticated(format!("client certificate: {e}")))?;
+    let cert = read(leaf).map_err(|e| Denied::Unauthenticated(format!("client certificate: {e}")))?;
     if unix_now() > cert.not_after {
         return Err(Denied::Unauthenticated(format!(
             "the certificate of {} (serial {}) has expired; ask the province for a new one",
@@ -71,7 +85,32 @@ pub fn authenticate(
             cert.identity, cert.serial
         )));
     }
-    Ok(cert.identity)
+    Ok(cert.identity.clone())
+}
+
+/// The certificates already read, by their DER bytes. Every call on a connection carries the same
+/// client certificate; it is parsed on the first call only (expiry and revocation are still checked on
+/// every call, by [`check_leaf`]). Holds at most [`CertificateCache::CAPACITY`] and starts afresh
+/// when full.
+#[derive(Debug, Default)]
+pub struct CertificateCache(Mutex<HashMap<Box<[u8]>, Arc<PeerCertificate>>>);
+
+impl CertificateCache {
+    /// More distinct certificates than a province has offices and tiers calling at once.
+    pub const CAPACITY: usize = 16_384;
+
+    fn read(&self, der: &[u8]) -> Result<Arc<PeerCertificate>, CertificateError> {
+        if let Some(cert) = self.0.lock().expect("certificate cache").get(der) {
+            return Ok(cert.clone());
+        }
+        let cert = Arc::new(parse_certificate(der)?);
+        let mut cache = self.0.lock().expect("certificate cache");
+        if cache.len() >= Self::CAPACITY {
+            cache.clear();
+        }
+        cache.insert(der.into(), cert.clone());
+        Ok(cert)
+    }
 }
 
 fn claimed_identity(metadata: &MetadataMap, registry: &Registry) -> Result<Identity, Denied> {

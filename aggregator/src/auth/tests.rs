@@ -168,10 +168,31 @@ fn without_tls_a_caller_is_taken_at_its_word_only_as_far_as_the_registry_allows(
     assert_status(ask(&[(sifa_proto::SENDER_METADATA_KEY, "999")]), Code::Unauthenticated, &["999"]);
     assert_status(ask(&[(IDENTITY_METADATA_KEY, "urn:sifa:king:62")]), Code::Unauthenticated, &["no role"]);
     // With TLS the metadata is ignored: only a certificate counts.
-    let tls = Authenticator::Tls { revocations: RevocationList::none() };
+    let tls = Authenticator::Tls { revocations: RevocationList::none(), certificates: Default::default() };
     let mut md = MetadataMap::new();
     md.insert(IDENTITY_METADATA_KEY, "urn:sifa:admin:62".parse().unwrap());
     assert_status(tls.identify_parts(None, &md, &reg), Code::Unauthenticated, &["no client certificate"]);
+}
+
+#[test]
+fn a_certificate_read_once_per_connection_is_still_checked_for_revocation_and_expiry_on_every_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = new_ca(dir.path());
+    let list = RevocationList::load(&ca.paths().crl, ca.cert_pem().as_bytes()).unwrap();
+    let tls = Authenticator::Tls { revocations: list, certificates: Default::default() };
+    let reg = Registry::demo();
+    let md = MetadataMap::new();
+    let good = issue(&ca, Role::Office, "620902001");
+    let old = expired(&ca, Role::Office, "620902003");
+    for _ in 0..2 {
+        assert_eq!(tls.identify_parts(Some(&[der(&good.cert_pem)]), &md, &reg).unwrap(), id(Role::Office, "620902001"));
+        let e = tls.identify_parts(Some(&[der(&old.cert_pem)]), &md, &reg);
+        assert_status(e, Code::Unauthenticated, &["office 620902003", "expired"]);
+    }
+    // Revoked after its certificate was read: the next call is refused.
+    ca.revoke_cert(good.cert_pem.as_bytes(), "").unwrap();
+    let e = tls.identify_parts(Some(&[der(&good.cert_pem)]), &md, &reg);
+    assert_status(e, Code::Unauthenticated, &["office 620902001", "revoked"]);
 }
 
 // ---------------------------------------------------------------------------

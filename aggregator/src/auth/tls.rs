@@ -156,7 +156,7 @@ impl ServerSecurity {
         };
         Ok(ServerSecurity {
             tls: Some(TlsAcceptor::from(Arc::new(server_tls_config(&material, ALPN_H2)?))),
-            authenticator: Authenticator::Tls { revocations },
+            authenticator: Authenticator::Tls { revocations, certificates: Default::default() },
         })
     }
 }
