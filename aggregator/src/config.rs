@@ -40,6 +40,16 @@ pub struct ConfigFile {
     pub tls: Option<TlsConfig>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limits: Option<Limits>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sql: Option<SqlSection>,
+}
+
+/// The `[sql]` table as written: the tier's Arrow Flight SQL endpoint for analysts (docs/SQL.md).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlSection {
+    /// Where the endpoint listens, e.g. "0.0.0.0:7443" (port 0 picks one).
+    pub listen: String,
 }
 
 impl ConfigFile {
@@ -56,6 +66,7 @@ impl ConfigFile {
             flush_interval_ms: None,
             tls: None,
             limits: None,
+            sql: None,
         }
     }
 
@@ -105,6 +116,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// The `[limits]` table: message size, reports per stream, rate per office.
     pub limits: Limits,
+    /// The `[sql]` table's `listen`: the Flight SQL endpoint's address, if the tier serves one.
+    pub sql_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -149,6 +162,12 @@ impl Config {
                 return Err(key("flush_interval_ms", &ms, "must be between 10 and 3600000 milliseconds"));
             }
         };
+        let sql_listen = match &raw.sql {
+            None => None,
+            Some(sql) => Some(sql.listen.trim().parse::<SocketAddr>().map_err(|_| {
+                key("sql.listen", &sql.listen, "must be an IP address and port, e.g. \"0.0.0.0:7443\" (port 0 picks one)")
+            })?),
+        };
         if upstream.is_none() && raw.registry.is_none() {
             return Err(ConfigError::whole_file(
                 path,
@@ -168,6 +187,7 @@ impl Config {
             flush_interval_ms,
             tls: raw.tls.unwrap_or_default(),
             limits: raw.limits.unwrap_or_default(),
+            sql_listen,
         })
     }
 
@@ -261,5 +281,14 @@ mod tests {
         assert!(c.tls.cert.as_ref().unwrap().ends_with("certs/aggregator-620982.pem"));
         assert!(c.tls.crl.is_some() && !c.tls.insecure);
         assert_eq!(c.limits, Limits::default());
+        assert_eq!(c.sql_listen, Some("127.0.0.1:7443".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_sql_listen_address_is_checked() {
+        let base = "unit = \"62\"\nlisten = \"127.0.0.1:0\"\ndata_dir = \"d\"\nregistry = \"r.csv\"\n";
+        let e = parse(&format!("{base}[sql]\nlisten = \"somewhere\"\n")).unwrap_err().to_string();
+        assert!(e.contains("key `sql.listen`: \"somewhere\" must be an IP address and port"), "{e}");
+        assert_eq!(parse(base).unwrap().sql_listen, None);
     }
 }

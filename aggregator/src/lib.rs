@@ -5,7 +5,7 @@
 //! - [`index`]: what is stored, for duplicates, conflicts and completeness;
 //! - [`flush`]: the log to Parquet (through `sifa_store`), trimming and compaction;
 //! - [`forward`]: to the tier above; [`completeness`]; [`locks`]: closed periods; [`approvals`]: approved months;
-//! - [`service`]: the gRPC services; [`status`]: the one map from their errors to gRPC statuses;
+//! - [`service`]: the gRPC services; [`sql`]: the Flight SQL endpoint (crate `sifa-sql`) for analysts; [`status`]: the one map from their errors to gRPC statuses;
 //! - [`server`]: running a tier.
 
 /// Approved months: the data directory's approvals file (`sifa_store::approvals`).
@@ -21,5 +21,6 @@ pub mod ingest;
 pub mod locks;
 pub mod server;
 pub mod service;
+pub mod sql;
 pub mod status;
 pub mod wal;

@@ -30,6 +30,7 @@ use crate::index::Index;
 use crate::ingest::{self, Writer};
 use crate::locks::Locks;
 use crate::service::{Service, Tier};
+use crate::sql;
 use crate::wal::Wal;
 
 /// Loads the catalog and registry in force: from the configured files, or
@@ -192,7 +193,7 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
         data_dir: data_dir.clone(),
         catalog: catalog.clone(),
         registry: registry.clone(),
-        unflushed,
+        unflushed: unflushed.clone(),
         next_seq: flush::next_seq(&data_dir)?,
         flushed,
         forwarded: forwarded.clone(),
@@ -217,6 +218,16 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
         tokio::spawn(f.run(stop_rx.clone()))
     });
 
+    let authenticator = Arc::new(security.authenticator);
+    let sql = match config.sql_listen {
+        None => None,
+        Some(listen) => {
+            let callers =
+                sql::TierCallers { unit: config.unit.clone(), registry: registry.clone(), authenticator: authenticator.clone() };
+            let tail = sql::LogTail { unflushed: unflushed.clone(), registry: registry.clone() };
+            Some(sql::start(listen, &data_dir, security.tls.clone(), callers, tail, stop_rx.clone()).await?)
+        }
+    };
     let tier = Arc::new(Tier {
         unit: config.unit.clone(),
         catalog,
@@ -225,7 +236,7 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
         index,
         locks,
         ingest,
-        authenticator: security.authenticator,
+        authenticator,
         rate: config.limits.rate_limiter(),
         limits: config.limits.clone(),
     });
@@ -253,6 +264,10 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     if let Some(f) = forwarder {
         let _ = tokio::time::timeout(Duration::from_secs(5), f).await;
+    }
+    if let Some(s) = sql {
+        let _ = tokio::time::timeout(Duration::from_secs(5), s).await;
+        let _ = std::fs::remove_file(layout::sql_addr_file(&data_dir));
     }
     // The server (and with it every ingest handle) is gone: the writer drains and stops.
     tokio::task::spawn_blocking(move || {

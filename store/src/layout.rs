@@ -27,6 +27,8 @@ pub const CATALOG_FILE: &str = "catalog.toml";
 pub const REGISTRY_FILE: &str = "registry.csv";
 /// The running server's bound listen address (removed when it stops).
 pub const ADDR_FILE: &str = "aggregator.addr";
+/// The running server's bound Flight SQL address, when it serves one (`[sql]`; removed when it stops).
+pub const SQL_ADDR_FILE: &str = "sql.addr";
 
 /// Under `state/`: closed periods and their overrides.
 pub const LOCKS_FILE: &str = "locks.json";
@@ -55,6 +57,10 @@ pub fn state_dir(data_dir: &Path) -> PathBuf {
 
 pub fn addr_file(data_dir: &Path) -> PathBuf {
     data_dir.join(ADDR_FILE)
+}
+
+pub fn sql_addr_file(data_dir: &Path) -> PathBuf {
+    data_dir.join(SQL_ADDR_FILE)
 }
 
 /// The partition directory of a year (Hive style, `year=YYYY`).
@@ -97,7 +103,7 @@ mod tests {
     fn storage_doc_names_every_entry() {
         let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/STORAGE.md")).unwrap();
         for name in
-            [REPORTS_DIR, WAL_DIR, STATE_DIR, STORE_META_FILE, CATALOG_FILE, REGISTRY_FILE, APPROVALS_FILE, ADDR_FILE]
+            [REPORTS_DIR, WAL_DIR, STATE_DIR, STORE_META_FILE, CATALOG_FILE, REGISTRY_FILE, APPROVALS_FILE, ADDR_FILE, SQL_ADDR_FILE]
         {
             assert!(doc.contains(name), "docs/STORAGE.md does not mention {name}");
         }

@@ -17,7 +17,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use sifa_aggregator::auth::{Identity, Limits, Role};
-use sifa_aggregator::config::ConfigFile;
+use sifa_aggregator::config::{ConfigFile, SqlSection};
 use sifa_pki::{Ca, IssueRequest, init_ca};
 use sifa_proto::tls::{TlsConfig, TlsFiles, TlsMode};
 use sifa_sim::supervisor::Supervised;
@@ -56,6 +56,8 @@ pub struct TierSpec {
     pub insecure: bool,
     /// The `[limits]` table, if any.
     pub limits: Option<Limits>,
+    /// Serve the Flight SQL endpoint (`[sql] listen` on a free loopback port; [`TestAggregator::sql_url`]).
+    pub sql: bool,
 }
 
 impl TierSpec {
@@ -70,6 +72,7 @@ impl TierSpec {
             flush_interval_ms: 100,
             insecure: false,
             limits: None,
+            sql: false,
         }
     }
 
@@ -130,6 +133,7 @@ impl TestAggregator {
             deadline_day: Some(s.deadline_day.into()),
             flush_interval_ms: Some(s.flush_interval_ms as i64),
             limits: s.limits.clone(),
+            sql: s.sql.then(|| SqlSection { listen: "127.0.0.1:0".into() }),
             tls: Some(if s.insecure { TlsConfig::insecure() } else { tls_config(Role::Aggregator, &s.unit) }),
             ..ConfigFile::new(&s.unit, &self.listen, "data")
         };
@@ -152,6 +156,16 @@ impl TestAggregator {
     /// The URL a client or a lower tier connects to.
     pub fn url(&self) -> String {
         format!("{}://{}", if self.spec.insecure { "http" } else { "https" }, self.addr())
+    }
+
+    /// The Flight SQL endpoint's URL (`grpc+tls://127.0.0.1:PORT`, as ADBC spells it; `sifa query --connect`
+    /// takes the same address with `https://`), from DATA_DIR/sql.addr.
+    pub fn sql_addr(&self) -> String {
+        let path = sifa_store::layout::sql_addr_file(&self.data_dir());
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}; is `sql: true` in the TierSpec?", path.display()))
+            .trim()
+            .to_string()
     }
 
     /// A connection as `role` of `unit` (its certificate; in insecure mode the requests' own claims count).
