@@ -37,39 +37,47 @@ fn summary(what: &str, mut times: Vec<Duration>) {
     );
 }
 
-async fn freshness() {
+fn freshness(rt: &tokio::runtime::Runtime) {
     let province = TestAggregator::spawn(TierSpec { sql: true, flush_interval_ms: 1000, ..TierSpec::top("62") });
     let county =
         TestAggregator::spawn(TierSpec { flush_interval_ms: 1000, ..TierSpec::below("620982", &province.url()) });
     let (cert, key) = pki().files(Role::Analyst, "62");
     let files = TlsFiles { ca: pki().ca_cert(), cert, key };
-    let sql = Connection::open(&format!("https://{}", province.sql_addr()), files).await.expect("connect");
-    let mut client = county.client_as(Role::Office, OFFICE).await;
-    let (mut via_sql, mut via_parquet) = (Vec::new(), Vec::new());
+    let sql = rt.block_on(Connection::open(&format!("https://{}", province.sql_addr()), files)).expect("connect");
+    let mut client = rt.block_on(county.client_as(Role::Office, OFFICE));
+    let (mut via_sql, mut via_parquet, mut round_trips) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..PROBES {
         let period = format!("20{:02}-{:02}", 10 + i / 12, 1 + i % 12);
         let r = report(OFFICE, &period, 1, &[("lectures", 1.0)]);
         let probe = format!("SELECT count(*) AS n FROM report_files WHERE unit_code = '{OFFICE}' AND period = '{period}'");
-        let a = client.submit(SubmitRequest { report: Some(r), provenance: None }).await.unwrap().into_inner();
+        let a = rt.block_on(client.submit(SubmitRequest { report: Some(r), provenance: None })).unwrap().into_inner();
         assert_eq!(a.outcome, ack::Outcome::Accepted as i32);
         let t0 = Instant::now();
-        loop {
-            let answer = sql.run(&probe).await.expect("query");
-            let rows = sifa_queries::format::json_rows(&answer[0]).expect("rows");
-            if rows[0]["n"].as_i64() == Some(1) {
-                break;
+        // The endpoint and the Parquet store are polled side by side, each timed from the acknowledgement.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while province.rows().len() <= i {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                via_parquet.push(t0.elapsed());
+            });
+            loop {
+                let asked = Instant::now();
+                let answer = rt.block_on(sql.run(&probe)).expect("query");
+                round_trips.push(asked.elapsed());
+                let rows = sifa_queries::format::json_rows(&answer[0]).expect("rows");
+                if rows[0]["n"].as_i64() == Some(1) {
+                    break;
+                }
             }
-        }
-        via_sql.push(t0.elapsed());
-        while province.rows().len() <= i {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        via_parquet.push(t0.elapsed());
+            via_sql.push(t0.elapsed());
+        });
         // Probes at staggered points of the flush cycle.
-        tokio::time::sleep(Duration::from_millis(37 * (i as u64 % 7))).await;
+        std::thread::sleep(Duration::from_millis(37 * (i as u64 % 7)));
     }
     summary("acknowledged at a county → a row of a province Flight SQL query", via_sql);
     summary("the same report → a row of the province's Parquet (the peer: sifa query --data)", via_parquet);
+    summary("one Flight SQL query's round trip (session, plan, run, fetch)", round_trips);
 }
 
 fn main() {
@@ -78,5 +86,5 @@ fn main() {
         return;
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    rt.block_on(freshness());
+    freshness(&rt);
 }

@@ -209,4 +209,13 @@ async fn sifa_query_connect_runs_sql_and_rollups_against_a_live_tier() {
 
     let (ok, _, err) = query(&["DROP VIEW reports"]);
     assert!(!ok && err.contains("read-only"), "{err}");
+
+    // The endpoint keeps 金塔县's session between queries: a report acknowledged since is in the next one.
+    let count = "SELECT count(*) AS n FROM reports";
+    assert_eq!(query(&["--format", "csv", count]).1, "n\n1\n");
+    let r = report("620921101", "2024-03", 1, &[("disputes_mediated", 2.0), ("disputes_resolved", 2.0)]);
+    let a = province.client().await.submit(as_agent(r)).await.expect("submit").into_inner();
+    assert_eq!(a.outcome, ack::Outcome::Accepted as i32, "{a:?}");
+    let (ok, out, err) = query(&["--format", "csv", count]);
+    assert!(ok && out == "n\n2\n", "{out}{err}");
 }

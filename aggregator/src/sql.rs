@@ -34,6 +34,7 @@ impl Callers for TierCallers {
 }
 
 /// The reports acknowledged (in the log) and not yet in Parquet.
+#[derive(Debug)]
 pub struct LogTail {
     pub unflushed: ingest::Unflushed,
     pub registry: Arc<Registry>,

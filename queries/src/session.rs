@@ -15,7 +15,7 @@
 //! ([`crate::rollup::RollupFunction`]).
 //!
 //! A live tier adds the reports it has acknowledged but not yet flushed to Parquet
-//! ([`Store::session_with`]), and a store seen by an analyst of a unit below its root
+//! ([`Store::session_with`], read at every scan), and a store seen by an analyst of a unit below its root
 //! ([`Store::scoped_to`]) shows that unit's subtree only: `report_files`, `units` and
 //! `approvals` hold no row of another unit, so no view or rollup over them can.
 
@@ -25,10 +25,16 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, StringArray};
 use datafusion::arrow::array::{RecordBatch, TimestampMillisecondArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use datafusion::datasource::{MemTable, TableProvider};
+use datafusion::catalog::Session;
+use datafusion::datasource::{MemTable, TableProvider, TableType};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::union::UnionExec;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::error::DataFusionError;
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext, col, lit};
 use sifa_proto::Period;
 use sifa_proto::catalog::Catalog;
@@ -111,20 +117,27 @@ impl Store {
 
     /// A session over this store with every table and view registered.
     pub async fn session(&self) -> Result<SessionContext> {
-        self.session_with(&[]).await
+        self.session_with(None).await
     }
 
-    /// A session over this store and `unflushed`, the reports a live tier has acknowledged but not yet
-    /// written to Parquet: `report_files` holds both (a row flushed meanwhile may show in both; every
-    /// view keeps one copy of a revision).
-    pub async fn session_with(&self, unflushed: &[StoredReport]) -> Result<SessionContext> {
+    /// A session over this store and, for a live tier, `unflushed`: the reports it has acknowledged but
+    /// not yet written to Parquet, read again by every scan of `report_files` (so the session can be
+    /// kept while the tier takes reports; [`Store::session_key`] says when it must be built again).
+    /// A row flushed during a scan may be read from both; every view keeps one copy of a revision.
+    pub async fn session_with(&self, unflushed: Option<Arc<dyn Unflushed>>) -> Result<SessionContext> {
         let config =
             SessionConfig::new().with_information_schema(true).with_default_catalog_and_schema("sifa", "store");
-        let ctx = SessionContext::new_with_config(config);
-        let unflushed: Vec<StoredReport> =
-            unflushed.iter().filter(|r| self.shows(&r.report.unit_code)).cloned().collect();
-        let years = self.years_with(&unflushed);
-        self.register_report_files(&ctx, &unflushed).await?;
+        // No cached file listings: a live tier adds, and its compaction replaces, files between
+        // two statements of a session (the prompt) and between two attempts of one (`query::run`).
+        let runtime = RuntimeEnvBuilder::new()
+            .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
+            .build_arc()?;
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        let years = match &unflushed {
+            Some(u) => self.years_with(&u.reports()),
+            None => self.years.clone(),
+        };
+        self.register_report_files(&ctx, unflushed).await?;
         ctx.register_batch("units", units_batch(&self.registry, &self.meta.root_unit, |u| self.shows(u))?)?;
         ctx.register_batch("metrics", metrics_batch(&self.catalog)?)?;
         ctx.register_batch("periods", periods_batch(&years, self.meta.deadline_day)?)?;
@@ -138,31 +151,37 @@ impl Store {
         Ok(ctx)
     }
 
+    /// What a live session depends on besides the rows it scans: the years (its `periods`) and the
+    /// approvals file. A session built when the key was the same can be used again.
+    pub fn session_key(&self, unflushed: &dyn Unflushed) -> Result<SessionKey> {
+        let years = self.years_with(&unflushed.reports());
+        let approvals = std::fs::metadata(self.dir.join(sifa_store::approvals::APPROVALS_CSV))
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()));
+        Ok(SessionKey { years, approvals })
+    }
+
     /// The store's years and those of `unflushed`, ascending.
     fn years_with(&self, unflushed: &[StoredReport]) -> Vec<u16> {
         let mut years = self.years.clone();
-        years.extend(unflushed.iter().map(|r| r.period.year()));
+        years.extend(unflushed.iter().filter(|r| self.shows(&r.report.unit_code)).map(|r| r.period.year()));
         years.sort_unstable();
         years.dedup();
         years
     }
 
-    /// `report_files`: the Parquet files, with `unflushed` added and rows outside the scope removed.
-    async fn register_report_files(&self, ctx: &SessionContext, unflushed: &[StoredReport]) -> Result<()> {
-        let files = self.parquet_files()?;
-        if unflushed.is_empty() && !self.is_scoped() {
-            ctx.register_table("report_files", files)?;
-            return Ok(());
-        }
-        let mut all = ctx.read_table(files)?;
-        if !unflushed.is_empty() {
-            all = all.union(ctx.read_batch(unflushed_batch(&self.catalog, unflushed)?)?)?;
-        }
+    /// `report_files`: the Parquet files, rows outside the scope removed, and the unflushed reports.
+    async fn register_report_files(&self, ctx: &SessionContext, unflushed: Option<Arc<dyn Unflushed>>) -> Result<()> {
+        let mut files = self.parquet_files()?;
         if self.is_scoped() {
             let units = self.registry.subtree(&self.scope).into_iter().map(|u| lit(u.code.as_str())).collect();
-            all = all.filter(col("unit_code").in_list(units, false))?;
+            files = ctx.read_table(files)?.filter(col("unit_code").in_list(units, false))?.into_view();
         }
-        ctx.register_table("report_files", all.into_view())?;
+        let table = match unflushed {
+            None => files,
+            Some(unflushed) => Arc::new(LiveReportFiles { files, unflushed, store: self.clone() }),
+        };
+        ctx.register_table("report_files", table)?;
         Ok(())
     }
 
@@ -201,6 +220,64 @@ fn with_year(file_schema: &Schema) -> SchemaRef {
     let mut fields: Vec<Field> = file_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
     fields.push(Field::new("year", DataType::Int32, false));
     Arc::new(Schema::new(fields))
+}
+
+/// What a live session was built for ([`Store::session_key`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionKey {
+    years: Vec<u16>,
+    approvals: Option<(Option<std::time::SystemTime>, u64)>,
+}
+
+/// The reports a live tier has acknowledged (durable in its log) but not yet written to Parquet.
+pub trait Unflushed: Send + Sync + std::fmt::Debug + 'static {
+    /// A snapshot of them, in log order.
+    fn reports(&self) -> Vec<StoredReport>;
+}
+
+/// `report_files` of a live tier: each scan reads the Parquet files and the reports not yet in them.
+#[derive(Debug)]
+struct LiveReportFiles {
+    files: Arc<dyn TableProvider>,
+    unflushed: Arc<dyn Unflushed>,
+    store: Store,
+}
+
+#[async_trait::async_trait]
+impl TableProvider for LiveReportFiles {
+    fn schema(&self) -> SchemaRef {
+        self.files.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> datafusion::error::Result<Vec<TableProviderFilterPushDown>> {
+        // The files prune with them; the unflushed rows are filtered above the scan.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let files = self.files.scan(state, projection, filters, limit).await?;
+        let rows: Vec<StoredReport> =
+            self.unflushed.reports().into_iter().filter(|r| self.store.shows(&r.report.unit_code)).collect();
+        if rows.is_empty() {
+            return Ok(files);
+        }
+        let batch = unflushed_batch(&self.store.catalog, &rows).map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let memory = MemTable::try_new(self.schema(), vec![vec![batch]])?.scan(state, projection, filters, limit).await?;
+        UnionExec::try_new(vec![files, memory])
+    }
 }
 
 /// Reports not yet in Parquet as rows of `report_files` (a file's columns and `year`).

@@ -14,7 +14,7 @@ pub mod client;
 pub mod server;
 pub mod service;
 
-use sifa_store::StoredReport;
+pub use sifa_queries::session::Unflushed;
 use tonic::Status;
 use tonic::metadata::MetadataMap;
 use tonic::transport::CertificateDer;
@@ -28,10 +28,4 @@ pub trait Callers: Send + Sync + 'static {
     /// The unit whose subtree the caller may query, or the status refusing it (unauthenticated or
     /// permission denied, saying why and what to do).
     fn scope(&self, peer_certs: Option<&[CertificateDer<'_>]>, metadata: &MetadataMap) -> Result<String, Status>;
-}
-
-/// The reports a tier has acknowledged (durable in its log) but not yet written to Parquet.
-pub trait Unflushed: Send + Sync + 'static {
-    /// A snapshot of them, in log order.
-    fn reports(&self) -> Vec<StoredReport>;
 }

@@ -1,12 +1,14 @@
 //! The Flight SQL service: statements and prepared statements (queries only), GetSqlInfo,
 //! catalogs, schemas, tables and table types, so ADBC, JDBC and ODBC tools can run SQL and browse.
 //!
-//! Every call builds its session afresh ([`SqlService::session`]): the store's Parquet files, the
-//! tier's unflushed reports, and only the caller's subtree. A statement's handle or ticket is its
-//! SQL text, so a ticket is planned again when fetched (and sees what was acknowledged meanwhile).
+//! A caller's session ([`SqlService::session`]) holds only the caller's subtree; its `report_files`
+//! reads the Parquet files and the tier's unflushed reports at every scan. Sessions are kept per
+//! subtree and built again when a year or the approvals change. A statement's handle or ticket is
+//! its SQL text, so a ticket is planned again when fetched (and sees what was acknowledged meanwhile).
 
+use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::flight_service_server::FlightService;
@@ -29,6 +31,7 @@ use prost::Message;
 use sifa_queries::QueryError;
 use sifa_queries::Store;
 use sifa_queries::query::{self, Access};
+use sifa_queries::session::SessionKey;
 use tonic::{Request, Response, Status};
 
 use crate::{Callers, Unflushed};
@@ -44,12 +47,14 @@ pub struct SqlService {
     callers: Arc<dyn Callers>,
     unflushed: Arc<dyn Unflushed>,
     info: SqlInfoData,
+    /// The session of each subtree queried, and what it was built for.
+    sessions: Mutex<HashMap<String, (SessionKey, SessionContext)>>,
 }
 
 impl SqlService {
     /// The service over the tier's opened `store`.
     pub fn new(store: Store, callers: Arc<dyn Callers>, unflushed: Arc<dyn Unflushed>) -> SqlService {
-        SqlService { store, callers, unflushed, info: sql_info() }
+        SqlService { store, callers, unflushed, info: sql_info(), sessions: Mutex::default() }
     }
 
     /// The caller of `request`'s session: the store and the unflushed reports, its subtree only.
@@ -58,7 +63,15 @@ impl SqlService {
         let scope = self.callers.scope(certs.as_deref().map(Vec::as_slice), request.metadata())?;
         let mut store = self.store.scoped_to(&scope).map_err(|e| Status::permission_denied(e.to_string()))?;
         store.refresh_years().map_err(internal)?;
-        store.session_with(&self.unflushed.reports()).await.map_err(internal)
+        let key = store.session_key(self.unflushed.as_ref()).map_err(internal)?;
+        if let Some((built_for, ctx)) = self.sessions.lock().expect("sessions").get(&scope)
+            && *built_for == key
+        {
+            return Ok(ctx.clone());
+        }
+        let ctx = store.session_with(Some(self.unflushed.clone())).await.map_err(internal)?;
+        self.sessions.lock().expect("sessions").insert(scope, (key, ctx.clone()));
+        Ok(ctx)
     }
 
     /// The schema of the single read-only statement `sql`.
@@ -70,8 +83,11 @@ impl SqlService {
 
     /// Runs the single read-only statement `sql` and streams its result.
     async fn run<T>(&self, sql: &str, request: &Request<T>) -> Result<Response<DataStream>, Status> {
+        let t0 = std::time::Instant::now();
         let ctx = self.session(request).await?;
+        let session_ms = t0.elapsed().as_secs_f64() * 1000.0;
         let answer = query::run_one_with(&ctx, sql, Access::ReadOnly).await.map_err(refused)?;
+        tracing::debug!(session_ms, total_ms = t0.elapsed().as_secs_f64() * 1000.0, rows = answer.num_rows(), "ran a statement");
         Ok(Response::new(stream(answer.schema, answer.batches)))
     }
 
