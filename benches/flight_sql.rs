@@ -49,7 +49,8 @@ fn freshness(rt: &tokio::runtime::Runtime) {
     for i in 0..PROBES {
         let period = format!("20{:02}-{:02}", 10 + i / 12, 1 + i % 12);
         let r = report(OFFICE, &period, 1, &[("lectures", 1.0)]);
-        let probe = format!("SELECT count(*) AS n FROM report_files WHERE unit_code = '{OFFICE}' AND period = '{period}'");
+        let probe =
+            format!("SELECT count(*) AS n FROM report_files WHERE unit_code = '{OFFICE}' AND period = '{period}'");
         let a = rt.block_on(client.submit(SubmitRequest { report: Some(r), provenance: None })).unwrap().into_inner();
         assert_eq!(a.outcome, ack::Outcome::Accepted as i32);
         let t0 = Instant::now();

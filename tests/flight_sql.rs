@@ -8,8 +8,8 @@ mod support;
 use std::process::Command;
 
 use serde_json::{Value, json};
-use sifa_proto::v1::ack;
 use sifa_aggregator::auth::Role;
+use sifa_proto::v1::ack;
 use support::{TestAggregator, TierSpec, as_agent, pki, report, sifa_bin};
 
 /// Runs the statements of `plan` through ADBC as `role` of `unit` and prints one JSON result per
@@ -195,12 +195,21 @@ async fn sifa_query_connect_runs_sql_and_rollups_against_a_live_tier() {
             .args(extra)
             .output()
             .unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
-    let (ok, out, err) = query(&["--format", "csv", "SELECT unit_code, disputes_resolved FROM reports; SELECT 1 AS one"]);
+    let (ok, out, err) =
+        query(&["--format", "csv", "SELECT unit_code, disputes_resolved FROM reports; SELECT 1 AS one"]);
     assert!(ok, "{err}");
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines, ["unit_code,disputes_resolved", "620921100,5", "one", "1"], "金塔县's analyst sees its own office only");
+    assert_eq!(
+        lines,
+        ["unit_code,disputes_resolved", "620921100,5", "one", "1"],
+        "金塔县's analyst sees its own office only"
+    );
 
     let (ok, out, err) = query(&["--rollup", "totals", "--year", "2024", "--format", "csv"]);
     assert!(ok, "{err}");

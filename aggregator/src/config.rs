@@ -165,7 +165,11 @@ impl Config {
         let sql_listen = match &raw.sql {
             None => None,
             Some(sql) => Some(sql.listen.trim().parse::<SocketAddr>().map_err(|_| {
-                key("sql.listen", &sql.listen, "must be an IP address and port, e.g. \"0.0.0.0:7443\" (port 0 picks one)")
+                key(
+                    "sql.listen",
+                    &sql.listen,
+                    "must be an IP address and port, e.g. \"0.0.0.0:7443\" (port 0 picks one)",
+                )
             })?),
         };
         if upstream.is_none() && raw.registry.is_none() {

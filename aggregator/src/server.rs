@@ -222,8 +222,11 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
     let sql = match config.sql_listen {
         None => None,
         Some(listen) => {
-            let callers =
-                sql::TierCallers { unit: config.unit.clone(), registry: registry.clone(), authenticator: authenticator.clone() };
+            let callers = sql::TierCallers {
+                unit: config.unit.clone(),
+                registry: registry.clone(),
+                authenticator: authenticator.clone(),
+            };
             let tail = sql::LogTail { unflushed: unflushed.clone(), registry: registry.clone() };
             Some(sql::start(listen, &data_dir, security.tls.clone(), callers, tail, stop_rx.clone()).await?)
         }

@@ -119,11 +119,8 @@ pub fn sql_of(args: &QueryArgs, catalog: Option<&Catalog>) -> anyhow::Result<Opt
         bail!("--metric and --limit belong to a rollup: add --rollup ranking --year YYYY");
     }
     Ok(Some(if let Some(name) = &args.rollup {
-        let params = Params {
-            year: args.year.expect("clap requires --year"),
-            metric: args.metric.clone(),
-            limit: args.limit,
-        };
+        let params =
+            Params { year: args.year.expect("clap requires --year"), metric: args.metric.clone(), limit: args.limit };
         match catalog {
             Some(catalog) => rollup::find(name)?.sql_for(&params, catalog)?,
             None => rollup::find(name)?.call_sql(&params),

@@ -37,7 +37,9 @@ impl Access {
     fn options(self) -> SQLOptions {
         match self {
             Access::Session => SQLOptions::new().with_allow_dml(false),
-            Access::ReadOnly => SQLOptions::new().with_allow_dml(false).with_allow_ddl(false).with_allow_statements(false),
+            Access::ReadOnly => {
+                SQLOptions::new().with_allow_dml(false).with_allow_ddl(false).with_allow_statements(false)
+            }
         }
     }
 
@@ -48,9 +50,14 @@ impl Access {
         }
         let allowed = match statement {
             Statement::Statement(s) => {
-                matches!(**s, SqlStatement::Query(_) | SqlStatement::ShowTables { .. } | SqlStatement::ShowColumns { .. })
+                matches!(
+                    **s,
+                    SqlStatement::Query(_) | SqlStatement::ShowTables { .. } | SqlStatement::ShowColumns { .. }
+                )
             }
-            Statement::Explain(e) => matches!(&*e.statement, Statement::Statement(s) if matches!(**s, SqlStatement::Query(_))),
+            Statement::Explain(e) => {
+                matches!(&*e.statement, Statement::Statement(s) if matches!(**s, SqlStatement::Query(_)))
+            }
             _ => false,
         };
         if allowed {

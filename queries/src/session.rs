@@ -26,15 +26,15 @@ use datafusion::arrow::array::{ArrayRef, BooleanArray, Float64Array, Int32Array,
 use datafusion::arrow::array::{RecordBatch, TimestampMillisecondArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::catalog::Session;
-use datafusion::datasource::{MemTable, TableProvider, TableType};
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
-use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::union::UnionExec;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::{MemTable, TableProvider, TableType};
 use datafusion::error::DataFusionError;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::union::UnionExec;
 use datafusion::prelude::{SessionConfig, SessionContext, col, lit};
 use sifa_proto::Period;
 use sifa_proto::catalog::Catalog;
@@ -275,7 +275,8 @@ impl TableProvider for LiveReportFiles {
             return Ok(files);
         }
         let batch = unflushed_batch(&self.store.catalog, &rows).map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let memory = MemTable::try_new(self.schema(), vec![vec![batch]])?.scan(state, projection, filters, limit).await?;
+        let memory =
+            MemTable::try_new(self.schema(), vec![vec![batch]])?.scan(state, projection, filters, limit).await?;
         UnionExec::try_new(vec![files, memory])
     }
 }

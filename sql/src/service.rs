@@ -87,7 +87,12 @@ impl SqlService {
         let ctx = self.session(request).await?;
         let session_ms = t0.elapsed().as_secs_f64() * 1000.0;
         let answer = query::run_one_with(&ctx, sql, Access::ReadOnly).await.map_err(refused)?;
-        tracing::debug!(session_ms, total_ms = t0.elapsed().as_secs_f64() * 1000.0, rows = answer.num_rows(), "ran a statement");
+        tracing::debug!(
+            session_ms,
+            total_ms = t0.elapsed().as_secs_f64() * 1000.0,
+            rows = answer.num_rows(),
+            "ran a statement"
+        );
         Ok(Response::new(stream(answer.schema, answer.batches)))
     }
 

@@ -102,9 +102,17 @@ mod tests {
     #[test]
     fn storage_doc_names_every_entry() {
         let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/STORAGE.md")).unwrap();
-        for name in
-            [REPORTS_DIR, WAL_DIR, STATE_DIR, STORE_META_FILE, CATALOG_FILE, REGISTRY_FILE, APPROVALS_FILE, ADDR_FILE, SQL_ADDR_FILE]
-        {
+        for name in [
+            REPORTS_DIR,
+            WAL_DIR,
+            STATE_DIR,
+            STORE_META_FILE,
+            CATALOG_FILE,
+            REGISTRY_FILE,
+            APPROVALS_FILE,
+            ADDR_FILE,
+            SQL_ADDR_FILE,
+        ] {
             assert!(doc.contains(name), "docs/STORAGE.md does not mention {name}");
         }
         assert!(doc.contains(&file_name(1)) && doc.contains("year=2024/"), "the Parquet file names");
