@@ -30,6 +30,7 @@ use clap::Args;
 use sifa_agent::config::{ConfigFile as AgentConfigFile, TotalsSource};
 use sifa_aggregator::config::ConfigFile as AggregatorConfigFile;
 use sifa_aggregator::http::HttpConfig;
+use sifa_aggregator::config::SqlSection;
 use sifa_proto::tls::{TlsConfig, TlsFiles};
 use sifa_proto::{Period, Registry, Unit, UnitKind};
 use sifa_sim::supervisor::{self, Supervised};
@@ -369,6 +370,8 @@ struct Tier {
     upstream: Option<String>,
     tls: TlsConfig,
     listen: String,
+    /// The province's Flight SQL endpoint (`[sql] listen`): port 0 at first, then the bound address.
+    sql_listen: Option<String>,
     process: Supervised,
 }
 
@@ -389,6 +392,7 @@ impl Tier {
             upstream: upstream.map(String::from),
             tls: pki.table(&unit.code, "aggregator", true),
             listen: "127.0.0.1:0".into(),
+            sql_listen: (unit.kind == UnitKind::Province).then(|| "127.0.0.1:0".into()),
             process,
         })
     }
@@ -410,6 +414,7 @@ impl Tier {
             tls: Some(self.tls.clone()),
             // The province's status page, metrics and health, on loopback.
             http: self.upstream.is_none().then(|| HttpConfig { listen: "127.0.0.1:0".into(), https: false }),
+            sql: self.sql_listen.clone().map(|listen| SqlSection { listen }),
             ..AggregatorConfigFile::new(&self.unit.code, &self.listen, "data")
         };
         let header = format!(
@@ -425,6 +430,10 @@ impl Tier {
         let addr =
             self.process.start().with_context(|| format!("the aggregator of {} {}", self.unit.code, self.unit.name))?;
         self.listen = addr;
+        if self.sql_listen.is_some() {
+            let file = sifa_store::layout::sql_addr_file(&self.data_dir());
+            self.sql_listen = Some(std::fs::read_to_string(&file)?.trim().to_string());
+        }
         Ok(())
     }
 }
@@ -851,6 +860,17 @@ fn print_next_steps(dir: &Path, servers: &Servers<'_>, agents: &[Agent], year: u
     println!("  # start the servers again from their configs (the province first), then an agent");
     for t in &servers.tiers {
         println!("  {exe} aggregator --config {} &", t.config().display());
+    }
+    if let (Transport::Tls(pki), Some(sql)) = (servers.transport, &servers.tiers[0].sql_listen) {
+        println!("  # then SQL live from the running province (Flight SQL, an analyst's certificate; docs/SQL.md)");
+        let files = pki.table(&servers.tiers[0].unit.code, "analyst", false);
+        let path = |p: Option<PathBuf>| p.map(|p| p.display().to_string()).unwrap_or_default();
+        println!(
+            "  {exe} query --connect https://{sql} --ca {} --cert {} --key {} --rollup totals --year {year}",
+            path(files.ca),
+            path(files.cert),
+            path(files.key)
+        );
     }
     if let Some(a) = agents.first() {
         println!("  {exe} agent status --config {}", a.config().display());

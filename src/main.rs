@@ -34,7 +34,7 @@ enum Command {
     Aggregator(sifa_aggregator::cli::AggregatorArgs),
     /// The office agent: read an office's ledger and deliver its monthly reports (run, push --once, status, check)
     Agent(sifa_agent::cli::AgentArgs),
-    /// SQL over an aggregator's data directory: ad-hoc queries, standard rollups, an interactive prompt
+    /// SQL over an aggregator's data directory or a live tier (--connect): ad-hoc queries, standard rollups, a prompt
     Query(sifa_queries::cli::QueryArgs),
     /// Write a year's official figures (index.html, figures.csv, figures.json; SDMX-CSV and ADX for exchange) from an aggregator's data
     Publish(sifa_queries::cli::PublishArgs),
@@ -48,7 +48,7 @@ enum Command {
 }
 
 /// `sifa aggregator ...`; after `status`, the month's figures to check from the
-/// tier's store (the aggregator crate has no SQL engine, the queries crate does).
+/// tier's store (the queries crate's outliers rollup).
 fn aggregator(args: sifa_aggregator::cli::AggregatorArgs) -> anyhow::Result<()> {
     let to_check = match (&args.command, &args.config) {
         (Some(sifa_aggregator::cli::AggregatorCommand::Status { period, root }), Some(path)) => {
@@ -78,6 +78,7 @@ fn main() -> ExitCode {
         Command::Check { what } => check::run(what),
         Command::Aggregator(args) => aggregator(args),
         Command::Agent(args) => sifa_agent::cli::run(args),
+        Command::Query(args) if args.connect.is_some() => sifa_sql::client::run_query(args),
         Command::Query(args) => sifa_queries::cli::run_query(args),
         Command::Publish(args) => sifa_queries::cli::run_publish(args),
         Command::Pki(args) => pki::run(args),

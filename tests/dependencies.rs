@@ -162,3 +162,21 @@ fn the_demo_machinery_is_not_shipped_with_the_agent() {
     let deps = manifest["dependencies"].as_table().expect("[dependencies]");
     assert!(!deps.contains_key("sifa-sim"), "{deps:?}");
 }
+
+#[test]
+fn the_flight_sql_server_is_its_own_crate() {
+    // The endpoint (arrow-flight, tonic's server) is sifa-sql's; reading a store needs none of it.
+    let queries = built_with("sifa-queries");
+    for banned in ["arrow-flight", "sifa-sql"] {
+        assert!(!queries.contains(banned), "sifa-queries depends on {banned}");
+    }
+    let sql = built_with("sifa-sql");
+    assert!(sql.contains("arrow-flight") && sql.contains("sifa-queries"), "the walk reaches sifa-sql's dependencies");
+    // It is handed who may query and the log's tail: it knows no aggregator, WAL or certificate parser.
+    for banned in ["sifa-aggregator", "x509-parser", "rcgen"] {
+        assert!(!sql.contains(banned), "sifa-sql depends on {banned}");
+    }
+    // One tonic: arrow-flight speaks the same gRPC stack as the tiers.
+    let tonics: Vec<_> = lock().into_iter().filter(|p| p.0 == "tonic").map(|p| p.1).collect();
+    assert_eq!(tonics.len(), 1, "tonic versions in Cargo.lock: {tonics:?}");
+}

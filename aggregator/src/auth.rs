@@ -29,7 +29,7 @@ use std::path::PathBuf;
 pub use authenticate::{Authenticator, authenticate};
 pub use authorize::{
     authorize_admin, authorize_catalog, authorize_forward, authorize_operator, authorize_own_report,
-    authorize_provenance, authorize_submit, authorize_subtree,
+    authorize_provenance, authorize_sql, authorize_submit, authorize_subtree,
 };
 pub use limits::{Limits, OverLimit, RateLimiter, TRANSPORT_MESSAGE_CAP};
 pub use revocation::RevocationList;

@@ -46,6 +46,16 @@ pub struct ConfigFile {
     pub http: Option<HttpConfig>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disk: Option<DiskConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sql: Option<SqlSection>,
+}
+
+/// The `[sql]` table as written: the tier's Arrow Flight SQL endpoint for analysts (docs/SQL.md).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlSection {
+    /// Where the endpoint listens, e.g. "0.0.0.0:7443" (port 0 picks one).
+    pub listen: String,
 }
 
 impl ConfigFile {
@@ -64,6 +74,7 @@ impl ConfigFile {
             limits: None,
             http: None,
             disk: None,
+            sql: None,
         }
     }
 
@@ -117,6 +128,8 @@ pub struct Config {
     pub disk: DiskConfig,
     /// The `[http]` table: the HTTP side (metrics, health, status page), if any.
     pub http: Option<HttpSide>,
+    /// The `[sql]` table's `listen`: the Flight SQL endpoint's address, if the tier serves one.
+    pub sql_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -161,6 +174,16 @@ impl Config {
                 return Err(key("flush_interval_ms", &ms, "must be between 10 and 3600000 milliseconds"));
             }
         };
+        let sql_listen = match &raw.sql {
+            None => None,
+            Some(sql) => Some(sql.listen.trim().parse::<SocketAddr>().map_err(|_| {
+                key(
+                    "sql.listen",
+                    &sql.listen,
+                    "must be an IP address and port, e.g. \"0.0.0.0:7443\" (port 0 picks one)",
+                )
+            })?),
+        };
         if upstream.is_none() && raw.registry.is_none() {
             return Err(ConfigError::whole_file(
                 path,
@@ -195,6 +218,7 @@ impl Config {
             tls: raw.tls.unwrap_or_default(),
             limits: raw.limits.unwrap_or_default(),
             disk: raw.disk.unwrap_or_default(),
+            sql_listen,
         })
     }
 
@@ -299,5 +323,14 @@ mod tests {
         assert_eq!(c.limits, Limits::default());
         assert_eq!(c.disk, DiskConfig::default());
         assert_eq!(c.http, Some(HttpSide { listen: "127.0.0.1:9401".parse().unwrap(), https: false }));
+        assert_eq!(c.sql_listen, Some("127.0.0.1:7443".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_sql_listen_address_is_checked() {
+        let base = "unit = \"62\"\nlisten = \"127.0.0.1:0\"\ndata_dir = \"d\"\nregistry = \"r.csv\"\n";
+        let e = parse(&format!("{base}[sql]\nlisten = \"somewhere\"\n")).unwrap_err().to_string();
+        assert!(e.contains("key `sql.listen`: \"somewhere\" must be an IP address and port"), "{e}");
+        assert_eq!(parse(base).unwrap().sql_listen, None);
     }
 }

@@ -15,7 +15,7 @@
 //! output exists has its remaining inputs deleted; one whose output does not
 //! exist is simply dropped (the inputs are intact).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,8 +69,11 @@ impl Flusher {
     }
 
     /// Writes what is pending to Parquet, then trims the log. Returns the rows written.
+    ///
+    /// A record leaves `unflushed` only once its file is written, so a reader of the tier's log tail
+    /// and its Parquet files (the Flight SQL endpoint) never misses it in between.
     pub fn flush(&mut self) -> Result<usize, StoreError> {
-        let pending: Vec<(Lsn, SubmitRequest)> = std::mem::take(&mut *self.unflushed.lock().expect("unflushed"));
+        let pending: Vec<(Lsn, SubmitRequest)> = self.unflushed.lock().expect("unflushed").clone();
         let Some(&(last, _)) = pending.last() else {
             self.trim();
             return Ok(0);
@@ -81,28 +84,29 @@ impl Flusher {
             let year = rec.1.report.as_ref().and_then(|r| r.period.get(..4)?.parse().ok()).unwrap_or(0);
             by_year.entry(year).or_default().push(rec);
         }
-        while let Some((year, recs)) = by_year.pop_first() {
+        let mut written: HashSet<Lsn> = HashSet::with_capacity(n);
+        let mut result = Ok(n);
+        for (year, recs) in by_year {
             let rows: Vec<StoredReport> = recs.iter().map(|(_, r)| stored_report(r, &self.registry)).collect();
             let seq = self.next_seq;
             self.next_seq += 1;
             match sifa_store::write_file(&self.data_dir, &self.catalog, year, seq, &rows) {
                 Ok(path) => key_files::write_for(&self.data_dir, seq, &path, &rows),
                 Err(e) => {
-                    // What is not in Parquet yet goes back in front, in log order
-                    // (it is safe in the log meanwhile), and is tried again later.
-                    let mut back: Vec<(Lsn, SubmitRequest)> = recs;
-                    back.extend(by_year.into_values().flatten());
-                    back.sort_by_key(|(lsn, _)| *lsn);
-                    let mut u = self.unflushed.lock().expect("unflushed");
-                    back.append(&mut u);
-                    *u = back;
-                    return Err(e);
+                    // What is not in Parquet yet stays pending (it is safe in the log meanwhile) and
+                    // is tried again later.
+                    result = Err(e);
+                    break;
                 }
             }
+            written.extend(recs.iter().map(|(lsn, _)| *lsn));
         }
-        self.flushed.store(last, Ordering::SeqCst);
-        self.trim();
-        Ok(n)
+        self.unflushed.lock().expect("unflushed").retain(|(lsn, _)| !written.contains(lsn));
+        if result.is_ok() {
+            self.flushed.store(last, Ordering::SeqCst);
+            self.trim();
+        }
+        result
     }
 
     fn trim(&self) {

@@ -66,7 +66,8 @@ struct Job {
     reply: oneshot::Sender<Decision>,
 }
 
-/// Accepted records not yet in Parquet, in log order (the flusher takes them).
+/// Accepted records not yet in Parquet, in log order (the flusher removes them once written; the
+/// Flight SQL endpoint reads them).
 pub type Unflushed = Arc<Mutex<Vec<(Lsn, SubmitRequest)>>>;
 
 /// The entry point of reports into a tier.

@@ -8,6 +8,7 @@
 //! - [`flush`]: the log to Parquet (through `sifa_store`), trimming and compaction;
 //! - [`forward`]: to the tier above; [`completeness`]; [`locks`]: closed periods; [`approvals`]: approved months;
 //! - [`service`]: the gRPC services; [`status`]: the one map from their errors to gRPC statuses;
+//! - [`sql`]: the Flight SQL endpoint (crate `sifa-sql`) for analysts;
 //! - [`http`]: the HTTP side (metrics, health, status page); [`rejections`]: recent rejections for it;
 //!   [`backlog`]: the age of what waits to be forwarded;
 //! - [`server`]: running a tier.
@@ -30,5 +31,6 @@ pub mod locks;
 pub mod rejections;
 pub mod server;
 pub mod service;
+pub mod sql;
 pub mod status;
 pub mod wal;

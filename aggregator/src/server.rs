@@ -38,6 +38,7 @@ use crate::key_files;
 use crate::locks::Locks;
 use crate::rejections::{RECENT_REJECTIONS, RecentRejections};
 use crate::service::{Service, Tier};
+use crate::sql;
 use crate::wal::Wal;
 
 /// The longest start-up waits for the tier above's catalog and registry before it uses the cache
@@ -322,6 +323,19 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
         tokio::spawn(f.run(stop_rx.clone()))
     });
 
+    let authenticator = Arc::new(security.authenticator);
+    let sql = match config.sql_listen {
+        None => None,
+        Some(listen) => {
+            let callers = sql::TierCallers {
+                unit: config.unit.clone(),
+                registry: registry.clone(),
+                authenticator: authenticator.clone(),
+            };
+            let tail = sql::LogTail { unflushed: unflushed.clone(), registry: registry.clone() };
+            Some(sql::start(listen, &data_dir, security.tls.clone(), callers, tail, stop_rx.clone()).await?)
+        }
+    };
     let tier = Arc::new(Tier {
         unit: config.unit.clone(),
         catalog,
@@ -331,7 +345,7 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
         index_ready,
         locks,
         ingest,
-        authenticator: security.authenticator,
+        authenticator,
         rate: config.limits.rate_limiter(),
         limits: config.limits.clone(),
         metrics: metrics.clone(),
@@ -400,6 +414,10 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     if let Some(f) = forwarder {
         let _ = tokio::time::timeout(Duration::from_secs(5), f).await;
+    }
+    if let Some(s) = sql {
+        let _ = tokio::time::timeout(Duration::from_secs(5), s).await;
+        let _ = std::fs::remove_file(layout::sql_addr_file(&data_dir));
     }
     // The server (and with it every ingest handle) is gone: the writer drains and stops.
     tokio::task::spawn_blocking(move || {

@@ -46,7 +46,7 @@ pub struct Tier {
     pub locks: Arc<Mutex<Locks>>,
     pub ingest: Ingest,
     /// Who is calling: the client certificate (or, on loopback in insecure mode, the caller's word).
-    pub authenticator: Authenticator,
+    pub authenticator: Arc<Authenticator>,
     pub limits: Limits,
     /// Reports per second per office identity.
     pub rate: RateLimiter,

@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Args;
 use sifa_proto::Period;
+use sifa_proto::catalog::Catalog;
 
 use crate::format::{self, Format};
+use crate::query::Answer;
 use crate::rollup::{self, Params};
 use crate::{publish, query, repl, session};
 
@@ -22,11 +24,25 @@ Examples:
   sifa query --data data --rollup share_of_mediations --year 2024
   sifa query --data data --rollup ranking --year 2024 --metric consultations --limit 5 --format csv
   sifa query --data data -f my_figures.sql --format json
-  sifa query --data data            (interactive prompt; or pipe SQL on stdin)")]
+  sifa query --data data            (interactive prompt; or pipe SQL on stdin)
+  sifa query --connect https://127.0.0.1:7443 --ca ca.pem --cert me.pem --key me.key --rollup totals --year 2024
+                                    (a live tier's Flight SQL endpoint, docs/SQL.md)")]
 pub struct QueryArgs {
     /// The data directory of an aggregator (or a copy of it)
-    #[arg(long, value_name = "DIR")]
-    pub data: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present_any = ["connect", "list_rollups"], conflicts_with = "connect")]
+    pub data: Option<PathBuf>,
+    /// A live tier's Flight SQL endpoint (its `[sql] listen`) instead of a directory
+    #[arg(long, value_name = "https://HOST:PORT", requires_all = ["ca", "cert", "key"])]
+    pub connect: Option<String>,
+    /// With --connect: the province CA's certificate (PEM)
+    #[arg(long, value_name = "FILE", requires = "connect")]
+    pub ca: Option<PathBuf>,
+    /// With --connect: your certificate (`sifa pki issue --role analyst`)
+    #[arg(long, value_name = "FILE", requires = "connect")]
+    pub cert: Option<PathBuf>,
+    /// With --connect: your certificate's key
+    #[arg(long, value_name = "FILE", requires = "connect")]
+    pub key: Option<PathBuf>,
     /// SQL to run (one or more statements separated by ';')
     #[arg(conflicts_with_all = ["file", "rollup"])]
     pub sql: Option<String>,
@@ -79,42 +95,57 @@ pub fn run_query(args: QueryArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    let Some(data) = args.data.clone() else {
+        bail!("sifa query --connect runs in the `sifa` binary (crate sifa-sql); give --data DIR here");
+    };
+    runtime()?.block_on(async move {
+        let (store, ctx) = session::open(&data).await?;
+        let execute = async |sql: &str| Ok(query::run(&ctx, sql).await?);
+        let Some(sql) = sql_of(&args, Some(&store.catalog))? else {
+            let root = store.root();
+            let banner =
+                format!("sifa query: {} ({} {}), years {}", data.display(), root.code, root.name, years(&store.years));
+            return repl::run(execute, args.format, &banner).await;
+        };
+        print_answers(args.format, &execute(&sql).await?)
+    })
+}
+
+/// The SQL `args` ask for: a rollup's, a file's, the argument's or stdin's; `None` for the
+/// interactive prompt (no SQL given and stdin a terminal). A rollup is its SQL checked against
+/// `catalog`, or without one (a live tier checks it) a call of the table function `rollup(...)`.
+pub fn sql_of(args: &QueryArgs, catalog: Option<&Catalog>) -> anyhow::Result<Option<String>> {
     if args.rollup.is_none() && (args.metric.is_some() || args.limit.is_some()) {
         bail!("--metric and --limit belong to a rollup: add --rollup ranking --year YYYY");
     }
-    runtime()?.block_on(async move {
-        let (store, ctx) = session::open(&args.data).await?;
-        let sql = if let Some(name) = &args.rollup {
-            let params =
-                Params { year: args.year.expect("clap requires --year"), metric: args.metric, limit: args.limit };
-            rollup::find(name)?.sql_for(&params, &store.catalog)?
-        } else if let Some(file) = &args.file {
-            std::fs::read_to_string(file).with_context(|| format!("cannot read the SQL file {}", file.display()))?
-        } else if let Some(sql) = args.sql {
-            sql
-        } else if std::io::stdin().is_terminal() {
-            let root = store.root();
-            let banner = format!(
-                "sifa query: {} ({} {}), years {}",
-                args.data.display(),
-                root.code,
-                root.name,
-                years(&store.years)
-            );
-            return repl::run(&ctx, args.format, &banner).await;
-        } else {
-            let mut sql = String::new();
-            std::io::stdin().read_to_string(&mut sql).context("cannot read SQL from stdin")?;
-            sql
-        };
-        let answers = query::run(&ctx, &sql).await?;
-        let mut out = std::io::stdout().lock();
-        for a in &answers {
-            out.write_all(format::render_for_terminal(args.format, a)?.as_bytes())?;
+    Ok(Some(if let Some(name) = &args.rollup {
+        let params =
+            Params { year: args.year.expect("clap requires --year"), metric: args.metric.clone(), limit: args.limit };
+        match catalog {
+            Some(catalog) => rollup::find(name)?.sql_for(&params, catalog)?,
+            None => rollup::find(name)?.call_sql(&params),
         }
-        out.flush()?;
-        Ok(())
-    })
+    } else if let Some(file) = &args.file {
+        std::fs::read_to_string(file).with_context(|| format!("cannot read the SQL file {}", file.display()))?
+    } else if let Some(sql) = &args.sql {
+        sql.clone()
+    } else if std::io::stdin().is_terminal() {
+        return Ok(None);
+    } else {
+        let mut sql = String::new();
+        std::io::stdin().read_to_string(&mut sql).context("cannot read SQL from stdin")?;
+        sql
+    }))
+}
+
+/// Prints answers to stdout in `format`.
+pub fn print_answers(format: Format, answers: &[Answer]) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    for a in answers {
+        out.write_all(format::render_for_terminal(format, a)?.as_bytes())?;
+    }
+    out.flush()?;
+    Ok(())
 }
 
 fn years(years: &[u16]) -> String {

@@ -19,8 +19,15 @@ pub enum QueryError {
     Registry { path: PathBuf, source: sifa_proto::registry::RegistryError },
     #[error("the store's root unit {0:?} (store.toml) is not in its registry.csv")]
     UnknownRoot(String),
+    #[error("unit {unit} is not in this store: it holds the subtree of {root} only")]
+    OutsideStore { unit: String, root: String },
     #[error("{0}")]
     Sql(String),
+    #[error(
+        "this endpoint is read-only: `{0} ...` is refused; run queries (SELECT, WITH, SHOW, EXPLAIN) over the \
+         tables, views and rollup(...) (queries/README.md). Reports enter a tier only from its offices' agents"
+    )]
+    ReadOnly(String),
     #[error(
         "unknown rollup {name:?}; the standard rollups are: {known}. \
          (Their SQL is in queries/sql/; run any other file with -f FILE.sql)"

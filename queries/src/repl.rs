@@ -3,12 +3,11 @@
 
 use std::path::PathBuf;
 
-use datafusion::prelude::SessionContext;
 use rustyline::DefaultEditor;
 use rustyline::error::ReadlineError;
 
 use crate::format::{self, Format};
-use crate::query;
+use crate::query::Answer;
 
 fn history_path() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".sifa_history"))
@@ -17,8 +16,13 @@ fn history_path() -> Option<PathBuf> {
 const HELP: &str = "End a statement with ';'. Tables: reports, report_revisions, units, metrics, facts, yearly, \
      yearly_facts, periods (SHOW TABLES; SHOW COLUMNS FROM reports;). \\q quits.";
 
-/// Reads statements until end of input or `\q`, printing each result.
-pub async fn run(ctx: &SessionContext, format: Format, banner: &str) -> anyhow::Result<()> {
+/// Reads statements until end of input or `\q`, printing each result of `execute` (a store's session,
+/// or a live tier's endpoint).
+pub async fn run(
+    execute: impl AsyncFn(&str) -> anyhow::Result<Vec<Answer>>,
+    format: Format,
+    banner: &str,
+) -> anyhow::Result<()> {
     let mut editor = DefaultEditor::new()?;
     let history = history_path();
     if let Some(h) = &history {
@@ -46,7 +50,7 @@ pub async fn run(ctx: &SessionContext, format: Format, banner: &str) -> anyhow::
                 }
                 let sql = std::mem::take(&mut buffer);
                 let _ = editor.add_history_entry(sql.trim());
-                match query::run(ctx, &sql).await {
+                match execute(&sql).await {
                     Ok(answers) => {
                         for a in answers {
                             match format::render_for_terminal(format, &a) {
@@ -55,7 +59,7 @@ pub async fn run(ctx: &SessionContext, format: Format, banner: &str) -> anyhow::
                             }
                         }
                     }
-                    Err(e) => eprintln!("error: {e}"),
+                    Err(e) => eprintln!("error: {e:#}"),
                 }
             }
             Err(ReadlineError::Interrupted) => buffer.clear(),

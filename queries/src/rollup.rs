@@ -5,7 +5,18 @@
 //! substituted as SQL literals after being checked here (a year is a number in
 //! range, a metric a code of the store's catalog, a limit a positive number),
 //! so no text a user typed reaches the SQL unchecked.
+//!
+//! In SQL (every session, and so the Flight SQL endpoint) a rollup is the table function
+//! `rollup(name, year [, metric [, limit]])`, e.g.
+//! `SELECT * FROM rollup('ranking', 2024, 'consultations', 5) WHERE level = 'county'`.
 
+use std::sync::Arc;
+
+use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider, view::ViewTable};
+use datafusion::common::ScalarValue;
+use datafusion::error::DataFusionError;
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::Expr;
 use sifa_proto::Period;
 use sifa_proto::catalog::Catalog;
 
@@ -83,6 +94,18 @@ pub fn find(name: &str) -> Result<&'static Rollup> {
 }
 
 impl Rollup {
+    /// The query that runs this rollup through the table function `rollup(...)`.
+    pub fn call_sql(&self, params: &Params) -> String {
+        let mut args = vec![literal(self.name), params.year.to_string()];
+        if params.metric.is_some() || params.limit.is_some() {
+            args.push(literal(params.metric.as_deref().unwrap_or(DEFAULT_RANKING_METRIC)));
+        }
+        if let Some(limit) = params.limit {
+            args.push(limit.to_string());
+        }
+        format!("SELECT * FROM {}({})", RollupFunction::NAME, args.join(", "))
+    }
+
     /// The rollup's SQL with its parameters checked and filled in.
     pub fn sql_for(&self, params: &Params, catalog: &Catalog) -> Result<String> {
         let err = |message: String| QueryError::RollupParameter { rollup: self.name.to_string(), message };
@@ -109,5 +132,67 @@ impl Rollup {
             .replace("$metric", &literal(metric))
             .replace("$limit", &limit.to_string())
             .replace("$year", &params.year.to_string()))
+    }
+}
+
+/// The table function `rollup(name, year [, metric [, limit]])`: a standard rollup as a table, its
+/// parameters checked as for `--rollup` (the arguments are literals).
+#[derive(Debug)]
+pub struct RollupFunction {
+    catalog: Catalog,
+}
+
+impl RollupFunction {
+    pub const NAME: &'static str = "rollup";
+
+    pub fn new(catalog: Catalog) -> RollupFunction {
+        RollupFunction { catalog }
+    }
+
+    /// The rollup and its parameters named by the call's arguments.
+    fn parse(&self, args: &[Expr]) -> Result<(&'static Rollup, Params), String> {
+        const USAGE: &str = "call it as rollup('name', year [, 'metric' [, limit]]), e.g. rollup('totals', 2024)";
+        let literal = |i: usize| match args.get(i) {
+            None => Ok(None),
+            Some(Expr::Literal(v, _)) if v.is_null() => Ok(None),
+            Some(Expr::Literal(v, _)) => Ok(Some(v.clone())),
+            Some(other) => Err(format!("argument {} ({other}) is not a literal; {USAGE}", i + 1)),
+        };
+        let text = |v: ScalarValue| match v {
+            ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => Ok(s),
+            other => Err(format!("{other} is not text; {USAGE}")),
+        };
+        let number = |v: ScalarValue| {
+            v.cast_to(&datafusion::arrow::datatypes::DataType::Int64)
+                .ok()
+                .and_then(|n| if let ScalarValue::Int64(Some(n)) = n { Some(n) } else { None })
+                .ok_or_else(|| format!("{v} is not a whole number; {USAGE}"))
+        };
+        if args.len() > 4 {
+            return Err(format!("{} arguments given; {USAGE}", args.len()));
+        }
+        let name = literal(0)?.ok_or_else(|| format!("no rollup named; {USAGE}")).and_then(text)?;
+        let rollup = find(&name).map_err(|e| e.to_string())?;
+        let year = literal(1)?.ok_or_else(|| format!("no year given; {USAGE}")).and_then(number)?;
+        let year = u16::try_from(year).map_err(|_| format!("year {year} is out of range"))?;
+        let metric = literal(2)?.map(text).transpose()?;
+        let limit = literal(3)?.map(number).transpose()?;
+        let limit = limit.map(|l| u32::try_from(l).map_err(|_| format!("limit {l} is out of range"))).transpose()?;
+        Ok((rollup, Params { year, metric, limit }))
+    }
+}
+
+impl TableFunctionImpl for RollupFunction {
+    fn call_with_args(&self, args: TableFunctionArgs) -> datafusion::error::Result<Arc<dyn TableProvider>> {
+        let (rollup, params) = self.parse(args.exprs()).map_err(|e| DataFusionError::Plan(format!("rollup: {e}")))?;
+        let sql = rollup.sql_for(&params, &self.catalog).map_err(|e| DataFusionError::Plan(e.to_string()))?;
+        let state = args
+            .session()
+            .as_any()
+            .downcast_ref::<SessionState>()
+            .ok_or_else(|| DataFusionError::Internal("rollup() needs a DataFusion SessionState".into()))?;
+        // Planning resolves the session's own in-memory tables and views: it never waits on I/O.
+        let plan = futures::executor::block_on(state.create_logical_plan(&sql))?;
+        Ok(Arc::new(ViewTable::new(plan, Some(sql))))
     }
 }

@@ -11,7 +11,13 @@
 //! - `approvals`: the tier's approvals (`approvals.csv`; none if the file is absent).
 //!
 //! Views over them (the SQL is in [`crate::views`]): `report_revisions`, `reports`,
-//! `facts`, `yearly`, `yearly_facts`.
+//! `facts`, `yearly`, `yearly_facts`; and the table function `rollup(name, year, ...)`
+//! ([`crate::rollup::RollupFunction`]).
+//!
+//! A live tier adds the reports it has acknowledged but not yet flushed to Parquet
+//! ([`Store::session_with`], read at every scan), and a store seen by an analyst of a unit below its root
+//! ([`Store::scoped_to`]) shows that unit's subtree only: `report_files`, `units` and
+//! `approvals` hold no row of another unit, so no view or rollup over them can.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,18 +25,25 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, StringArray};
 use datafusion::arrow::array::{RecordBatch, TimestampMillisecondArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use datafusion::datasource::MemTable;
+use datafusion::catalog::Session;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::{MemTable, TableProvider, TableType};
 use datafusion::error::DataFusionError;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::union::UnionExec;
+use datafusion::prelude::{SessionConfig, SessionContext, col, lit};
 use sifa_proto::Period;
 use sifa_proto::catalog::Catalog;
 use sifa_proto::registry::Registry;
 use sifa_store::layout::{self, CATALOG_FILE, REGISTRY_FILE, STORE_META_FILE};
-use sifa_store::{StoreMeta, deadline_ms};
+use sifa_store::{StoreMeta, StoredReport, deadline_ms};
 
 use crate::error::{QueryError, Result};
+use crate::rollup::RollupFunction;
 use crate::views;
 
 /// A data directory opened for reading: its description, catalog and registry.
@@ -44,6 +57,8 @@ pub struct Store {
     pub registry: Registry,
     /// The years that have a partition directory under `reports/`, ascending.
     pub years: Vec<u16>,
+    /// The unit whose subtree a session shows: the root unit, or a unit below it ([`Store::scoped_to`]).
+    pub scope: String,
 }
 
 impl Store {
@@ -65,10 +80,34 @@ impl Store {
             return Err(QueryError::UnknownRoot(meta.root_unit.clone()));
         }
         let registry = full.restricted_to(&meta.root_unit);
-        let mut years: Vec<u16> = sifa_store::list_files(dir)?.into_iter().map(|(y, _, _)| y).collect();
-        years.sort_unstable();
-        years.dedup();
-        Ok(Store { dir: dir.to_path_buf(), meta, catalog, registry, years })
+        let years = stored_years(dir)?;
+        let scope = meta.root_unit.clone();
+        Ok(Store { dir: dir.to_path_buf(), meta, catalog, registry, years, scope })
+    }
+
+    /// The same store seen from `unit` (the root or a unit below it): its sessions hold no row of a
+    /// unit outside `unit`'s subtree.
+    pub fn scoped_to(&self, unit: &str) -> Result<Store> {
+        if !self.registry.is_within(unit, &self.meta.root_unit) {
+            return Err(QueryError::OutsideStore { unit: unit.to_string(), root: self.meta.root_unit.clone() });
+        }
+        Ok(Store { scope: unit.to_string(), ..self.clone() })
+    }
+
+    /// Whether the sessions show less than the whole store.
+    fn is_scoped(&self) -> bool {
+        self.scope != self.meta.root_unit
+    }
+
+    /// Whether a unit's rows are in this store's sessions.
+    fn shows(&self, unit_code: &str) -> bool {
+        !self.is_scoped() || self.registry.is_within(unit_code, &self.scope)
+    }
+
+    /// Lists the years under `reports/` again (a live tier adds a year's directory when it first flushes it).
+    pub fn refresh_years(&mut self) -> Result<()> {
+        self.years = stored_years(&self.dir)?;
+        Ok(())
     }
 
     /// The store's root unit (a province, city or county).
@@ -78,32 +117,81 @@ impl Store {
 
     /// A session over this store with every table and view registered.
     pub async fn session(&self) -> Result<SessionContext> {
+        self.session_with(None).await
+    }
+
+    /// A session over this store and, for a live tier, `unflushed`: the reports it has acknowledged but
+    /// not yet written to Parquet, read again by every scan of `report_files` (so the session can be
+    /// kept while the tier takes reports; [`Store::session_key`] says when it must be built again).
+    /// A row flushed during a scan may be read from both; every view keeps one copy of a revision.
+    pub async fn session_with(&self, unflushed: Option<Arc<dyn Unflushed>>) -> Result<SessionContext> {
         let config =
             SessionConfig::new().with_information_schema(true).with_default_catalog_and_schema("sifa", "store");
-        let ctx = SessionContext::new_with_config(config);
-        self.register_report_files(&ctx).await?;
-        ctx.register_batch("units", units_batch(&self.registry, &self.meta.root_unit)?)?;
+        // No cached file listings: a live tier adds, and its compaction replaces, files between
+        // two statements of a session (the prompt) and between two attempts of one (`query::run`).
+        let runtime = RuntimeEnvBuilder::new()
+            .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
+            .build_arc()?;
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        let years = match &unflushed {
+            Some(u) => self.years_with(&u.reports()),
+            None => self.years.clone(),
+        };
+        self.register_report_files(&ctx, unflushed).await?;
+        ctx.register_batch("units", units_batch(&self.registry, &self.meta.root_unit, |u| self.shows(u))?)?;
         ctx.register_batch("metrics", metrics_batch(&self.catalog)?)?;
-        ctx.register_batch("periods", periods_batch(&self.years, self.meta.deadline_day)?)?;
+        ctx.register_batch("periods", periods_batch(&years, self.meta.deadline_day)?)?;
         ctx.register_batch("outlier_thresholds", outlier_thresholds_batch(&self.catalog)?)?;
         ctx.register_batch("outlier_bounds", outlier_bounds_batch(&self.catalog)?)?;
-        ctx.register_batch("approvals", approvals_batch(&self.dir)?)?;
+        ctx.register_batch("approvals", approvals_batch(&self.dir, |u| self.shows(u))?)?;
         for (name, sql) in views::all(&self.catalog) {
             ctx.sql(&sql).await.map_err(|e| QueryError::Sql(format!("defining view {name}: {e}")))?;
         }
+        ctx.register_udtf(RollupFunction::NAME, Arc::new(RollupFunction::new(self.catalog.clone())));
         Ok(ctx)
     }
 
-    async fn register_report_files(&self, ctx: &SessionContext) -> Result<()> {
+    /// What a live session depends on besides the rows it scans: the years (its `periods`) and the
+    /// approvals file. A session built when the key was the same can be used again.
+    pub fn session_key(&self, unflushed: &dyn Unflushed) -> Result<SessionKey> {
+        let years = self.years_with(&unflushed.reports());
+        let approvals = std::fs::metadata(self.dir.join(sifa_store::approvals::APPROVALS_CSV))
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()));
+        Ok(SessionKey { years, approvals })
+    }
+
+    /// The store's years and those of `unflushed`, ascending.
+    fn years_with(&self, unflushed: &[StoredReport]) -> Vec<u16> {
+        let mut years = self.years.clone();
+        years.extend(unflushed.iter().filter(|r| self.shows(&r.report.unit_code)).map(|r| r.period.year()));
+        years.sort_unstable();
+        years.dedup();
+        years
+    }
+
+    /// `report_files`: the Parquet files, rows outside the scope removed, and the unflushed reports.
+    async fn register_report_files(&self, ctx: &SessionContext, unflushed: Option<Arc<dyn Unflushed>>) -> Result<()> {
+        let mut files = self.parquet_files()?;
+        if self.is_scoped() {
+            let units = self.registry.subtree(&self.scope).into_iter().map(|u| lit(u.code.as_str())).collect();
+            files = ctx.read_table(files)?.filter(col("unit_code").in_list(units, false))?.into_view();
+        }
+        let table = match unflushed {
+            None => files,
+            Some(unflushed) => Arc::new(LiveReportFiles { files, unflushed, store: self.clone() }),
+        };
+        ctx.register_table("report_files", table)?;
+        Ok(())
+    }
+
+    /// The Parquet files under `reports/` as one table with the partition column `year`.
+    fn parquet_files(&self) -> Result<Arc<dyn TableProvider>> {
         let file_schema = sifa_store::arrow_schema(&self.catalog);
         let reports = layout::reports_dir(&self.dir);
         if !reports.is_dir() {
             // A store that has not flushed anything yet: the same columns, no rows.
-            let mut fields: Vec<Field> = file_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-            fields.push(Field::new("year", DataType::Int32, false));
-            let schema: SchemaRef = Arc::new(Schema::new(fields));
-            ctx.register_table("report_files", Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
-            return Ok(());
+            return Ok(Arc::new(MemTable::try_new(with_year(&file_schema), vec![vec![]])?));
         }
         let abs = reports.canonicalize().map_err(|source| QueryError::Io {
             what: "cannot resolve",
@@ -115,9 +203,90 @@ impl Store {
             .with_file_extension(".parquet")
             .with_table_partition_cols(vec![("year".to_string(), DataType::Int32)]);
         let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(file_schema);
-        ctx.register_table("report_files", Arc::new(ListingTable::try_new(config)?))?;
-        Ok(())
+        Ok(Arc::new(ListingTable::try_new(config)?))
     }
+}
+
+/// The years that have a partition directory under `reports/`, ascending.
+fn stored_years(dir: &Path) -> Result<Vec<u16>> {
+    let mut years: Vec<u16> = sifa_store::list_files(dir)?.into_iter().map(|(y, _, _)| y).collect();
+    years.sort_unstable();
+    years.dedup();
+    Ok(years)
+}
+
+/// The columns of `report_files`: a file's and the partition column `year`.
+fn with_year(file_schema: &Schema) -> SchemaRef {
+    let mut fields: Vec<Field> = file_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new("year", DataType::Int32, false));
+    Arc::new(Schema::new(fields))
+}
+
+/// What a live session was built for ([`Store::session_key`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionKey {
+    years: Vec<u16>,
+    approvals: Option<(Option<std::time::SystemTime>, u64)>,
+}
+
+/// The reports a live tier has acknowledged (durable in its log) but not yet written to Parquet.
+pub trait Unflushed: Send + Sync + std::fmt::Debug + 'static {
+    /// A snapshot of them, in log order.
+    fn reports(&self) -> Vec<StoredReport>;
+}
+
+/// `report_files` of a live tier: each scan reads the Parquet files and the reports not yet in them.
+#[derive(Debug)]
+struct LiveReportFiles {
+    files: Arc<dyn TableProvider>,
+    unflushed: Arc<dyn Unflushed>,
+    store: Store,
+}
+
+#[async_trait::async_trait]
+impl TableProvider for LiveReportFiles {
+    fn schema(&self) -> SchemaRef {
+        self.files.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> datafusion::error::Result<Vec<TableProviderFilterPushDown>> {
+        // The files prune with them; the unflushed rows are filtered above the scan.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let files = self.files.scan(state, projection, filters, limit).await?;
+        let rows: Vec<StoredReport> =
+            self.unflushed.reports().into_iter().filter(|r| self.store.shows(&r.report.unit_code)).collect();
+        if rows.is_empty() {
+            return Ok(files);
+        }
+        let batch = unflushed_batch(&self.store.catalog, &rows).map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let memory =
+            MemTable::try_new(self.schema(), vec![vec![batch]])?.scan(state, projection, filters, limit).await?;
+        UnionExec::try_new(vec![files, memory])
+    }
+}
+
+/// Reports not yet in Parquet as rows of `report_files` (a file's columns and `year`).
+fn unflushed_batch(catalog: &Catalog, rows: &[StoredReport]) -> Result<RecordBatch> {
+    let batch = sifa_store::record_batch(catalog, rows)?;
+    let mut columns = batch.columns().to_vec();
+    columns.push(Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| i32::from(r.period.year())))));
+    RecordBatch::try_new(with_year(&batch.schema()), columns).map_err(|e| DataFusionError::from(e).into())
 }
 
 /// Opens a data directory and returns the store and a session over it.
@@ -138,9 +307,9 @@ enum Level {
     County,
 }
 
-/// The `units` table: the registry with each unit's province, city and county.
-fn units_batch(registry: &Registry, root: &str) -> Result<RecordBatch> {
-    let units = registry.units();
+/// The `units` table: the registry with each unit's province, city and county (the units `shows`).
+fn units_batch(registry: &Registry, root: &str, shows: impl Fn(&str) -> bool) -> Result<RecordBatch> {
+    let units: Vec<&sifa_proto::Unit> = registry.units().iter().filter(|u| shows(&u.code)).collect();
     let lineages: Vec<_> = units.iter().map(|u| registry.lineage(&u.code)).collect();
     let level = |pick: Level, name: bool| -> ArrayRef {
         strings(lineages.iter().map(|l| {
@@ -256,8 +425,8 @@ fn outlier_bounds_batch(catalog: &Catalog) -> Result<RecordBatch> {
 }
 
 /// The `approvals` table: every approval, acceptance and withdrawal the tier
-/// recorded, as `approvals.csv` holds them (docs/STORAGE.md).
-fn approvals_batch(dir: &Path) -> Result<RecordBatch> {
+/// recorded, as `approvals.csv` holds them (docs/STORAGE.md), of the units `shows`.
+fn approvals_batch(dir: &Path, shows: impl Fn(&str) -> bool) -> Result<RecordBatch> {
     let path = dir.join(sifa_store::approvals::APPROVALS_CSV);
     let mut rows: Vec<[String; 11]> = Vec::new();
     if path.is_file() {
@@ -267,6 +436,9 @@ fn approvals_batch(dir: &Path) -> Result<RecordBatch> {
         let mut reader = csv::Reader::from_path(&path).map_err(bad)?;
         for record in reader.records() {
             let record = record.map_err(bad)?;
+            if !shows(record.get(1).unwrap_or_default()) {
+                continue;
+            }
             let mut row: [String; 11] = Default::default();
             for (i, cell) in row.iter_mut().enumerate() {
                 *cell = record.get(i).unwrap_or_default().to_string();

@@ -30,6 +30,8 @@ pub const REGISTRY_FILE: &str = "registry.csv";
 pub const ADDR_FILE: &str = "aggregator.addr";
 /// The running server's bound HTTP address (`[http] listen`; removed when it stops).
 pub const HTTP_ADDR_FILE: &str = "http.addr";
+/// The running server's bound Flight SQL address, when it serves one (`[sql]`; removed when it stops).
+pub const SQL_ADDR_FILE: &str = "sql.addr";
 
 /// Under `state/`: closed periods and their overrides.
 pub const LOCKS_FILE: &str = "locks.json";
@@ -68,6 +70,11 @@ pub fn addr_file(data_dir: &Path) -> PathBuf {
 
 pub fn http_addr_file(data_dir: &Path) -> PathBuf {
     data_dir.join(HTTP_ADDR_FILE)
+}
+
+/// The running server's bound Flight SQL address file.
+pub fn sql_addr_file(data_dir: &Path) -> PathBuf {
+    data_dir.join(SQL_ADDR_FILE)
 }
 
 /// The partition directory of a year (Hive style, `year=YYYY`).
@@ -131,6 +138,7 @@ mod tests {
             APPROVALS_FILE,
             ADDR_FILE,
             HTTP_ADDR_FILE,
+            SQL_ADDR_FILE,
         ] {
             assert!(doc.contains(name), "docs/STORAGE.md does not mention {name}");
         }

@@ -19,7 +19,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use sifa_aggregator::auth::{Identity, Limits, Role};
-use sifa_aggregator::config::ConfigFile;
+use sifa_aggregator::config::{ConfigFile, SqlSection};
 use sifa_aggregator::disk::DiskConfig;
 use sifa_aggregator::http::HttpConfig;
 use sifa_pki::{Ca, IssueRequest, init_ca};
@@ -64,6 +64,8 @@ pub struct TierSpec {
     pub disk: Option<DiskConfig>,
     /// The `[http]` table, if any.
     pub http: Option<HttpConfig>,
+    /// Serve the Flight SQL endpoint (`[sql] listen` on a free loopback port; [`TestAggregator::sql_url`]).
+    pub sql: bool,
 }
 
 impl TierSpec {
@@ -80,6 +82,7 @@ impl TierSpec {
             limits: None,
             disk: None,
             http: None,
+            sql: false,
         }
     }
 
@@ -150,6 +153,7 @@ impl TestAggregator {
             limits: s.limits.clone(),
             disk: s.disk.clone(),
             http: s.http.clone(),
+            sql: s.sql.then(|| SqlSection { listen: "127.0.0.1:0".into() }),
             tls: Some(if s.insecure { TlsConfig::insecure() } else { tls_config(Role::Aggregator, &s.unit) }),
             ..ConfigFile::new(&s.unit, &self.listen, "data")
         };
@@ -178,6 +182,16 @@ impl TestAggregator {
     /// The URL a client or a lower tier connects to.
     pub fn url(&self) -> String {
         format!("{}://{}", if self.spec.insecure { "http" } else { "https" }, self.addr())
+    }
+
+    /// The Flight SQL endpoint's URL (`grpc+tls://127.0.0.1:PORT`, as ADBC spells it; `sifa query --connect`
+    /// takes the same address with `https://`), from DATA_DIR/sql.addr.
+    pub fn sql_addr(&self) -> String {
+        let path = sifa_store::layout::sql_addr_file(&self.data_dir());
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}; is `sql: true` in the TierSpec?", path.display()))
+            .trim()
+            .to_string()
     }
 
     /// A connection as `role` of `unit` (its certificate; in insecure mode the requests' own claims count).

@@ -162,6 +162,20 @@ pub fn authorize_subtree(
     Ok(root.to_owned())
 }
 
+/// The Flight SQL endpoint (docs/SQL.md): an analyst or an admin sees its unit's subtree (the tier's
+/// whole store when it is above the tier); the tier itself, with its own certificate, sees it all.
+/// Returns the unit whose subtree the caller may query.
+pub fn authorize_sql(id: &Identity, tier_unit: &str, registry: &Registry) -> Result<String, Denied> {
+    match id.role {
+        Role::Analyst | Role::Admin => scope_at(id, tier_unit, registry),
+        Role::Aggregator if id.unit == tier_unit => Ok(tier_unit.to_owned()),
+        Role::Aggregator | Role::Office => Err(Denied::PermissionDenied(format!(
+            "{id} may not query this tier's SQL endpoint: that needs an analyst or admin certificate \
+             (`sifa pki issue --role analyst --unit <your unit>`) or the tier's own"
+        ))),
+    }
+}
+
 /// LockPeriod and GrantOverride: an admin of this tier's unit or of a unit above it.
 pub fn authorize_admin(id: &Identity, tier_unit: &str, registry: &Registry) -> Result<(), Denied> {
     known(id, registry)?;

@@ -356,6 +356,25 @@ fn directory_calls_answer_only_for_the_callers_subtree() {
 }
 
 #[test]
+fn the_sql_endpoint_serves_analysts_admins_and_the_tier_itself_each_its_subtree() {
+    let reg = registry();
+    let province = "62";
+    assert_eq!(authorize_sql(&id(Role::Analyst, "620902"), province, &reg).unwrap(), "620902");
+    assert_eq!(authorize_sql(&id(Role::Admin, "6209"), province, &reg).unwrap(), "6209");
+    assert_eq!(authorize_sql(&id(Role::Aggregator, "62"), province, &reg).unwrap(), "62");
+    // A province analyst asking a county sees the county's store, not more.
+    assert_eq!(authorize_sql(&id(Role::Analyst, "62"), "620902", &reg).unwrap(), "620902");
+    assert_status(authorize_sql(&id(Role::Analyst, "620921"), "620902", &reg), Code::PermissionDenied, &["neither"]);
+    for (role, unit) in [(Role::Office, "620902001"), (Role::Aggregator, "620902")] {
+        assert_status(
+            authorize_sql(&id(role, unit), province, &reg),
+            Code::PermissionDenied,
+            &["may not query", "--role analyst"],
+        );
+    }
+}
+
+#[test]
 fn lock_and_override_need_an_admin_of_this_tier_or_above() {
     let reg = registry();
     assert!(authorize_admin(&id(Role::Admin, "620902"), "620902", &reg).is_ok());
