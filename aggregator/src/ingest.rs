@@ -20,8 +20,8 @@ use sifa_proto::validate::{
 use sifa_proto::{Catalog, Period, Registry};
 use tokio::sync::{oneshot, watch};
 
-use crate::disk::{DiskLow, Reserve};
 use crate::backlog::ForwardBacklog;
+use crate::disk::{DiskLow, Reserve};
 use crate::http::metrics::Metrics;
 use crate::index::{Index, Lookup};
 use crate::locks::{Admission, Locks};

@@ -333,7 +333,9 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
                 authenticator: authenticator.clone(),
             };
             let tail = sql::LogTail { unflushed: unflushed.clone(), registry: registry.clone() };
-            Some(sql::start(listen, &data_dir, security.tls.clone(), callers, tail, stop_rx.clone()).await?)
+            let m = metrics.clone();
+            let failed = move |reason| m.tls_handshake_failed("sql", reason);
+            Some(sql::start(listen, &data_dir, security.tls.clone(), failed, callers, tail, stop_rx.clone()).await?)
         }
     };
     let tier = Arc::new(Tier {
@@ -362,7 +364,7 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
                     unflushed,
                     durable: durable_rx,
                     forwarding: backlog.map(|b| (forwarded, b)),
-                    disk_reserve_bytes: config.disk_reserve_bytes,
+                    disk_reserve_bytes: config.disk.reserve_bytes(),
                     started_ms,
                 },
                 access,

@@ -99,7 +99,7 @@ impl Tier {
         let outcome = match decision {
             Ok(ingest::Stored::Accepted) => Outcome::Accepted,
             Ok(ingest::Stored::Duplicate) => Outcome::Duplicate,
-            Err(Refusal::Unavailable(_)) => Outcome::Unavailable,
+            Err(Refusal::Unavailable(_) | Refusal::DiskFull(_)) => Outcome::Unavailable,
             Err(Refusal::Rejected(r)) => {
                 let first = r.problems.first();
                 let rule = first.map_or("rejected", |p| p.rule.as_str());

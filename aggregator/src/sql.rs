@@ -11,10 +11,13 @@ use sifa_proto::{Registry, UnitCode};
 use sifa_sql::{Callers, SqlService, Unflushed};
 use sifa_store::{StoredReport, layout};
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+use tokio_stream::wrappers::TcpListenerStream;
 use tonic::Status;
 use tonic::metadata::MetadataMap;
-use tonic::transport::{CertificateDer, ServerTlsConfig};
+use tonic::transport::CertificateDer;
 
+use crate::auth::tls::tls_incoming;
 use crate::auth::{Authenticator, authorize_sql};
 use crate::flush::stored_report;
 use crate::ingest;
@@ -48,11 +51,13 @@ impl Unflushed for LogTail {
 }
 
 /// Binds `listen`, records the bound address in the data directory (`sql.addr`) and serves the
-/// endpoint until `stop` turns true.
+/// endpoint until `stop` turns true. `tls`: the tier's TLS acceptor (`None` only with
+/// `--insecure`); a handshake that fails is given to `handshake_failed` with its reason.
 pub async fn start(
     listen: SocketAddr,
     data_dir: &Path,
-    tls: Option<ServerTlsConfig>,
+    tls: Option<TlsAcceptor>,
+    handshake_failed: impl Fn(&'static str) + Send + Sync + 'static,
     callers: TierCallers,
     tail: LogTail,
     mut stop: watch::Receiver<bool>,
@@ -69,7 +74,13 @@ pub async fn start(
         let _ = stop.wait_for(|stopping| *stopping).await;
     };
     Ok(tokio::spawn(async move {
-        if let Err(e) = sifa_sql::serve(listener, tls, service, shutdown).await {
+        let served = match tls {
+            Some(acceptor) => {
+                sifa_sql::serve(tls_incoming(listener, acceptor, handshake_failed), service, shutdown).await
+            }
+            None => sifa_sql::serve(TcpListenerStream::new(listener), service, shutdown).await,
+        };
+        if let Err(e) = served {
             tracing::error!("{e}");
         }
     }))

@@ -83,8 +83,8 @@ pub fn collect(tier: &Tier, now: &Snapshot) -> PageData {
                 .into_iter()
                 .filter_map(|u| {
                     let e = index.get(&u.code, period)?;
-                    let latest = e.revisions.iter().map(|(r, _)| *r).max()?;
-                    (e.revisions.len() > 1).then(|| (u.code.to_string(), u.name.clone(), latest))
+                    let latest = e.revisions().iter().map(|(r, _)| *r).max()?;
+                    (e.revisions().len() > 1).then(|| (u.code.to_string(), u.name.clone(), latest))
                 })
                 .collect();
             Month { report, corrections }
