@@ -121,7 +121,8 @@ async fn metrics_parse_and_move_when_reports_arrive_are_refused_or_limited() {
     let bad = report("620982101", &month, 1, &[("lectures", -2.0)]);
     let e = c1.submit(submit(bad)).await.unwrap_err();
     assert!(e.message().contains("[negative]"), "{}", e.message());
-    // The tier's own aggregator certificate (as a tier below forwards).
+    // Another office, along its one path (its own certificate; forwards from a tier below, counted
+    // as sender "aggregator", are in forwarding_metrics_show_the_backlog_and_the_upstream_link).
     tier.client().await.submit(submit(office("620982102"))).await.expect("accepted");
     // Over the rate: a burst of 3, the 4th at once is refused.
     let mut c3 = tier.client_as(Role::Office, "620982103").await;
@@ -137,11 +138,11 @@ async fn metrics_parse_and_move_when_reports_arrive_are_refused_or_limited() {
 
     let after = scrape(&tier);
     let delta = |name: &str, labels: &[(&str, &str)]| value(&after, name, labels) - value(&before, name, labels);
-    assert_eq!(delta("sifa_reports_accepted_total", &[("sender", "office")]), 1.0 + (sent - refused) as f64);
-    assert_eq!(delta("sifa_reports_accepted_total", &[("sender", "aggregator")]), 1.0);
+    assert_eq!(delta("sifa_reports_accepted_total", &[("sender", "office")]), 2.0 + (sent - refused) as f64);
+    assert_eq!(delta("sifa_reports_accepted_total", &[("sender", "aggregator")]), 0.0);
     assert_eq!(delta("sifa_reports_duplicate_total", &[("sender", "office")]), 1.0);
     assert_eq!(delta("sifa_reports_rejected_total", &[("sender", "office"), ("rule", "negative")]), 1.0);
-    assert_eq!(delta("sifa_reports_received_total", &[("sender", "office")]), 3.0 + (sent - refused) as f64);
+    assert_eq!(delta("sifa_reports_received_total", &[("sender", "office")]), 4.0 + (sent - refused) as f64);
     assert_eq!(delta("sifa_limit_refusals_total", &[("limit", "rate")]), refused as f64);
     // Every accepted report went through a group commit with an fsync.
     let groups = delta("sifa_wal_group_commit_reports_count", &[]);

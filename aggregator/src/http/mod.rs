@@ -155,10 +155,15 @@ async fn handle(
     }
     let response = match req.uri().path() {
         "/healthz" => text(StatusCode::OK, PLAIN, "ok: the aggregator process is alive\n"),
-        "/readyz" if state.accepting.load(Ordering::SeqCst) => {
-            text(StatusCode::OK, PLAIN, "ready: the log is replayed and reports are accepted\n")
+        "/readyz" if !state.accepting.load(Ordering::SeqCst) => {
+            text(StatusCode::SERVICE_UNAVAILABLE, PLAIN, "not ready: the aggregator is stopping\n")
         }
-        "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, PLAIN, "not ready: the aggregator is stopping\n"),
+        "/readyz" if !state.tier.upgrade().is_some_and(|t| t.index_ready.load(Ordering::SeqCst)) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            PLAIN,
+            "not ready: loading the index of the store (reports wait until it is loaded)\n",
+        ),
+        "/readyz" => text(StatusCode::OK, PLAIN, "ready: the log is replayed and reports are accepted\n"),
         "/metrics" => {
             text(StatusCode::OK, metrics::CONTENT_TYPE, state.sources.metrics.encode(&state.sources.snapshot()))
         }
