@@ -1,7 +1,7 @@
 //! Writes the seed corpus of each fuzz target into fuzz/corpus/<target>/:
 //! small, valid inputs of each format that the fuzzer mutates from.
 //!
-//!     cargo run --manifest-path fuzz/Cargo.toml --bin seeds
+//!     cargo run --manifest-path fuzz/Cargo.toml --example seeds
 
 use std::fs;
 use std::path::Path;
