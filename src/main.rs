@@ -78,7 +78,7 @@ fn main() -> ExitCode {
         Command::Check { what } => check::run(what),
         Command::Aggregator(args) => aggregator(args),
         Command::Agent(args) => sifa_agent::cli::run(args),
-        Command::Query(args) if args.connect.is_some() => sifa_sql::client::run_query(args),
+        Command::Query(args) if args.connect.is_some() || args.config.is_some() => sifa_sql::client::run_query(args),
         Command::Query(args) => sifa_queries::cli::run_query(args),
         Command::Publish(args) => sifa_queries::cli::run_publish(args),
         Command::Pki(args) => pki::run(args),

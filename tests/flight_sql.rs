@@ -211,6 +211,36 @@ async fn sifa_query_connect_runs_sql_and_rollups_against_a_live_tier() {
         "金塔县's analyst sees its own office only"
     );
 
+    // The same through a config file (config/analyst.example.toml's form), its paths relative to it.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&cert, dir.path().join("me.pem")).unwrap();
+    std::fs::copy(&key, dir.path().join("me.key")).unwrap();
+    let file = dir.path().join("analyst.toml");
+    let tls = format!("[tls]\nca = {:?}\ncert = \"me.pem\"\nkey = \"me.key\"\n", pki().ca_cert());
+    std::fs::write(&file, format!("connect = \"{url}\"\n{tls}")).unwrap();
+    let from_file = |file: &std::path::Path| {
+        let out = Command::new(sifa_bin())
+            .arg("query")
+            .arg("--config")
+            .arg(file)
+            .args(["--format", "csv", "SELECT unit_code FROM reports"])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = from_file(&file);
+    assert!(ok && out == "unit_code\n620921100\n", "{out}{err}");
+    std::fs::write(&file, format!("{tls}")).unwrap();
+    let (ok, _, err) = from_file(&file);
+    assert!(!ok && err.contains("which tier?"), "{err}");
+    std::fs::write(&file, format!("connect = \"{url}\"\n[tls]\ncert = \"me.pem\"\n")).unwrap();
+    let (ok, _, err) = from_file(&file);
+    assert!(!ok && err.contains("--ca, --key") && err.contains("[tls]"), "{err}");
+
     let (ok, out, err) = query(&["--rollup", "totals", "--year", "2024", "--format", "csv"]);
     assert!(ok, "{err}");
     assert!(out.lines().any(|l| l.starts_with("county,620921,") && l.contains(",disputes_resolved,")), "{out}");

@@ -26,22 +26,33 @@ Examples:
   sifa query --data data -f my_figures.sql --format json
   sifa query --data data            (interactive prompt; or pipe SQL on stdin)
   sifa query --connect https://127.0.0.1:7443 --ca ca.pem --cert me.pem --key me.key --rollup totals --year 2024
-                                    (a live tier's Flight SQL endpoint, docs/SQL.md)")]
+                                    (a live tier's Flight SQL endpoint, docs/SQL.md)
+  sifa query --config analyst.toml --rollup totals --year 2024
+                                    (the same, its address and files in config/analyst.example.toml's form)")]
 pub struct QueryArgs {
     /// The data directory of an aggregator (or a copy of it)
-    #[arg(long, value_name = "DIR", required_unless_present_any = ["connect", "list_rollups"], conflicts_with = "connect")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present_any = ["connect", "config", "list_rollups"],
+        conflicts_with_all = ["connect", "config", "ca", "cert", "key"]
+    )]
     pub data: Option<PathBuf>,
     /// A live tier's Flight SQL endpoint (its `[sql] listen`) instead of a directory
-    #[arg(long, value_name = "https://HOST:PORT", requires_all = ["ca", "cert", "key"])]
+    #[arg(long, value_name = "https://HOST:PORT")]
     pub connect: Option<String>,
+    /// A live tier and your certificate from a file (`connect = "https://HOST:PORT"` and a [tls]
+    /// table: config/analyst.example.toml); --connect, --ca, --cert and --key override it
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// With --connect: the province CA's certificate (PEM)
-    #[arg(long, value_name = "FILE", requires = "connect")]
+    #[arg(long, value_name = "FILE")]
     pub ca: Option<PathBuf>,
     /// With --connect: your certificate (`sifa pki issue --role analyst`)
-    #[arg(long, value_name = "FILE", requires = "connect")]
+    #[arg(long, value_name = "FILE")]
     pub cert: Option<PathBuf>,
     /// With --connect: your certificate's key
-    #[arg(long, value_name = "FILE", requires = "connect")]
+    #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
     /// SQL to run (one or more statements separated by ';')
     #[arg(conflicts_with_all = ["file", "rollup"])]
@@ -96,7 +107,7 @@ pub fn run_query(args: QueryArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let Some(data) = args.data.clone() else {
-        bail!("sifa query --connect runs in the `sifa` binary (crate sifa-sql); give --data DIR here");
+        bail!("sifa query --connect/--config runs in the `sifa` binary (crate sifa-sql); give --data DIR here");
     };
     runtime()?.block_on(async move {
         let (store, ctx) = session::open(&data).await?;
