@@ -45,7 +45,7 @@ pub fn completeness(
     for u in registry.reporting_units(root) {
         out.expected += 1;
         let entry = index.get(&u.code, period);
-        let late = entry.is_some_and(|e| is_late(e.first_received_ms, deadline));
+        let late = entry.as_ref().is_some_and(|e| is_late(e.first_received_ms, deadline));
         let unit_ref = || UnitRef { code: u.code.to_string(), name: u.name.clone() };
         match entry {
             None => out.missing.push(unit_ref()),

@@ -1,8 +1,14 @@
 //! The in-memory index of what this tier holds: for every unit and month, the
 //! revisions stored with their content digests, and when the unit's first
-//! revision arrived. Rebuilt at start from the Parquet store plus the
-//! write-ahead log; it decides duplicates and conflicts and answers
-//! completeness.
+//! revision arrived. Rebuilt at start from the Parquet store (through its key
+//! files, `key_files.rs`) plus the write-ahead log; it decides duplicates and
+//! conflicts and answers completeness.
+//!
+//! Two parts, so a start does not grow with the store beyond reading the key
+//! files: what was stored before the start is one sorted array of fixed-size
+//! [`StoredKey`]s (loaded as the key files' runs, merged, looked up by binary
+//! search; no hashing, no allocation per key), and what arrives after the
+//! start is a hash map beside it. A unit's month may have revisions in both.
 
 use std::collections::HashMap;
 
@@ -10,24 +16,32 @@ use sifa_proto::Period;
 use sifa_proto::v1::Report;
 use sifa_proto::validate::content_digest;
 
-/// A unit's month as the index keys it: the unit code's digits packed with
-/// their count (codes are 2 to 12 digits, `sifa_proto::UnitCode`), and the
-/// month. No allocation per key: a province's index of millions of months
-/// loads fast and stays small.
+/// A unit code's digits packed with their count (codes are 2 to 12 digits,
+/// `sifa_proto::UnitCode`): keys without an allocation. `None` for a code that
+/// is not 1 to 15 decimal digits (never a validated unit code).
+pub fn pack_unit(unit: &str) -> Option<u64> {
+    if !(1..=15).contains(&unit.len()) || !unit.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let digits: u64 = unit.parse().ok()?;
+    Some(digits * 16 + unit.len() as u64)
+}
+
+/// A month as the index orders it: `year << 8 | month`.
+pub fn pack_period(period: Period) -> u32 {
+    (period.year() as u32) << 8 | period.month() as u32
+}
+
+/// A unit's month as the index keys it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct UnitPeriod {
     unit: u64,
-    period: Period,
+    period: u32,
 }
 
 impl UnitPeriod {
-    /// `None` for a code that is not 1 to 15 decimal digits (never a validated unit code).
     fn new(unit: &str, period: Period) -> Option<UnitPeriod> {
-        if !(1..=15).contains(&unit.len()) || !unit.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let digits: u64 = unit.parse().ok()?;
-        Some(UnitPeriod { unit: digits * 16 + unit.len() as u64, period })
+        Some(UnitPeriod { unit: pack_unit(unit)?, period: pack_period(period) })
     }
 }
 
@@ -44,14 +58,55 @@ pub fn short_digest(digest: &[u8; 32]) -> Digest {
 /// A revision and the digest of its content.
 pub type Revision = (u64, Digest);
 
+/// One stored revision as the sorted part of the index (and a key file) holds it. Ordered by
+/// month, unit and revision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredKey {
+    /// [`pack_period`]
+    pub period: u32,
+    /// [`pack_unit`]
+    pub unit: u64,
+    pub revision: u64,
+    /// When the first tier made it durable (Unix ms).
+    pub received_at_ms: i64,
+    pub digest: Digest,
+}
+
+impl StoredKey {
+    /// `None` for a unit code that is not digits (never one that passed validation).
+    pub fn new(unit: &str, period: Period, revision: u64, received_at_ms: i64, digest: Digest) -> Option<StoredKey> {
+        Some(StoredKey { period: pack_period(period), unit: pack_unit(unit)?, revision, received_at_ms, digest })
+    }
+
+    fn order(&self) -> (u32, u64, u64) {
+        (self.period, self.unit, self.revision)
+    }
+}
+
 /// What is stored of one unit's month.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// The revisions in the order stored; most months have one, kept without an allocation.
-    revisions: Revisions,
+    /// The revisions: those stored before the start in revision order, then those since in the
+    /// order stored.
+    revisions: Vec<Revision>,
     /// The earliest `received_at` of its revisions (Unix ms): timeliness
     /// (`sifa_store::is_late`, the same rule as the SQL completeness rollup).
     pub first_received_ms: i64,
+}
+
+impl Entry {
+    /// (revision, content digest).
+    pub fn revisions(&self) -> &[Revision] {
+        &self.revisions
+    }
+}
+
+/// What arrived since the start, for one unit's month.
+#[derive(Debug, Clone)]
+struct Arrived {
+    /// Most months get one revision, kept without an allocation.
+    revisions: Revisions,
+    first_received_ms: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -60,9 +115,8 @@ enum Revisions {
     Many(Vec<Revision>),
 }
 
-impl Entry {
-    /// (revision, content digest), in the order stored.
-    pub fn revisions(&self) -> &[Revision] {
+impl Arrived {
+    fn revisions(&self) -> &[Revision] {
         match &self.revisions {
             Revisions::One(r) => std::slice::from_ref(r),
             Revisions::Many(v) => v,
@@ -109,8 +163,11 @@ pub enum Lookup {
 
 #[derive(Debug, Default)]
 pub struct Index {
-    entries: HashMap<UnitPeriod, Entry>,
-    revisions: usize,
+    /// What was stored before the start, sorted by [`StoredKey::order`], each key once.
+    stored: Vec<StoredKey>,
+    /// What was stored since.
+    arrived: HashMap<UnitPeriod, Arrived>,
+    arrived_revisions: usize,
 }
 
 impl Index {
@@ -118,19 +175,35 @@ impl Index {
         Index::default()
     }
 
-    /// Makes room for `additional` more months (before a bulk load).
-    pub fn reserve(&mut self, additional: usize) {
-        self.entries.reserve(additional);
+    /// An index of what the store held at the start: `keys` in any order, a key given twice (a row
+    /// that an interrupted compaction left in two files) kept once. Key files hold sorted runs, so
+    /// sorting their concatenation is a merge of a few runs.
+    pub fn with_stored(mut keys: Vec<StoredKey>) -> Index {
+        keys.sort_by_key(StoredKey::order);
+        keys.dedup_by_key(|k| k.order());
+        keys.shrink_to_fit();
+        Index { stored: keys, ..Index::default() }
+    }
+
+    /// The stored revisions of a unit's month (a slice of the sorted part).
+    fn stored_of(&self, key: UnitPeriod) -> &[StoredKey] {
+        let from = self.stored.partition_point(|k| (k.period, k.unit) < (key.period, key.unit));
+        let len = self.stored[from..].partition_point(|k| (k.period, k.unit) == (key.period, key.unit));
+        &self.stored[from..from + len]
+    }
+
+    /// The digest stored for `revision` of a unit's month, if it is stored.
+    fn digest_of(&self, key: UnitPeriod, revision: u64) -> Option<Digest> {
+        let stored = self.stored_of(key).iter().find(|k| k.revision == revision).map(|k| k.digest);
+        stored.or_else(|| self.arrived.get(&key)?.revisions().iter().find(|(r, _)| *r == revision).map(|(_, d)| *d))
     }
 
     /// How `report` (for `period`) relates to what is stored.
     pub fn lookup(&self, report: &Report, period: Period, digest: &[u8; 32]) -> Lookup {
-        let found = UnitPeriod::new(&report.unit_code, period)
-            .and_then(|key| self.entries.get(&key))
-            .and_then(|e| e.revisions().iter().find(|(r, _)| *r == report.revision));
+        let found = UnitPeriod::new(&report.unit_code, period).and_then(|key| self.digest_of(key, report.revision));
         match found {
             None => Lookup::New,
-            Some((_, d)) if *d == short_digest(digest) => Lookup::Duplicate,
+            Some(d) if d == short_digest(digest) => Lookup::Duplicate,
             Some(_) => Lookup::Conflict,
         }
     }
@@ -142,40 +215,30 @@ impl Index {
         self.insert_digest(report, period, content_digest(report), received_at_ms)
     }
 
+    /// [`Index::insert`] with the content digest already computed. A unit code that is not digits
+    /// (never one that passed validation) is not recorded.
     pub fn insert_digest(&mut self, report: &Report, period: Period, digest: [u8; 32], received_at_ms: i64) -> bool {
-        self.insert_key(&report.unit_code, period, report.revision, short_digest(&digest), received_at_ms)
-    }
-
-    /// [`Index::insert_digest`] from a stored row's key (`key_files.rs`). A unit code that is not
-    /// digits (never one that passed validation) is not recorded.
-    pub fn insert_key(
-        &mut self,
-        unit: &str,
-        period: Period,
-        revision: u64,
-        digest: Digest,
-        received_at_ms: i64,
-    ) -> bool {
-        let Some(key) = UnitPeriod::new(unit, period) else {
-            tracing::warn!(unit, %period, "not a unit code of digits; not indexed");
+        let Some(key) = UnitPeriod::new(&report.unit_code, period) else {
+            tracing::warn!(unit = report.unit_code, %period, "not a unit code of digits; not indexed");
             return false;
         };
-        match self.entries.entry(key) {
+        if self.digest_of(key, report.revision).is_some() {
+            return false;
+        }
+        let revision = (report.revision, short_digest(&digest));
+        match self.arrived.entry(key) {
             std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(Entry { revisions: Revisions::One((revision, digest)), first_received_ms: received_at_ms });
+                v.insert(Arrived { revisions: Revisions::One(revision), first_received_ms: received_at_ms });
             }
             std::collections::hash_map::Entry::Occupied(mut o) => {
-                let e = o.get_mut();
-                if e.revisions().iter().any(|(r, _)| *r == revision) {
-                    return false;
+                let a = o.get_mut();
+                if a.revisions().is_empty() || received_at_ms < a.first_received_ms {
+                    a.first_received_ms = received_at_ms;
                 }
-                if e.revisions().is_empty() || received_at_ms < e.first_received_ms {
-                    e.first_received_ms = received_at_ms;
-                }
-                e.push((revision, digest));
+                a.push(revision);
             }
         }
-        self.revisions += 1;
+        self.arrived_revisions += 1;
         true
     }
 
@@ -184,28 +247,43 @@ impl Index {
     /// [`Entry::first_received_ms`] then, `None` if the month had no revision).
     pub fn take_back(&mut self, report: &Report, period: Period, first_received_before: Option<i64>) {
         let Some(key) = UnitPeriod::new(&report.unit_code, period) else { return };
-        let Some(e) = self.entries.get_mut(&key) else { return };
-        self.revisions -= e.remove(report.revision);
+        let Some(a) = self.arrived.get_mut(&key) else { return };
+        self.arrived_revisions -= a.remove(report.revision);
         match first_received_before {
-            _ if e.revisions().is_empty() => {
-                self.entries.remove(&key);
+            _ if a.revisions().is_empty() => {
+                self.arrived.remove(&key);
             }
-            Some(ms) => e.first_received_ms = ms,
+            Some(ms) => a.first_received_ms = ms,
             None => {}
         }
     }
 
-    pub fn get(&self, unit: &str, period: Period) -> Option<&Entry> {
-        self.entries.get(&UnitPeriod::new(unit, period)?)
+    /// What is stored of a unit's month, if anything.
+    pub fn get(&self, unit: &str, period: Period) -> Option<Entry> {
+        let key = UnitPeriod::new(unit, period)?;
+        let stored = self.stored_of(key);
+        let arrived = self.arrived.get(&key);
+        let mut revisions: Vec<Revision> = stored.iter().map(|k| (k.revision, k.digest)).collect();
+        revisions.extend(arrived.iter().flat_map(|a| a.revisions().iter().copied()));
+        if revisions.is_empty() {
+            return None;
+        }
+        let first_received_ms = stored
+            .iter()
+            .map(|k| k.received_at_ms)
+            .chain(arrived.filter(|a| !a.revisions().is_empty()).map(|a| a.first_received_ms))
+            .min()
+            .expect("at least one revision");
+        Some(Entry { revisions, first_received_ms })
     }
 
     /// Stored revisions, all units and months.
     pub fn len(&self) -> usize {
-        self.revisions
+        self.stored.len() + self.arrived_revisions
     }
 
     pub fn is_empty(&self) -> bool {
-        self.revisions == 0
+        self.len() == 0
     }
 }
 
@@ -238,7 +316,7 @@ mod tests {
         // The same key twice (a row in two files after an interrupted compaction) counts once.
         assert!(!ix.insert(&a, p, 2000));
         assert_eq!(ix.len(), 1);
-        // Revision 1 read later (e.g. from an older file) still sets the first arrival.
+        // Revision 1 recorded later still sets the first arrival.
         assert!(ix.insert(&r("620982100", 1, 0.0), p, 1000));
         assert_eq!(ix.get("620982100", p).unwrap().first_received_ms, 1000);
         assert!(ix.insert(&r("620982100", 3, 0.0), p, 3000));
@@ -259,5 +337,61 @@ mod tests {
         ix.take_back(&alone, p, None);
         assert!(ix.get("620982101", p).is_none());
         assert_eq!(ix.len(), 4);
+    }
+}
+
+#[cfg(test)]
+mod stored_tests {
+    use super::*;
+
+    fn key(unit: &str, period: &str, revision: u64, received: i64, d: u8) -> StoredKey {
+        StoredKey::new(unit, period.parse().unwrap(), revision, received, [d; 16]).unwrap()
+    }
+
+    fn report(unit: &str, period: &str, revision: u64) -> Report {
+        Report {
+            unit_code: unit.into(),
+            period: period.into(),
+            revision,
+            values: [("lectures".to_string(), revision as f64)].into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn stored_keys_and_arrivals_answer_together() {
+        let p: Period = "2024-03".parse().unwrap();
+        // Two runs out of order, one key in both (a compaction interrupted), a unit whose code is a
+        // prefix of another's (6209821 vs 620982100: packed with their length, never confused).
+        let mut keys = vec![key("620982100", "2024-03", 2, 3000, 2), key("6209821", "2024-03", 1, 10, 9)];
+        keys.extend([key("620982100", "2024-03", 1, 1000, 1), key("620982100", "2024-03", 2, 3000, 2)]);
+        keys.push(key("620982100", "2024-04", 1, 5000, 4));
+        let mut ix = Index::with_stored(keys);
+        assert_eq!(ix.len(), 4, "the key in two runs counts once");
+        let e = ix.get("620982100", p).unwrap();
+        assert_eq!((e.revisions(), e.first_received_ms), (&[(1, [1; 16]), (2, [2; 16])][..], 1000));
+        assert_eq!(ix.get("6209821", p).unwrap().revisions(), &[(1, [9; 16])]);
+        assert!(ix.get("620982101", p).is_none() && ix.get("620982100", "2024-05".parse().unwrap()).is_none());
+
+        // A revision stored before the start is a duplicate or a conflict, never stored again.
+        let r2 = report("620982100", "2024-03", 2);
+        assert!(!ix.insert_digest(&r2, p, [2; 32], 9), "already stored");
+        let mut same = [0u8; 32];
+        same[..16].copy_from_slice(&[2; 16]);
+        assert_eq!(ix.lookup(&r2, p, &same), Lookup::Duplicate);
+        assert_eq!(ix.lookup(&r2, p, &[7; 32]), Lookup::Conflict);
+        // A correction arriving after the start joins the stored revisions; an earlier arrival
+        // (a forwarded revision received below before the stored ones) becomes the first.
+        let r3 = report("620982100", "2024-03", 3);
+        assert_eq!(ix.lookup(&r3, p, &content_digest(&r3)), Lookup::New);
+        assert!(ix.insert(&r3, p, 500));
+        let e = ix.get("620982100", p).unwrap();
+        assert_eq!((e.revisions().len(), e.first_received_ms, ix.len()), (3, 500, 5));
+        assert_eq!(ix.lookup(&r3, p, &content_digest(&r3)), Lookup::Duplicate);
+        // Taking it back (a failed log write) leaves the stored part as it was.
+        ix.take_back(&r3, p, Some(1000));
+        let e = ix.get("620982100", p).unwrap();
+        assert_eq!((e.revisions().len(), e.first_received_ms, ix.len()), (2, 1000, 4));
+        assert_eq!(ix.lookup(&r3, p, &content_digest(&r3)), Lookup::New);
     }
 }

@@ -130,23 +130,21 @@ async fn fetch_reference(upstream: &str, config: &Config, insecure: bool) -> any
 /// when its key file cannot be used (then written again). Returns it and how many Parquet files had
 /// to be read.
 fn index_from_store(data_dir: &Path, catalog: &Catalog) -> anyhow::Result<(Index, usize)> {
-    let mut index = Index::new();
+    let mut keys = Vec::new();
     let files = sifa_store::list_files(data_dir)?;
     let mut read = 0;
     for (_, seq, path) in &files {
         let len = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?.len();
-        if key_files::load(data_dir, *seq, len, &mut index).is_some() {
+        if key_files::load(data_dir, *seq, len, &mut keys).is_some() {
             continue;
         }
         let rows = sifa_store::read_file(path, catalog)?;
-        for row in &rows {
-            index.insert(&row.report, row.period, row.received_at_ms);
-        }
+        keys.extend(key_files::keys_of(&rows));
         key_files::write_for(data_dir, *seq, path, &rows);
         read += 1;
     }
     key_files::remove_orphans(data_dir, &files.iter().map(|(_, seq, _)| *seq).collect());
-    Ok((index, read))
+    Ok((Index::with_stored(keys), read))
 }
 
 /// Loading the index of what a tier holds: the Parquet store (through the key files), then the
