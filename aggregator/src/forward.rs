@@ -35,8 +35,10 @@ use crate::locks::Locks;
 use crate::wal::{Lsn, WalReader};
 use sifa_store::layout::{self, FORWARD_CURSOR_FILE, FORWARD_LINK_FILE, FORWARD_REJECTED_FILE};
 
-/// Reports per `SubmitStream` call.
-pub const BATCH: usize = 2000;
+/// Reports per `SubmitStream` call: half the upstream's default `max_reports_per_stream`. (Below a
+/// smaller limit a batch is cut where the upstream refuses it; what it acknowledged moves the cursor,
+/// and the next batch starts there.)
+pub const BATCH: usize = 5000;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 /// The longest wait between attempts while the tier above is unreachable: forwarding resumes within
 /// about a second of its return. (A refused certificate waits `sifa_proto::upstream::REFUSED_RETRY`.)
@@ -186,6 +188,7 @@ impl Forwarder {
         let mut cursor = read_cursor(&self.data_dir);
         self.forwarded.store(cursor, Ordering::SeqCst);
         let mut reader = Some(WalReader::new(&layout::wal_dir(&self.data_dir)));
+        let mut ahead: Option<(Lsn, tokio::task::JoinHandle<(WalReader, LogRead)>)> = None;
         let mut client: Option<Upstream> = None;
         let mut failures = 0u32;
         let mut link = LinkState::read(&self.data_dir);
@@ -196,6 +199,9 @@ impl Forwarder {
             }
             let durable = *self.durable.borrow_and_update();
             if cursor >= durable {
+                if let Some((_, task)) = ahead.take() {
+                    reader = Some(task.await.expect("log reader task").0);
+                }
                 // Pending approvals are looked for every APPROVALS_RETRY; a failure to send them
                 // waits the backoff, like a batch.
                 let wait = match self.report_approvals(&mut client).await {
@@ -220,27 +226,38 @@ impl Forwarder {
                 }
                 continue;
             }
-            let mut r = reader.take().expect("reader");
-            let (r, batch) = tokio::task::spawn_blocking(move || {
-                let b = r.read(cursor + 1, durable, BATCH);
-                (r, b)
-            })
-            .await
-            .expect("log reader task");
-            reader = Some(r);
+            // The batch read ahead while the previous one was in flight, if it starts at the cursor
+            // (after a failure part of the way through a batch it does not, and is read again).
+            let (r, batch) = match ahead.take() {
+                Some((from, task)) => {
+                    let (r, read) = task.await.expect("log reader task");
+                    if from == cursor + 1 { (r, read) } else { read_log(r, cursor + 1, durable).await }
+                }
+                None => read_log(reader.take().expect("reader"), cursor + 1, durable).await,
+            };
             let batch = match batch {
                 Ok(b) if !b.is_empty() => b,
                 Ok(_) => {
+                    reader = Some(r);
                     tracing::error!(cursor, durable, "the write-ahead log has no record after the forward cursor");
                     tokio::time::sleep(LOG_RETRY).await;
                     continue;
                 }
                 Err(e) => {
+                    reader = Some(r);
                     tracing::error!("cannot read the write-ahead log for forwarding: {e}");
                     tokio::time::sleep(LOG_RETRY).await;
                     continue;
                 }
             };
+            // Read the next batch while this one is sent and acknowledged.
+            let last = batch.last().expect("not empty").0;
+            let durable_now = *self.durable.borrow();
+            if last < durable_now {
+                ahead = Some((last + 1, tokio::task::spawn_blocking(move || read_blocking(r, last + 1, durable_now))));
+            } else {
+                reader = Some(r);
+            }
             let sent = match client.take() {
                 Some(c) => Ok(c),
                 None => self.connect().await,
@@ -266,7 +283,21 @@ impl Forwarder {
             }
         }
     }
+}
 
+/// Up to [`BATCH`] records of the log from `from` on, none beyond `durable`.
+type LogRead = Result<Vec<(Lsn, SubmitRequest)>, crate::wal::WalError>;
+
+fn read_blocking(mut reader: WalReader, from: Lsn, durable: Lsn) -> (WalReader, LogRead) {
+    let read = reader.read(from, durable, BATCH);
+    (reader, read)
+}
+
+async fn read_log(reader: WalReader, from: Lsn, durable: Lsn) -> (WalReader, LogRead) {
+    tokio::task::spawn_blocking(move || read_blocking(reader, from, durable)).await.expect("log reader task")
+}
+
+impl Forwarder {
     /// Sends one batch; moves the cursor over every acknowledged report and
     /// persists it.
     async fn send(
