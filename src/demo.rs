@@ -103,7 +103,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         registry.units().iter().filter(|u| !u.kind.is_reporting() && u.code != top.code).cloned().collect();
     nodes.sort_by_key(|u| u.kind);
     let of_kind = |kind: UnitKind| nodes.iter().filter(|u| u.kind == kind).cloned().collect::<Vec<Unit>>();
-    let (provinces, cities, counties) = (of_kind(UnitKind::Province), of_kind(UnitKind::City), of_kind(UnitKind::County));
+    let (provinces, cities, counties) =
+        (of_kind(UnitKind::Province), of_kind(UnitKind::City), of_kind(UnitKind::County));
     let units: Vec<Unit> = registry.reporting_units(&top.code).into_iter().cloned().collect();
     let offices = units.iter().filter(|u| u.kind == UnitKind::Office).count();
     let province_names: Vec<String> = provinces.iter().map(|u| format!("{} {}", u.code, u.name)).collect();
@@ -157,8 +158,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     ));
 
     // Where each unit delivers: the aggregator of the tier directly above it.
-    let target =
-        |u: &Unit| -> usize { u.parent.as_ref().and_then(|p| tier_of.get(p).copied()).unwrap_or(top_tier) };
+    let target = |u: &Unit| -> usize { u.parent.as_ref().and_then(|p| tier_of.get(p).copied()).unwrap_or(top_tier) };
     let agents: Vec<Agent> =
         units.iter().enumerate().map(|(i, u)| Agent::new(&dir, u.clone(), year, i as u64, target(u))).collect();
     let others = OtherUnitTotals::new(&agents, year);
@@ -225,7 +225,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     // Stopped cleanly, each tier flushes its log: the store is complete and at rest for publishing.
     servers.stop_all();
     if !provinces.is_empty() {
-        let below: Vec<(&Unit, PathBuf)> = provinces.iter().map(|u| (u, servers.tiers[tier_of[&u.code]].data_dir())).collect();
+        let below: Vec<(&Unit, PathBuf)> =
+            provinces.iter().map(|u| (u, servers.tiers[tier_of[&u.code]].data_dir())).collect();
         p.say(same_rows(&top, &top_data, &below)?);
     }
     p.say(format!("servers stopped; the figures below are SQL on the {top_kind}'s store"));
@@ -876,7 +877,13 @@ fn store_rows(data: &Path) -> anyhow::Result<std::collections::BTreeSet<String>>
             report.values.clear();
             rows.insert(format!(
                 "{report:?} {values:?} {} {:?} {:?} {:?} {:?} {} {}",
-                r.period, r.unit_kind, r.province_code, r.city_code, r.county_code, r.received_at_ms, r.first_accepted_by
+                r.period,
+                r.unit_kind,
+                r.province_code,
+                r.city_code,
+                r.county_code,
+                r.received_at_ms,
+                r.first_accepted_by
             ));
         }
     }
@@ -919,8 +926,11 @@ async fn headlines(top: &Unit, data: &Path, year: u16) -> anyhow::Result<()> {
     println!("── 司法所调解占比 Share of resolved disputes handled by judicial offices (rollup share_of_mediations)");
     print_answer(&share)?;
     // Per city below a province; per province below the nation.
-    let (title, area, area_zh) =
-        if national { ("各省合计 Totals per province", "province", "省") } else { ("各市合计 Totals per city", "city", "市") };
+    let (title, area, area_zh) = if national {
+        ("各省合计 Totals per province", "province", "省")
+    } else {
+        ("各市合计 Totals per city", "city", "市")
+    };
     println!("── {title}");
     let per_area = format!(
         "SELECT u.{area}_code AS {area}, u.{area}_name AS {area_zh}, \

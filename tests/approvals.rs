@@ -16,8 +16,6 @@ fn outcome(a: &Ack) -> ack::Outcome {
     ack::Outcome::try_from(a.outcome).unwrap()
 }
 
-
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_county_approves_a_month_the_province_accepts_it_and_revisions_need_an_override() {
     let province = TestAggregator::spawn(TierSpec::top("62"));

@@ -41,8 +41,6 @@ fn sorted(mut rows: Vec<StoredReport>) -> Vec<StoredReport> {
     rows
 }
 
-
-
 /// `sifa query --rollup share_of_mediations --year 2024 --format csv` on a tier's store.
 fn share_of_mediations(tier: &TestAggregator) -> String {
     let out = Command::new(sifa_bin())

@@ -505,14 +505,21 @@ mod tests {
         assert_eq!(UnitKind::parse("全国"), Some(UnitKind::Nation));
         assert!(!UnitKind::Nation.is_reporting());
         let cases = [
-            ("100000,中华人民共和国司法部,nation,\n62,甘肃省,province,\n", "province 62 (甘肃省) has no parent, but the registry's top is the nation 100000"),
+            (
+                "100000,中华人民共和国司法部,nation,\n62,甘肃省,province,\n",
+                "province 62 (甘肃省) has no parent, but the registry's top is the nation 100000",
+            ),
             ("100000,甲,nation,\n100001,乙,nation,\n", "two nations, 100000 (甲) and 100001 (乙)"),
-            ("620000,甲,nation,\n62,甘肃省,province,620000\n", "the nation's code 620000 begins with province 甘肃省's code 62"),
+            (
+                "620000,甲,nation,\n62,甘肃省,province,620000\n",
+                "the nation's code 620000 begins with province 甘肃省's code 62",
+            ),
             ("100000,甲,nation,62\n62,甘肃省,province,\n", "nation 100000 (甲) cannot hang under province 62"),
             ("100000,甲,nation,\n6209,酒泉市,city,100000\n", "city 6209 (酒泉市) cannot hang under nation 100000"),
         ];
         for (rows, want) in cases {
-            let e = Registry::from_csv_bytes(format!("code,name,kind,parent\n{rows}").as_bytes()).unwrap_err().to_string();
+            let e =
+                Registry::from_csv_bytes(format!("code,name,kind,parent\n{rows}").as_bytes()).unwrap_err().to_string();
             assert!(e.contains(want), "want {want:?} in {e:?}");
         }
     }
@@ -522,8 +529,7 @@ mod tests {
         let (demo, national) = (Registry::demo(), Registry::demo_national());
         assert_eq!(national.len(), demo.len() + 1);
         assert_eq!(national.get("100000").unwrap().name, "中华人民共和国司法部");
-        let provinces: Vec<_> =
-            national.children("100000").map(|u| (u.code.as_str(), u.kind)).collect();
+        let provinces: Vec<_> = national.children("100000").map(|u| (u.code.as_str(), u.kind)).collect();
         assert_eq!(provinces, [("62", UnitKind::Province), ("21", UnitKind::Province)]);
         for u in demo.units() {
             let n = national.get(&u.code).unwrap();
