@@ -514,7 +514,7 @@ mod tests {
                 "620000,甲,nation,\n62,甘肃省,province,620000\n",
                 "the nation's code 620000 begins with province 甘肃省's code 62",
             ),
-            ("100000,甲,nation,62\n62,甘肃省,province,\n", "nation 100000 (甲) cannot hang under province 62"),
+            ("100000,甲,nation,62\n62,甘肃省,province,100000\n", "nation 100000 (甲) cannot hang under province 62"),
             ("100000,甲,nation,\n6209,酒泉市,city,100000\n", "city 6209 (酒泉市) cannot hang under nation 100000"),
         ];
         for (rows, want) in cases {
