@@ -909,9 +909,10 @@ async fn headlines(top: &Unit, data: &Path, year: u16) -> anyhow::Result<()> {
     let share = sifa_queries::query::run_one(&ctx, &rollup("share_of_mediations")?).await?;
     if let Some(p) = sifa_queries::format::json_rows(&share)?.into_iter().find(|r| r["level"] == top.kind.as_str()) {
         let n = |k: &str| p[k].as_f64().unwrap_or_default();
+        // The nation's offices are 全国司法所, not the ministry's own.
+        let name = if national { "全国" } else { p["name"].as_str().unwrap_or_default() };
         println!(
-            "{year}年，{}司法所调解成功矛盾纠纷{}件，占{scope_zh}调解成功总量{}件的{}%。",
-            p["name"].as_str().unwrap_or_default(),
+            "{year}年，{name}司法所调解成功矛盾纠纷{}件，占{scope_zh}调解成功总量{}件的{}%。",
             n("office_resolved"),
             n("all_resolved"),
             n("office_share_pct")

@@ -160,6 +160,7 @@ fn the_national_demo_runs_two_provinces_into_the_nation() {
         "2 province, 3 city and 2 county aggregators listening",
         "exact: the nation holds",
         "exact: the nation store holds the very rows of its provinces' stores",
+        "年，全国司法所调解成功矛盾纠纷",
         "占全国调解成功总量",
         "── 各省合计 Totals per province",
     ] {
