@@ -14,6 +14,13 @@
 //! prints headline figures from SQL on the province's store and publishes the
 //! year's figures.
 //!
+//! With `--national` the top is a national tier (100000, 中华人民共和国司法部)
+//! with two provinces under it (甘肃省 and 辽宁省, each with its cities and
+//! counties), each province's aggregator forwarding to the nation's exactly as
+//! a county's forwards to its province; the nation's figures are checked the
+//! same way, and the nation's store must hold exactly the rows of the two
+//! provinces' stores.
+//!
 //! Everything stays in the directory; the closing lines say how to query it,
 //! publish again and restart the servers from the generated configs.
 
@@ -42,10 +49,10 @@ const MARKER: &str = ".sifa-demo";
 const CORRECTED_MONTH: u8 = 3;
 /// Agents run at once.
 const PARALLEL_AGENTS: usize = 8;
-/// How long the province may take to hold every report after the last push.
+/// How long the top tier may take to hold every report after the last push.
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// `sifa demo [--dir DIR] [--province CODE] [--year YYYY] [--counties N]`
+/// `sifa demo [--dir DIR] [--province CODE | --national] [--year YYYY] [--counties N]`
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// The working directory (created; a previous demo in it is replaced)
@@ -53,12 +60,16 @@ pub struct DemoArgs {
     pub dir: PathBuf,
     /// The province of the demo registry: 62 (甘肃省: 酒泉市 with 敦煌市's nine offices, 张掖市)
     /// or 21 (辽宁省: 盘锦市's 48 offices)
-    #[arg(long, default_value = "62", value_name = "CODE")]
+    #[arg(long, default_value = "62", value_name = "CODE", conflicts_with = "national")]
     pub province: String,
+    /// Both provinces under a national tier (100000 中华人民共和国司法部): each province's aggregator
+    /// forwards to the nation's
+    #[arg(long)]
+    pub national: bool,
     /// The year of books to generate and publish (default: last year)
     #[arg(long, value_name = "YYYY")]
     pub year: Option<u16>,
-    /// Only the first N counties of the province (a smaller, faster run)
+    /// Only the first N counties of each province (a smaller, faster run)
     #[arg(long, value_name = "N")]
     pub counties: Option<usize>,
     /// Plaintext gRPC on loopback instead of mutual TLS (no certificates are made)
@@ -83,63 +94,71 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         bail!("--year {year}: the demo publishes a whole year, so it must be a year that has ended");
     }
     let dir = prepare_dir(&args.dir)?;
-    let registry = demo_registry(&args.province, args.counties)?;
+    let top_code = if args.national { NATION } else { args.province.as_str() };
+    let registry = demo_registry(top_code, args.counties)?;
     std::fs::write(dir.join("registry.csv"), registry.to_csv()).context("cannot write the registry")?;
-    let province = registry.get(&args.province).expect("checked by demo_registry").clone();
-    let counties: Vec<Unit> = registry.units().iter().filter(|u| u.kind == UnitKind::County).cloned().collect();
-    let cities: Vec<Unit> = registry.units().iter().filter(|u| u.kind == UnitKind::City).cloned().collect();
-    let units: Vec<Unit> = registry.reporting_units(&province.code).into_iter().cloned().collect();
+    // The top tier (the province, or the nation) and every node below it, a kind at a time.
+    let top = registry.get(top_code).expect("checked by demo_registry").clone();
+    let mut nodes: Vec<Unit> =
+        registry.units().iter().filter(|u| !u.kind.is_reporting() && u.code != top.code).cloned().collect();
+    nodes.sort_by_key(|u| u.kind);
+    let of_kind = |kind: UnitKind| nodes.iter().filter(|u| u.kind == kind).cloned().collect::<Vec<Unit>>();
+    let (provinces, cities, counties) =
+        (of_kind(UnitKind::Province), of_kind(UnitKind::City), of_kind(UnitKind::County));
+    let units: Vec<Unit> = registry.reporting_units(&top.code).into_iter().cloned().collect();
     let offices = units.iter().filter(|u| u.kind == UnitKind::Office).count();
+    let province_names: Vec<String> = provinces.iter().map(|u| format!("{} {}", u.code, u.name)).collect();
     p.say(format!(
-        "{} {}: {} counties, {} judicial offices and {} other reporting units; books for {year} in {}",
-        province.code,
-        province.name,
+        "{} {}: {}{} counties, {} judicial offices and {} other reporting units; books for {year} in {}",
+        top.code,
+        top.name,
+        if provinces.is_empty() { String::new() } else { format!("provinces {}; ", province_names.join(", ")) },
         counties.len(),
         offices,
         units.len() - offices,
         dir.display()
     ));
+    let top_kind = top.kind.as_str();
 
     let pki = if args.insecure {
         p.say("--insecure: plaintext gRPC on loopback, no certificates");
         Transport::Plaintext
     } else {
-        let aggregators: Vec<Unit> = cities.iter().chain(&counties).cloned().collect();
-        let pki = Pki::create(&dir, &province, &aggregators, &units)?;
+        let pki = Pki::create(&dir, &top, &nodes, &units)?;
         p.say(format!(
             "certificate authority and {} certificates in {}",
-            aggregators.len() + units.len() + 3,
+            nodes.len() + units.len() + 3,
             pki.dir.display()
         ));
         Transport::Tls(pki)
     };
 
     let mut servers = Servers { tiers: Vec::new(), transport: &pki };
-    let province_tier = servers.start(Tier::new(&dir, &province, None, &pki)?)?;
-    let province_url = servers.url(province_tier);
-    p.say(format!("province aggregator {} listening on {province_url}", province.name));
-    let http_addr = sifa_store::layout::http_addr_file(&servers.tiers[province_tier].data_dir());
+    let top_tier = servers.start(Tier::new(&dir, &top, None, &pki)?)?;
+    let top_url = servers.url(top_tier);
+    p.say(format!("{top_kind} aggregator {} listening on {top_url}", top.name));
+    let http_addr = sifa_store::layout::http_addr_file(&servers.tiers[top_tier].data_dir());
     let http_addr =
         std::fs::read_to_string(&http_addr).with_context(|| format!("cannot read {}", http_addr.display()))?;
-    p.say(format!("province status page http://{http_addr}/ (metrics at /metrics) while the demo runs"));
+    p.say(format!("{top_kind} status page http://{http_addr}/ (metrics at /metrics) while the demo runs"));
     // Every node of the tree runs an aggregator forwarding to the one above it: a unit reports only to
     // the tier directly above it (docs/SECURITY.md, "One path per report").
-    let mut tier_of = BTreeMap::from([(province.code.clone(), province_tier)]);
-    for node in cities.iter().chain(&counties) {
+    let mut tier_of = BTreeMap::from([(top.code.clone(), top_tier)]);
+    for node in &nodes {
         let up = node.parent.as_ref().and_then(|p| tier_of.get(p).copied()).context("a node above every tier")?;
         let t = servers.start(Tier::new(&dir, node, Some(&servers.url(up)), &pki)?)?;
         tier_of.insert(node.code.clone(), t);
     }
     let county_tier: BTreeMap<_, _> = counties.iter().map(|c| (c.code.clone(), tier_of[&c.code])).collect();
     p.say(format!(
-        "{} city and {} county aggregators listening, each forwarding to the tier above it",
+        "{}{} city and {} county aggregators listening, each forwarding to the tier above it",
+        if provinces.is_empty() { String::new() } else { format!("{} province, ", provinces.len()) },
         cities.len(),
         counties.len()
     ));
 
     // Where each unit delivers: the aggregator of the tier directly above it.
-    let target =
-        |u: &Unit| -> usize { u.parent.as_ref().and_then(|p| tier_of.get(p).copied()).unwrap_or(province_tier) };
+    let target = |u: &Unit| -> usize { u.parent.as_ref().and_then(|p| tier_of.get(p).copied()).unwrap_or(top_tier) };
     let agents: Vec<Agent> =
         units.iter().enumerate().map(|(i, u)| Agent::new(&dir, u.clone(), year, i as u64, target(u))).collect();
     let others = OtherUnitTotals::new(&agents, year);
@@ -157,7 +176,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let victim = counties
         .iter()
         .max_by_key(|c| agents.iter().filter(|a| a.tier == county_tier[&c.code]).count())
-        .context("the province has no county")?;
+        .context("the demo registry has no county")?;
     let victim_tier = county_tier[&victim.code];
     let offline = agents.iter().position(|a| a.tier != victim_tier && a.unit.kind == UnitKind::Office).unwrap_or(0);
     for (i, a) in agents.iter().enumerate() {
@@ -192,25 +211,30 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         bail!("reports are still waiting in the outboxes of {waiting:?}: see their push.log");
     }
 
-    // The province must hold exactly the books' figures.
+    // The top tier must hold exactly the books' figures.
     let expected = Expected::from_books(&agents, year, &others);
-    let province_data = servers.tiers[province_tier].data_dir();
+    let top_data = servers.tiers[top_tier].data_dir();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let checked = runtime.block_on(expected.wait_for(&province_data, year, &p))?;
+    let checked = runtime.block_on(expected.wait_for(&top_data, top_kind, year, &p))?;
     p.say(format!(
-        "exact: the province holds {} unit-months of {year}; every unit's year of disputes resolved ({} in all) and \
+        "exact: the {top_kind} holds {} unit-months of {year}; every unit's year of disputes resolved ({} in all) and \
          consultations ({}) equals its books",
         checked.unit_months, checked.resolved, checked.consultations
     ));
 
     // Stopped cleanly, each tier flushes its log: the store is complete and at rest for publishing.
     servers.stop_all();
-    p.say("servers stopped; the figures below are SQL on the province's store");
+    if !provinces.is_empty() {
+        let below: Vec<(&Unit, PathBuf)> =
+            provinces.iter().map(|u| (u, servers.tiers[tier_of[&u.code]].data_dir())).collect();
+        p.say(same_rows(&top, &top_data, &below)?);
+    }
+    p.say(format!("servers stopped; the figures below are SQL on the {top_kind}'s store"));
     println!();
-    runtime.block_on(headlines(&province_data, year))?;
+    runtime.block_on(headlines(&top, &top_data, year))?;
     let out = dir.join("publish");
     let written = runtime.block_on(async {
-        let (store, ctx) = sifa_queries::open(&province_data).await?;
+        let (store, ctx) = sifa_queries::open(&top_data).await?;
         sifa_queries::publish::publish(&store, &ctx, year, &out).await
     })?;
     p.say(format!("published {} files; open {}", written.len(), out.join("index.html").display()));
@@ -242,22 +266,44 @@ fn prepare_dir(dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(std::path::absolute(dir)?)
 }
 
-/// The demo registry's province, optionally cut to its first `counties` counties.
-fn demo_registry(province: &str, counties: Option<usize>) -> anyhow::Result<Registry> {
-    let all = Registry::demo();
-    let provinces: Vec<String> =
-        all.units().iter().filter(|u| u.kind == UnitKind::Province).map(|u| format!("{} {}", u.code, u.name)).collect();
-    match all.get(province) {
-        Some(u) if u.kind == UnitKind::Province => {}
-        _ => bail!("--province {province}: not a province of the demo registry; use one of: {}", provinces.join(", ")),
-    }
-    let reg = all.restricted_to(province);
+/// The national tier of `sifa demo --national`.
+const NATION: &str = "100000";
+
+/// The demo registry under `top`: one of its provinces, or the nation ([`NATION`]) with both;
+/// optionally cut to the first `counties` counties of each province.
+fn demo_registry(top: &str, counties: Option<usize>) -> anyhow::Result<Registry> {
+    let reg = if top == NATION {
+        Registry::demo_national()
+    } else {
+        let all = Registry::demo();
+        let provinces: Vec<String> = all
+            .units()
+            .iter()
+            .filter(|u| u.kind == UnitKind::Province)
+            .map(|u| format!("{} {}", u.code, u.name))
+            .collect();
+        match all.get(top) {
+            Some(u) if u.kind == UnitKind::Province => {}
+            _ => bail!("--province {top}: not a province of the demo registry; use one of: {}", provinces.join(", ")),
+        }
+        all.restricted_to(top)
+    };
     let Some(n) = counties else { return Ok(reg) };
     if n == 0 {
         bail!("--counties must be at least 1");
     }
-    let kept: Vec<&str> =
-        reg.units().iter().filter(|u| u.kind == UnitKind::County).take(n).map(|u| u.code.as_str()).collect();
+    let mut per_province: BTreeMap<Option<&str>, usize> = BTreeMap::new();
+    let kept: Vec<&str> = reg
+        .units()
+        .iter()
+        .filter(|u| u.kind == UnitKind::County)
+        .filter(|u| {
+            let seen = per_province.entry(reg.lineage(&u.code).province.map(|p| p.code.as_str())).or_default();
+            *seen += 1;
+            *seen <= n
+        })
+        .map(|u| u.code.as_str())
+        .collect();
     let units = reg
         .units()
         .iter()
@@ -293,20 +339,20 @@ impl Transport {
     }
 }
 
-/// The province's certificate authority and every unit's certificate, made
+/// The top tier's certificate authority and every unit's certificate, made
 /// with `sifa pki` itself.
 struct Pki {
     dir: PathBuf,
 }
 
 impl Pki {
-    fn create(dir: &Path, province: &Unit, aggregators: &[Unit], units: &[Unit]) -> anyhow::Result<Pki> {
+    fn create(dir: &Path, top: &Unit, aggregators: &[Unit], units: &[Unit]) -> anyhow::Result<Pki> {
         let pki = Pki { dir: dir.join("pki") };
         let ca = pki.ca();
-        sifa(&["pki", "init", "--name", &format!("{} (sifa demo)", province.name), "--out"], &[&ca])?;
-        for tier in std::iter::once(province).chain(aggregators) {
+        sifa(&["pki", "init", "--name", &format!("{} (sifa demo)", top.name), "--out"], &[&ca])?;
+        for tier in std::iter::once(top).chain(aggregators) {
             pki.issue(&tier.code, "aggregator")?;
-            if tier.kind == UnitKind::Province {
+            if tier.code == top.code {
                 pki.issue(&tier.code, "admin")?;
                 pki.issue(&tier.code, "analyst")?;
             }
@@ -370,7 +416,7 @@ struct Tier {
     upstream: Option<String>,
     tls: TlsConfig,
     listen: String,
-    /// The province's Flight SQL endpoint (`[sql] listen`): port 0 at first, then the bound address.
+    /// The top tier's Flight SQL endpoint (`[sql] listen`): port 0 at first, then the bound address.
     sql_listen: Option<String>,
     process: Supervised,
 }
@@ -378,7 +424,9 @@ struct Tier {
 impl Tier {
     fn new(root: &Path, unit: &Unit, upstream: Option<&str>, pki: &Transport) -> anyhow::Result<Tier> {
         let dir = match unit.kind {
-            UnitKind::Province => root.join("province"),
+            UnitKind::Nation => root.join("nation"),
+            UnitKind::Province if upstream.is_none() => root.join("province"),
+            UnitKind::Province => root.join("provinces").join(unit.code.as_str()),
             UnitKind::City => root.join("cities").join(unit.code.as_str()),
             _ => root.join("counties").join(unit.code.as_str()),
         };
@@ -392,7 +440,7 @@ impl Tier {
             upstream: upstream.map(String::from),
             tls: pki.table(&unit.code, "aggregator", true),
             listen: "127.0.0.1:0".into(),
-            sql_listen: (unit.kind == UnitKind::Province).then(|| "127.0.0.1:0".into()),
+            sql_listen: upstream.is_none().then(|| "127.0.0.1:0".into()),
             process,
         })
     }
@@ -412,7 +460,7 @@ impl Tier {
             deadline_day: Some(5),
             flush_interval_ms: Some(200),
             tls: Some(self.tls.clone()),
-            // The province's status page, metrics and health, on loopback.
+            // The top tier's status page, metrics and health, on loopback.
             http: self.upstream.is_none().then(|| HttpConfig { listen: "127.0.0.1:0".into(), https: false }),
             sql: self.sql_listen.clone().map(|listen| SqlSection { listen }),
             ..AggregatorConfigFile::new(&self.unit.code, &self.listen, "data")
@@ -727,9 +775,9 @@ impl Expected {
         e
     }
 
-    /// Polls the province's store until it holds twelve months of every unit
+    /// Polls the top tier's store (of a `top_kind`) until it holds twelve months of every unit
     /// with exactly the books' figures, or fails naming the units that differ.
-    async fn wait_for(&self, data: &Path, year: u16, p: &Progress) -> anyhow::Result<Checked> {
+    async fn wait_for(&self, data: &Path, top_kind: &str, year: u16, p: &Progress) -> anyhow::Result<Checked> {
         let sql = format!(
             "SELECT unit_code, count(*) AS months, sum(disputes_resolved) AS resolved, \
              sum(coalesce(consultations, 0)) AS consultations FROM reports WHERE year = {year} GROUP BY unit_code"
@@ -741,7 +789,7 @@ impl Expected {
             let rows = match read_rows(data, &sql).await {
                 Ok(rows) => rows,
                 Err(e) if t0.elapsed() < CONVERGE_TIMEOUT => {
-                    tracing::debug!("reading the province's store: {e:#}");
+                    tracing::debug!("reading the {top_kind}'s store: {e:#}");
                     vec![]
                 }
                 Err(e) => return Err(e),
@@ -775,7 +823,7 @@ impl Expected {
             }
             if t0.elapsed() > CONVERGE_TIMEOUT {
                 bail!(
-                    "the province's figures do not match the books after {}s: {}",
+                    "the {top_kind}'s figures do not match the books after {}s: {}",
                     CONVERGE_TIMEOUT.as_secs(),
                     wrong.join("; ")
                 );
@@ -785,14 +833,73 @@ impl Expected {
     }
 }
 
+/// Checks that the nation's store (`top`, at `top_data`) holds exactly the rows of its provinces'
+/// stores together, every column alike, and says so; the stores must be at rest (servers stopped).
+fn same_rows(top: &Unit, top_data: &Path, provinces: &[(&Unit, PathBuf)]) -> anyhow::Result<String> {
+    let held = store_rows(top_data)?;
+    let mut union = std::collections::BTreeSet::new();
+    let mut counts = Vec::new();
+    for (province, data) in provinces {
+        let rows = store_rows(data)?;
+        counts.push(format!("{} {} {}", province.code, province.name, rows.len()));
+        union.extend(rows);
+    }
+    if held != union {
+        let missing: Vec<&String> = union.difference(&held).take(3).collect();
+        let extra: Vec<&String> = held.difference(&union).take(3).collect();
+        bail!(
+            "the {} store does not hold exactly its provinces' rows: {} rows against {} ({}); missing e.g. \
+             {missing:?}; not in any province e.g. {extra:?}",
+            top.kind,
+            held.len(),
+            union.len(),
+            counts.join(", ")
+        );
+    }
+    Ok(format!(
+        "exact: the {} store holds the very rows of its provinces' stores, {} in all ({})",
+        top.kind,
+        held.len(),
+        counts.join(" + ")
+    ))
+}
+
+/// Every revision a data directory's Parquet files hold, each as one comparable line (values in
+/// catalog-code order).
+fn store_rows(data: &Path) -> anyhow::Result<std::collections::BTreeSet<String>> {
+    let catalog = sifa_proto::Catalog::load(&data.join(sifa_store::layout::CATALOG_FILE))
+        .with_context(|| format!("the catalog of the store {}", data.display()))?;
+    let mut rows = std::collections::BTreeSet::new();
+    for (_, _, path) in sifa_store::list_files(data)? {
+        for r in sifa_store::read_file(&path, &catalog)? {
+            let values: BTreeMap<_, _> = r.report.values.iter().map(|(k, v)| (k.clone(), v.to_bits())).collect();
+            let mut report = r.report.clone();
+            report.values.clear();
+            rows.insert(format!(
+                "{report:?} {values:?} {} {:?} {:?} {:?} {:?} {} {}",
+                r.period,
+                r.unit_kind,
+                r.province_code,
+                r.city_code,
+                r.county_code,
+                r.received_at_ms,
+                r.first_accepted_by
+            ));
+        }
+    }
+    Ok(rows)
+}
+
 async fn read_rows(data: &Path, sql: &str) -> anyhow::Result<Vec<serde_json::Map<String, serde_json::Value>>> {
     let (_store, ctx) = sifa_queries::open(data).await?;
     let answer = sifa_queries::query::run_one(&ctx, sql).await?;
     Ok(sifa_queries::format::json_rows(&answer)?)
 }
 
-/// The headline figures, from SQL on the province's store.
-async fn headlines(data: &Path, year: u16) -> anyhow::Result<()> {
+/// The headline figures, from SQL on the store of the top tier, `top` (a province, or the nation).
+async fn headlines(top: &Unit, data: &Path, year: u16) -> anyhow::Result<()> {
+    let national = top.kind == UnitKind::Nation;
+    let (scope_zh, scope_en) = if national { ("全国", "the nation") } else { ("全省", "the province") };
     let (store, ctx) = sifa_queries::open(data).await?;
     let rollup = |name: &str| -> anyhow::Result<String> {
         let sql =
@@ -800,17 +907,18 @@ async fn headlines(data: &Path, year: u16) -> anyhow::Result<()> {
         Ok(sql.trim().trim_end_matches(';').to_string())
     };
     let share = sifa_queries::query::run_one(&ctx, &rollup("share_of_mediations")?).await?;
-    if let Some(p) = sifa_queries::format::json_rows(&share)?.into_iter().find(|r| r["level"] == "province") {
+    if let Some(p) = sifa_queries::format::json_rows(&share)?.into_iter().find(|r| r["level"] == top.kind.as_str()) {
         let n = |k: &str| p[k].as_f64().unwrap_or_default();
+        // The nation's offices are 全国司法所, not the ministry's own.
+        let name = if national { "全国" } else { p["name"].as_str().unwrap_or_default() };
         println!(
-            "{year}年，{}司法所调解成功矛盾纠纷{}件，占全省调解成功总量{}件的{}%。",
-            p["name"].as_str().unwrap_or_default(),
+            "{year}年，{name}司法所调解成功矛盾纠纷{}件，占{scope_zh}调解成功总量{}件的{}%。",
             n("office_resolved"),
             n("all_resolved"),
             n("office_share_pct")
         );
         println!(
-            "In {year} the judicial offices resolved {} disputes by mediation, {}% of the {} resolved in the province.\n",
+            "In {year} the judicial offices resolved {} disputes by mediation, {}% of the {} resolved in {scope_en}.\n",
             n("office_resolved"),
             n("office_share_pct"),
             n("all_resolved")
@@ -818,25 +926,32 @@ async fn headlines(data: &Path, year: u16) -> anyhow::Result<()> {
     }
     println!("── 司法所调解占比 Share of resolved disputes handled by judicial offices (rollup share_of_mediations)");
     print_answer(&share)?;
-    println!("── 各市合计 Totals per city");
-    let per_city = format!(
-        "SELECT u.city_code AS city, u.city_name AS 市, \
+    // Per city below a province; per province below the nation.
+    let (title, area, area_zh) = if national {
+        ("各省合计 Totals per province", "province", "省")
+    } else {
+        ("各市合计 Totals per city", "city", "市")
+    };
+    println!("── {title}");
+    let per_area = format!(
+        "SELECT u.{area}_code AS {area}, u.{area}_name AS {area_zh}, \
            count(DISTINCT CASE WHEN u.kind = 'office' THEN r.unit_code END) AS offices, \
            sum(r.disputes_mediated) AS disputes_mediated, sum(r.disputes_resolved) AS disputes_resolved, \
            sum(r.consultations) AS consultations, sum(r.legal_aid_cases) AS legal_aid_cases \
          FROM reports r JOIN units u ON u.code = r.unit_code \
-         WHERE r.year = {year} AND u.city_code IS NOT NULL GROUP BY 1, 2 ORDER BY 1"
+         WHERE r.year = {year} AND u.{area}_code IS NOT NULL GROUP BY 1, 2 ORDER BY 1"
     );
-    print_answer(&sifa_queries::query::run_one(&ctx, &per_city).await?)?;
+    print_answer(&sifa_queries::query::run_one(&ctx, &per_area).await?)?;
     println!(
         "── 报送完整性 Completeness of {year} (rollup completeness; the demo backfills a past year, so all arrive late)"
     );
     let completeness = format!(
         "SELECT level, code, name, sum(expected) AS expected, sum(received) AS received, sum(missing) AS missing, \
            sum(late) AS late, round(100.0 * sum(received) / sum(expected), 1) AS received_pct \
-         FROM ({}) c WHERE level IN ('province', 'city') GROUP BY level, code, name \
-         ORDER BY CASE level WHEN 'province' THEN 1 ELSE 2 END, code",
-        rollup("completeness")?
+         FROM ({}) c WHERE level IN ('{}', '{area}') GROUP BY level, code, name \
+         ORDER BY CASE level WHEN '{area}' THEN 2 ELSE 1 END, code",
+        rollup("completeness")?,
+        top.kind.as_str()
     );
     print_answer(&sifa_queries::query::run_one(&ctx, &completeness).await?)?;
     Ok(())
@@ -850,19 +965,20 @@ fn print_answer(answer: &sifa_queries::query::Answer) -> anyhow::Result<()> {
 
 fn print_next_steps(dir: &Path, servers: &Servers<'_>, agents: &[Agent], year: u16) {
     let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "sifa".into());
-    let province = servers.tiers[0].data_dir();
+    let top = servers.tiers[0].data_dir();
+    let kind = servers.tiers[0].unit.kind.as_str();
     println!("\nEverything is in {}. Next:", dir.display());
-    println!("  # SQL on the province's store (an interactive prompt without a query)");
-    println!("  {exe} query --data {} --rollup share_of_mediations --year {year}", province.display());
-    println!("  {exe} query --data {}", province.display());
+    println!("  # SQL on the {kind}'s store (an interactive prompt without a query)");
+    println!("  {exe} query --data {} --rollup share_of_mediations --year {year}", top.display());
+    println!("  {exe} query --data {}", top.display());
     println!("  # publish the year's figures again");
-    println!("  {exe} publish --data {} --year {year} --out {}", province.display(), dir.join("publish").display());
-    println!("  # start the servers again from their configs (the province first), then an agent");
+    println!("  {exe} publish --data {} --year {year} --out {}", top.display(), dir.join("publish").display());
+    println!("  # start the servers again from their configs (the {kind} first), then an agent");
     for t in &servers.tiers {
         println!("  {exe} aggregator --config {} &", t.config().display());
     }
     if let (Transport::Tls(pki), Some(sql)) = (servers.transport, &servers.tiers[0].sql_listen) {
-        println!("  # then SQL live from the running province (Flight SQL, an analyst's certificate; docs/SQL.md)");
+        println!("  # then SQL live from the running {kind} (Flight SQL, an analyst's certificate; docs/SQL.md)");
         let files = pki.table(&servers.tiers[0].unit.code, "analyst", false);
         let path = |p: Option<PathBuf>| p.map(|p| p.display().to_string()).unwrap_or_default();
         println!(

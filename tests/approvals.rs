@@ -7,32 +7,13 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sifa_proto::v1::{Ack, ack};
 use support::{TestAggregator, TierSpec, as_agent, report};
 
 fn outcome(a: &Ack) -> ack::Outcome {
     ack::Outcome::try_from(a.outcome).unwrap()
-}
-
-fn cli_ok(agg: &TestAggregator, args: &[&str]) -> String {
-    let out = agg.cli(args);
-    assert!(out.status.success(), "sifa aggregator {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// `status --period P` of `agg` once it satisfies `pred` (the forwarder reports approvals within seconds).
-fn status_when(agg: &TestAggregator, period: &str, pred: impl Fn(&str) -> bool) -> String {
-    let t0 = Instant::now();
-    loop {
-        let text = cli_ok(agg, &["status", "--period", period]);
-        if pred(&text) {
-            return text;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(60), "status never got there:\n{text}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -43,9 +24,9 @@ async fn a_county_approves_a_month_the_province_accepts_it_and_revisions_need_an
     let first = report("620982101", "2024-03", 1, &[("lectures", 2.0)]);
     assert_eq!(outcome(&c.submit(as_agent(first)).await.unwrap().into_inner()), ack::Outcome::Accepted);
 
-    let text = cli_ok(&county, &["status", "--period", "2024-03"]);
+    let text = county.cli_ok(&["status", "--period", "2024-03"]);
     assert!(text.contains("Approval (审核): not approved at this tier"), "{text}");
-    let text = cli_ok(&county, &["approve", "--period", "2024-03"]);
+    let text = county.cli_ok(&["approve", "--period", "2024-03"]);
     assert!(text.starts_with("2024-03 620982 approved (已审核): approved by admin 620982 at "), "{text}");
 
     // Closed for the county's subtree: a revision and a first report alike.
@@ -62,7 +43,7 @@ async fn a_county_approves_a_month_the_province_accepts_it_and_revisions_need_an
     let april = report("620982102", "2024-04", 1, &[("lectures", 1.0)]);
     assert_eq!(outcome(&c.submit(as_agent(april)).await.unwrap().into_inner()), ack::Outcome::Accepted);
     // A recorded override admits one revision, which the province takes from the county.
-    cli_ok(&county, &["override", "--unit", "620982101", "--period", "2024-03", "--reason", "复核更正讲座次数"]);
+    county.cli_ok(&["override", "--unit", "620982101", "--period", "2024-03", "--reason", "复核更正讲座次数"]);
     let fixed = report("620982101", "2024-03", 2, &[("lectures", 3.0)]);
     assert_eq!(outcome(&c.submit(as_agent(fixed)).await.unwrap().into_inner()), ack::Outcome::Accepted);
     province.wait_for_rows(Duration::from_secs(60), |rows| {
@@ -70,12 +51,12 @@ async fn a_county_approves_a_month_the_province_accepts_it_and_revisions_need_an
     });
 
     // The approval travelled up: the province shows it as approved by the county.
-    let text = status_when(&province, "2024-03", |t| t.contains("620982 approved (已审核)"));
+    let text = province.status_when("2024-03", |t| t.contains("620982 approved (已审核)"));
     assert!(text.contains("approved by admin 620982") && text.contains("reported by tier 620982"), "{text}");
     // Not closed at the province until it accepts; then it is.
-    let text = cli_ok(&province, &["approve", "--period", "2024-03", "--unit", "620982"]);
+    let text = province.cli_ok(&["approve", "--period", "2024-03", "--unit", "620982"]);
     assert!(text.contains("2024-03 620982 accepted (已审核)") && text.contains("accepted by admin 62 at "), "{text}");
-    let text = cli_ok(&province, &["status", "--period", "2024-03", "--root", "620982"]);
+    let text = province.cli_ok(&["status", "--period", "2024-03", "--root", "620982"]);
     assert!(text.contains("accepted by admin 62"), "{text}");
 
     // On record where other readers find it (docs/STORAGE.md).
@@ -85,11 +66,11 @@ async fn a_county_approves_a_month_the_province_accepts_it_and_revisions_need_an
     // Withdrawn at the county (with a reason): open again there, and withdrawn above.
     let out = county.cli(&["unapprove", "--period", "2024-03", "--reason", ""]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("needs a reason"), "{out:?}");
-    let text = cli_ok(&county, &["unapprove", "--period", "2024-03", "--reason", "漏报一个司法所"]);
+    let text = county.cli_ok(&["unapprove", "--period", "2024-03", "--reason", "漏报一个司法所"]);
     assert!(text.contains("2024-03 620982 withdrawn by admin 620982") && text.contains("open again"), "{text}");
     let late = report("620982102", "2024-03", 1, &[("lectures", 1.0)]);
     assert_eq!(outcome(&c.submit(as_agent(late)).await.unwrap().into_inner()), ack::Outcome::Accepted);
-    status_when(&province, "2024-03", |t| t.contains("Approval (审核): not approved at this tier"));
+    province.status_when("2024-03", |t| t.contains("Approval (审核): not approved at this tier"));
     let out = county.cli(&["unapprove", "--period", "2024-03", "--reason", "again"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("no approval of 620982 for 2024-03"), "{out:?}");
 }
@@ -124,16 +105,16 @@ async fn an_approval_waiting_for_a_tier_that_is_down_shows_in_status_and_arrives
     let first = report("620982101", "2024-03", 1, &[("lectures", 2.0)]);
     assert_eq!(outcome(&c.submit(as_agent(first)).await.unwrap().into_inner()), ack::Outcome::Accepted);
     province.wait_for_rows(Duration::from_secs(60), |rows| rows.len() == 1);
-    status_when(&county, "2024-03", |t| t.contains(": 正常 delivering"));
+    county.status_when("2024-03", |t| t.contains(": 正常 delivering"));
 
     // Every report is forwarded; the province goes down; then the county approves the month. Only the
     // approval waits: on the forwarder's connection, its backoff, and the link's state in `status`.
     province.kill9();
-    cli_ok(&county, &["approve", "--period", "2024-03"]);
-    let text = status_when(&county, "2024-03", |t| t.contains(": unreachable since"));
+    county.cli_ok(&["approve", "--period", "2024-03"]);
+    let text = county.status_when("2024-03", |t| t.contains(": unreachable since"));
     assert!(text.contains(&format!("上级 Upstream {}: unreachable since", province.url())), "{text}");
 
     province.restart();
-    status_when(&province, "2024-03", |t| t.contains("620982 approved (已审核)"));
-    status_when(&county, "2024-03", |t| t.contains(": 正常 delivering"));
+    province.status_when("2024-03", |t| t.contains("620982 approved (已审核)"));
+    county.status_when("2024-03", |t| t.contains(": 正常 delivering"));
 }

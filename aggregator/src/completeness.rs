@@ -1,6 +1,6 @@
 //! Completeness and timeliness of a month: the reporting units the registry
 //! expects against those with at least one stored revision, the missing ones,
-//! the late ones, per county and city.
+//! the late ones, per county and city (and per province at a national tier).
 //!
 //! The definition (docs/STORAGE.md, "Completeness") is the one the `completeness`
 //! rollup of `sifa query` computes in SQL: expected = the registry's reporting
@@ -32,7 +32,8 @@ pub fn completeness(
     let mut groups: Vec<GroupCompleteness> = Vec::new();
     let mut group_of: HashMap<String, usize> = HashMap::new();
     for u in registry.subtree(root) {
-        if matches!(u.kind, UnitKind::County | UnitKind::City) {
+        // A national tier's provinces are groups too; a province tier's own totals are the report's.
+        if matches!(u.kind, UnitKind::County | UnitKind::City) || (u.kind == UnitKind::Province && u.code != root) {
             group_of.insert(u.code.to_string(), groups.len());
             groups.push(GroupCompleteness {
                 code: u.code.to_string(),
@@ -57,7 +58,7 @@ pub fn completeness(
             }
         }
         let lineage = registry.lineage(&u.code);
-        for node in [lineage.county, lineage.city].into_iter().flatten() {
+        for node in [lineage.county, lineage.city, lineage.province].into_iter().flatten() {
             if let Some(&g) = group_of.get(node.code.as_str()) {
                 let g = &mut groups[g];
                 g.expected += 1;

@@ -197,7 +197,8 @@ impl Locks {
     }
 
     /// Approves `unit`'s subtree for `period` on behalf of `by`, at the tier of
-    /// unit `tier`: a county tier approves its own month; a tier above accepts
+    /// unit `tier`: a county tier approves its own month (and a province tier under
+    /// a nation its own, which travels up to the nation); a tier above accepts
     /// an approval its county (or city) reported from below. An approval made
     /// above the tier that admits the reports would not travel down to it, so
     /// revisions forwarded from there would still arrive: refused with what to
@@ -210,12 +211,20 @@ impl Locks {
         by: &str,
         now_ms: i64,
     ) -> Result<ApprovalRecord, LockError> {
-        let own_county = unit == tier && self.registry.get(unit).is_some_and(|u| u.kind == UnitKind::County);
-        if !own_county && !self.book.approvals.reported_from_below(period, unit) {
+        // A county approves its own month; so does a province under a nation, whose approval travels up
+        // to the nation as a county's travels up to its province.
+        let own_month = unit == tier
+            && self.registry.get(unit).is_some_and(|u| match u.kind {
+                UnitKind::County => true,
+                UnitKind::Province => self.registry.parent(u).is_some_and(|p| p.kind == UnitKind::Nation),
+                _ => false,
+            });
+        if !own_month && !self.book.approvals.reported_from_below(period, unit) {
             return Err(LockError::Request(format!(
                 "{unit} has reported no approval of {period} to this tier: a county approves its own month \
-                 (`sifa aggregator approve` at the county's aggregator), and a city or province accepts \
-                 what was reported from below, so that every tier holding the month has it closed"
+                 (`sifa aggregator approve` at the county's aggregator), as does a province under a nation, and \
+                 a city, province or nation accepts what was reported from below, so that every tier holding the \
+                 month has it closed"
             )));
         }
         self.update(|book| Ok(book.approvals.approve(period, unit, by, now_ms)))

@@ -100,7 +100,7 @@ pub async fn reference_data(config: &Config, insecure: bool) -> anyhow::Result<(
             return Err(ConfigError::invalid(&config.path, "unit", why).into());
         }
         Some(u) if u.kind.is_reporting() => {
-            let why = format!("{:?} is a {}, not a province, city or county", config.unit, u.kind);
+            let why = format!("{:?} is a {}, not a nation, province, city or county", config.unit, u.kind);
             return Err(ConfigError::invalid(&config.path, "unit", why).into());
         }
         Some(_) => {}

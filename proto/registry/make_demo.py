@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""Writes demo.csv, the demo registry sifa ships (see docs/REGISTRY.md).
+"""Writes demo.csv, the demo registry sifa ships (see docs/REGISTRY.md), and
+national.csv, the same provinces under the nation 100000 (中华人民共和国司法部)
+for `sifa demo --national`.
 
 Real places from DOMAIN.md with their real division codes: Gansu's Jiuquan and
 Zhangye cities (Dunhuang, 620982, with its nine real towns) and Liaoning's
 Panjin city (48 offices over its four real counties). Township names other than
 Dunhuang's are generated. Deterministic: rerunning gives the same file.
 """
-import csv, random, sys
+import csv, os, random, sys
 
 rng = random.Random(2260)
 SYL = "安 宝 北 昌 长 大 东 丰 福 高 古 广 和 河 红 黄 吉 金 康 乐 联 临 隆 明 南 平 清 泉 仁 瑞 三 沙 胜 石 顺 太 田 万 西 祥 新 兴 阳 永 裕 源 泽 镇 中".split()
@@ -61,5 +63,10 @@ for pcode, pname, cities, provincial_committees in PROVINCES:
     for i, name in enumerate(provincial_committees):
         rows.append((f"{pcode}0000{910 + i}", name, "industry_committee", pcode, "", ""))
 
-with open(sys.argv[1] if len(sys.argv) > 1 else "demo.csv", "w", newline="", encoding="utf-8") as f:
-    csv.writer(f, lineterminator="\n").writerows(rows)
+NATION = ("100000", "中华人民共和国司法部", "nation", "", "", "")
+national = [rows[0], NATION] + [r[:3] + (NATION[0],) + r[4:] if r[2] == "province" else r for r in rows[1:]]
+
+out = sys.argv[1] if len(sys.argv) > 1 else "demo.csv"
+for path, table in [(out, rows), (os.path.join(os.path.dirname(out), "national.csv"), national)]:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f, lineterminator="\n").writerows(table)

@@ -43,7 +43,7 @@ impl Role {
     }
 
     /// Whether a unit of `kind` may hold this role: offices are reporting units,
-    /// the others nodes of the tree (province, city, county).
+    /// the others nodes of the tree (nation, province, city, county).
     pub fn fits(self, kind: UnitKind) -> bool {
         match self {
             Role::Office => kind.is_reporting(),

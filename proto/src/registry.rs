@@ -1,6 +1,7 @@
 //! The unit registry: who reports, and to whom.
 //!
-//! A tree of province → city → county nodes with the reporting units hanging
+//! A tree of province → city → county nodes (under a nation when the registry
+//! has one: the Ministry of Justice above the provinces) with the reporting units hanging
 //! under them: judicial offices (司法所) and the other units whose statistics
 //! count in provincial totals (county bureaus, mediation centres, industry
 //! mediation committees). Read from a CSV a statistician edits in Excel, in
@@ -15,10 +16,14 @@ use crate::unit_code::UnitCode;
 
 /// The demo registry sifa ships (docs/REGISTRY.md says how it is made).
 pub const DEMO_REGISTRY_CSV: &str = include_str!("../registry/demo.csv");
+/// The same provinces under a nation (`sifa demo --national`; made by the same script).
+pub const DEMO_NATIONAL_REGISTRY_CSV: &str = include_str!("../registry/national.csv");
 
 /// What a unit of the tree is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum UnitKind {
+    /// 全国: the national tier (中华人民共和国司法部), above the provinces (a node)
+    Nation,
     /// 省 (a node, not a reporting unit)
     Province,
     /// 市 (a node)
@@ -36,7 +41,8 @@ pub enum UnitKind {
 }
 
 impl UnitKind {
-    pub const ALL: [UnitKind; 7] = [
+    pub const ALL: [UnitKind; 8] = [
+        UnitKind::Nation,
         UnitKind::Province,
         UnitKind::City,
         UnitKind::County,
@@ -49,6 +55,7 @@ impl UnitKind {
     /// The name used in files and in the store's `unit_kind` column.
     pub fn as_str(self) -> &'static str {
         match self {
+            UnitKind::Nation => "nation",
             UnitKind::Province => "province",
             UnitKind::City => "city",
             UnitKind::County => "county",
@@ -61,6 +68,7 @@ impl UnitKind {
 
     pub fn name_zh(self) -> &'static str {
         match self {
+            UnitKind::Nation => "全国",
             UnitKind::Province => "省",
             UnitKind::City => "市",
             UnitKind::County => "县",
@@ -71,9 +79,9 @@ impl UnitKind {
         }
     }
 
-    /// Reporting units send reports; province, city and county are nodes of the tree.
+    /// Reporting units send reports; nation, province, city and county are nodes of the tree.
     pub fn is_reporting(self) -> bool {
-        !matches!(self, UnitKind::Province | UnitKind::City | UnitKind::County)
+        !matches!(self, UnitKind::Nation | UnitKind::Province | UnitKind::City | UnitKind::County)
     }
 
     fn parse(s: &str) -> Option<UnitKind> {
@@ -84,7 +92,9 @@ impl UnitKind {
     /// The kinds a unit of this kind may hang under.
     fn allowed_parents(self) -> &'static [UnitKind] {
         match self {
-            UnitKind::Province => &[],
+            UnitKind::Nation => &[],
+            // A province stands at the top of a registry without a nation.
+            UnitKind::Province => &[UnitKind::Nation],
             UnitKind::City => &[UnitKind::Province],
             // Counties under a municipality (直辖市) hang directly under the province.
             UnitKind::County => &[UnitKind::City, UnitKind::Province],
@@ -111,10 +121,11 @@ pub struct Unit {
     pub villages: Option<u32>,
 }
 
-/// The province, city and county a unit lies under (its own code where the unit
+/// The nation, province, city and county a unit lies under (its own code where the unit
 /// is that node itself).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Lineage<'a> {
+    pub nation: Option<&'a Unit>,
     pub province: Option<&'a Unit>,
     pub city: Option<&'a Unit>,
     pub county: Option<&'a Unit>,
@@ -150,10 +161,47 @@ pub struct Registry {
     children: HashMap<UnitCode, Vec<usize>>,
 }
 
+/// A registry holds at most one nation; with one, it is the only top (every
+/// province hangs under it), and its code begins with no province's code, so
+/// it never reads as a county of one of them (a unit's kind comes from the
+/// registry, never from its digits: `unit_code.rs`).
+fn check_nation(units: &[Unit]) -> Result<(), RegistryError> {
+    let mut nations = units.iter().filter(|u| u.kind == UnitKind::Nation);
+    let Some(nation) = nations.next() else { return Ok(()) };
+    if let Some(second) = nations.next() {
+        return Err(RegistryError::Invalid(format!(
+            "two nations, {} ({}) and {} ({}): a registry has one nation at the top; keep one",
+            nation.code, nation.name, second.code, second.name
+        )));
+    }
+    for p in units.iter().filter(|u| u.kind == UnitKind::Province) {
+        if p.parent.is_none() {
+            return Err(RegistryError::Invalid(format!(
+                "province {} ({}) has no parent, but the registry's top is the nation {} ({}): name {} as its parent",
+                p.code, p.name, nation.code, nation.name, nation.code
+            )));
+        }
+        if nation.code.starts_with(p.code.as_str()) {
+            return Err(RegistryError::Invalid(format!(
+                "the nation's code {} begins with province {}'s code {}, so it reads as one of that province's \
+                 divisions: give the nation a code outside every province (100000 for 中华人民共和国司法部)",
+                nation.code, p.name, p.code
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl Registry {
     /// The demo registry sifa ships.
     pub fn demo() -> Registry {
         Registry::from_csv_bytes(DEMO_REGISTRY_CSV.as_bytes()).expect("the shipped demo registry is valid (tested)")
+    }
+
+    /// The demo's provinces under the nation 100000 (中华人民共和国司法部).
+    pub fn demo_national() -> Registry {
+        Registry::from_csv_bytes(DEMO_NATIONAL_REGISTRY_CSV.as_bytes())
+            .expect("the shipped national demo registry is valid (tested)")
     }
 
     pub fn load(path: &Path) -> Result<Registry, RegistryError> {
@@ -221,7 +269,8 @@ impl Registry {
     }
 
     /// Builds and checks a registry: codes are unique, every parent exists and
-    /// is of a kind the child may hang under, and there is no cycle.
+    /// is of a kind the child may hang under, there is no cycle, and with a
+    /// nation there is one top (see [`check_nation`]).
     pub fn from_units(units: Vec<Unit>) -> Result<Registry, RegistryError> {
         let mut by_code = HashMap::with_capacity(units.len());
         for (i, u) in units.iter().enumerate() {
@@ -229,13 +278,14 @@ impl Registry {
                 return Err(RegistryError::Invalid(format!("unit code {} appears twice", u.code)));
             }
         }
+        check_nation(&units)?;
         let mut children: HashMap<UnitCode, Vec<usize>> = HashMap::new();
         for (i, u) in units.iter().enumerate() {
             match &u.parent {
-                None if u.kind == UnitKind::Province => {}
+                None if matches!(u.kind, UnitKind::Nation | UnitKind::Province) => {}
                 None => {
                     return Err(RegistryError::Invalid(format!(
-                        "{} {} ({}) has no parent; only a province may stand at the top",
+                        "{} {} ({}) has no parent; only a nation or a province may stand at the top",
                         u.kind, u.code, u.name
                     )));
                 }
@@ -286,7 +336,7 @@ impl Registry {
         self.children.get(code).into_iter().flatten().map(|&i| &self.units[i])
     }
 
-    /// The unit itself, then its parent, up to the province.
+    /// The unit itself, then its parent, up to the top (the province, or the nation above it).
     pub fn ancestry<'a>(&'a self, code: &str) -> impl Iterator<Item = &'a Unit> + 'a {
         let mut next = self.get(code);
         std::iter::from_fn(move || {
@@ -301,11 +351,12 @@ impl Registry {
         self.ancestry(code).any(|u| u.code == root)
     }
 
-    /// The province, city and county above (or at) a unit.
+    /// The nation, province, city and county above (or at) a unit.
     pub fn lineage(&self, code: &str) -> Lineage<'_> {
         let mut l = Lineage::default();
         for u in self.ancestry(code) {
             match u.kind {
+                UnitKind::Nation => l.nation = Some(u),
                 UnitKind::Province => l.province = Some(u),
                 UnitKind::City => l.city = Some(u),
                 UnitKind::County => l.county = Some(u),
@@ -425,6 +476,65 @@ mod tests {
         for (csv, want) in cases {
             let e = Registry::from_csv_bytes(csv.as_bytes()).unwrap_err().to_string();
             assert!(e.contains(want), "want {want:?} in {e:?}");
+        }
+    }
+
+    #[test]
+    fn a_nation_stands_above_provinces_and_is_told_by_its_kind() {
+        let csv = "code,name,kind,parent
+100000,中华人民共和国司法部,nation,
+62,甘肃省,province,100000
+6209,酒泉市,city,62
+620982,敦煌市,county,6209
+620982100,沙州镇司法所,office,620982
+21,辽宁省,province,100000
+2111,盘锦市,city,21
+";
+        let r = Registry::from_csv_bytes(csv.as_bytes()).unwrap();
+        // Six digits like a county's, yet a nation: the registry says so, not the length.
+        assert_eq!(r.get("100000").unwrap().kind, UnitKind::Nation);
+        assert_eq!(r.get("620982").unwrap().kind, UnitKind::County);
+        let l = r.lineage("620982100");
+        assert_eq!((l.nation.unwrap().code.as_str(), l.province.unwrap().code.as_str()), ("100000", "62"));
+        assert!(r.is_within("2111", "100000") && r.is_within("620982100", "100000"));
+        assert_eq!(r.reporting_units("100000").len(), 1);
+        // A province's subtree keeps the nation above it, so lineage still resolves.
+        let gansu = r.restricted_to("62");
+        assert_eq!(gansu.lineage("620982100").nation.unwrap().name, "中华人民共和国司法部");
+        assert!(gansu.get("21").is_none());
+        assert_eq!(UnitKind::parse("全国"), Some(UnitKind::Nation));
+        assert!(!UnitKind::Nation.is_reporting());
+        let cases = [
+            (
+                "100000,中华人民共和国司法部,nation,\n62,甘肃省,province,\n",
+                "province 62 (甘肃省) has no parent, but the registry's top is the nation 100000",
+            ),
+            ("100000,甲,nation,\n100001,乙,nation,\n", "two nations, 100000 (甲) and 100001 (乙)"),
+            (
+                "620000,甲,nation,\n62,甘肃省,province,620000\n",
+                "the nation's code 620000 begins with province 甘肃省's code 62",
+            ),
+            ("100000,甲,nation,62\n62,甘肃省,province,100000\n", "nation 100000 (甲) cannot hang under province 62"),
+            ("100000,甲,nation,\n6209,酒泉市,city,100000\n", "city 6209 (酒泉市) cannot hang under nation 100000"),
+        ];
+        for (rows, want) in cases {
+            let e =
+                Registry::from_csv_bytes(format!("code,name,kind,parent\n{rows}").as_bytes()).unwrap_err().to_string();
+            assert!(e.contains(want), "want {want:?} in {e:?}");
+        }
+    }
+
+    #[test]
+    fn national_demo_registry_is_the_demo_under_a_nation() {
+        let (demo, national) = (Registry::demo(), Registry::demo_national());
+        assert_eq!(national.len(), demo.len() + 1);
+        assert_eq!(national.get("100000").unwrap().name, "中华人民共和国司法部");
+        let provinces: Vec<_> = national.children("100000").map(|u| (u.code.as_str(), u.kind)).collect();
+        assert_eq!(provinces, [("62", UnitKind::Province), ("21", UnitKind::Province)]);
+        for u in demo.units() {
+            let n = national.get(&u.code).unwrap();
+            let parent = if u.kind == UnitKind::Province { Some("100000") } else { u.parent.as_deref() };
+            assert_eq!((n.name.as_str(), n.kind, n.parent.as_deref()), (u.name.as_str(), u.kind, parent));
         }
     }
 

@@ -5,7 +5,11 @@
 //! The one rule for a unit code. It is checked once, where a code enters sifa
 //! (a registry file, a config file, a certificate, a report on the wire), and a
 //! [`UnitCode`] is valid from then on. Which unit lies under which is the
-//! registry's business (`parent`), never read from the digits.
+//! registry's business (`parent`), never read from the digits; so is a unit's
+//! kind: the nation's code (`100000`, 中华人民共和国司法部) has six digits like a
+//! county's, and only its registry row (`kind = nation`) says what it is
+//! (docs/REGISTRY.md; the registry refuses a nation code that begins with one of
+//! its provinces' codes).
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -144,7 +148,7 @@ mod tests {
 
     #[test]
     fn two_to_twelve_digits_and_nothing_else() {
-        for good in ["62", "6209", "620982", "620982100", "620982100123"] {
+        for good in ["62", "6209", "620982", "620982100", "620982100123", "100000"] {
             assert_eq!(good.parse::<UnitCode>().unwrap().as_str(), good, "{good}");
         }
         for bad in ["", "6", "62x", "6209821001234", "62 09", "６２", "-62", "urn:62", " 620982"] {

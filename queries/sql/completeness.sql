@@ -1,5 +1,5 @@
--- completeness: per month and level (the store's province, each city and
--- county) the reporting units expected against those that reported, the late
+-- completeness: per month and level (the nation in a national tier's store,
+-- each province, city and county) the reporting units expected against those that reported, the late
 -- ones and the on-time rate.
 --
 -- Parameters: $year.
@@ -13,7 +13,12 @@
 -- approved: the approval in force at this store's tier covering the area for
 -- the month (of the area itself or of a county, city or province above it):
 -- 'accepted' (approved below and accepted here), 'approved', or NULL.
-WITH expected AS (
+WITH -- The nation's row only where the store's root is a nation (a national tier):
+-- `units` holds the nation in_store there and nowhere else.
+nation AS (
+    SELECT max(code) AS code FROM units WHERE kind = 'nation' AND in_store
+),
+expected AS (
     SELECT code, province_code, city_code, county_code
     FROM units
     WHERE is_reporting AND in_store
@@ -38,6 +43,7 @@ sums AS (
         province_code,
         city_code,
         county_code,
+        grouping(province_code) AS by_nation,
         grouping(city_code) AS by_province,
         grouping(county_code) AS above_county,
         count(*) AS expected,
@@ -45,6 +51,7 @@ sums AS (
         count(*) FILTER (WHERE first_received > due_at) AS late
     FROM grid
     GROUP BY GROUPING SETS (
+        (period, month),
         (period, month, province_code),
         (period, month, province_code, city_code),
         (period, month, province_code, city_code, county_code)
@@ -54,13 +61,18 @@ rows AS (
     SELECT
         period,
         month,
-        CASE WHEN by_province = 1 THEN 'province' WHEN above_county = 1 THEN 'city' ELSE 'county' END AS level,
-        CASE WHEN by_province = 1 THEN province_code WHEN above_county = 1 THEN city_code ELSE county_code END AS code,
+        CASE WHEN by_nation = 1 THEN 'nation' WHEN by_province = 1 THEN 'province' WHEN above_county = 1 THEN 'city'
+             ELSE 'county' END AS level,
+        CASE WHEN by_nation = 1 THEN n.code WHEN by_province = 1 THEN province_code WHEN above_county = 1 THEN city_code
+             ELSE county_code END AS code,
         expected,
         received,
         late
-    FROM sums
-    WHERE by_province = 1 OR (above_county = 1 AND city_code IS NOT NULL) OR county_code IS NOT NULL
+    FROM sums CROSS JOIN nation n
+    WHERE (by_nation = 1 AND n.code IS NOT NULL)
+       OR (by_nation = 0 AND by_province = 1)
+       OR (above_county = 1 AND city_code IS NOT NULL)
+       OR county_code IS NOT NULL
 ),
 in_force AS (
     SELECT period, unit_code, max(CASE state WHEN 'accepted' THEN 2 ELSE 1 END) AS rank
@@ -72,7 +84,7 @@ approved AS (
     SELECT r.period, r.code, max(a.rank) AS rank
     FROM rows r
     JOIN units u ON u.code = r.code
-    JOIN in_force a ON a.period = r.period AND a.unit_code IN (u.province_code, u.city_code, u.county_code)
+    JOIN in_force a ON a.period = r.period AND a.unit_code IN (u.code, u.province_code, u.city_code, u.county_code)
     GROUP BY r.period, r.code
 )
 SELECT
@@ -91,4 +103,4 @@ FROM rows r
 LEFT JOIN units u ON u.code = r.code
 LEFT JOIN approved ap ON ap.period = r.period AND ap.code = r.code
 WHERE r.code IS NOT NULL
-ORDER BY r.period, CASE r.level WHEN 'province' THEN 1 WHEN 'city' THEN 2 ELSE 3 END, r.code
+ORDER BY r.period, CASE r.level WHEN 'nation' THEN 0 WHEN 'province' THEN 1 WHEN 'city' THEN 2 ELSE 3 END, r.code

@@ -1,5 +1,6 @@
--- standards: per level (province, city, county) the judicial offices meeting the
--- standardisation marks at year end, and the star-rating distribution.
+-- standards: per level (nation in a national tier's store, province, city,
+-- county) the judicial offices meeting the standardisation marks at year end,
+-- and the star-rating distribution.
 --
 -- Parameters: $year.
 -- Marks, on each office's year-end stocks (its last reported month, `yearly`):
@@ -13,7 +14,12 @@
 -- fengqiao counts offices holding the Fengqiao-style designation at year end
 -- (fengqiao_style = 1 in their last reported month); fengqiao_pct is its share
 -- of the offices (Chongqing's aim: at least 10%).
-WITH offices AS (
+WITH -- The nation's row only where the store's root is a nation (a national tier):
+-- `units` holds the nation in_store there and nowhere else.
+nation AS (
+    SELECT max(code) AS code FROM units WHERE kind = 'nation' AND in_store
+),
+offices AS (
     SELECT
         province_code,
         city_code,
@@ -31,6 +37,7 @@ sums AS (
         province_code,
         city_code,
         county_code,
+        grouping(province_code) AS by_nation,
         grouping(city_code) AS by_province,
         grouping(county_code) AS above_county,
         count(*) AS offices,
@@ -46,15 +53,20 @@ sums AS (
         count(*) FILTER (WHERE star_rating IS NULL) AS unrated,
         count(*) FILTER (WHERE fengqiao) AS fengqiao
     FROM offices
-    GROUP BY GROUPING SETS ((province_code), (province_code, city_code), (province_code, city_code, county_code))
+    GROUP BY GROUPING SETS ((), (province_code), (province_code, city_code), (province_code, city_code, county_code))
 ),
 rows AS (
     SELECT
-        CASE WHEN by_province = 1 THEN 'province' WHEN above_county = 1 THEN 'city' ELSE 'county' END AS level,
-        CASE WHEN by_province = 1 THEN province_code WHEN above_county = 1 THEN city_code ELSE county_code END AS code,
-        *
-    FROM sums
-    WHERE by_province = 1 OR (above_county = 1 AND city_code IS NOT NULL) OR county_code IS NOT NULL
+        CASE WHEN by_nation = 1 THEN 'nation' WHEN by_province = 1 THEN 'province' WHEN above_county = 1 THEN 'city'
+             ELSE 'county' END AS level,
+        CASE WHEN by_nation = 1 THEN n.code WHEN by_province = 1 THEN province_code WHEN above_county = 1 THEN city_code
+             ELSE county_code END AS code,
+        sums.*
+    FROM sums CROSS JOIN nation n
+    WHERE (by_nation = 1 AND n.code IS NOT NULL)
+       OR (by_nation = 0 AND by_province = 1)
+       OR (above_county = 1 AND city_code IS NOT NULL)
+       OR county_code IS NOT NULL
 )
 SELECT
     r.level,
@@ -76,4 +88,4 @@ SELECT
     round(100.0 * r.fengqiao / r.offices, 1) AS fengqiao_pct
 FROM rows r
 LEFT JOIN units u ON u.code = r.code
-ORDER BY CASE r.level WHEN 'province' THEN 1 WHEN 'city' THEN 2 ELSE 3 END, r.code
+ORDER BY CASE r.level WHEN 'nation' THEN 0 WHEN 'province' THEN 1 WHEN 'city' THEN 2 ELSE 3 END, r.code

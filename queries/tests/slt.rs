@@ -2,8 +2,8 @@
 //! store (tests/fixtures/mod.rs) written into a fresh temporary directory, with
 //! sifa's tables and views registered exactly as `sifa query` registers them.
 //!
-//! A file names its fixture on its first line: `# fixture: province` or
-//! `# fixture: panjin`. Besides SQL, a record may run a standard rollup from
+//! A file names its fixture on its first line: `# fixture: province`,
+//! `# fixture: panjin` or `# fixture: national`. Besides SQL, a record may run a standard rollup from
 //! queries/sql/ by name: `rollup NAME year=YYYY [metric=CODE] [limit=N]`.
 //!
 //! Run one file: `cargo test -p sifa-queries --test slt -- NAME` (a substring
@@ -115,6 +115,7 @@ async fn run_file(path: &Path) -> Result<(), String> {
     match fixture_of(path).as_str() {
         "province" => fixtures::province(dir.path()),
         "panjin" => fixtures::panjin(dir.path()),
+        "national" => fixtures::national(dir.path()),
         "outliers" => fixtures::outliers(dir.path()),
         "outliers_jump5" => fixtures::outliers_jump5(dir.path()),
         other => return Err(format!("unknown fixture {other:?}")),

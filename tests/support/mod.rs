@@ -40,6 +40,11 @@ pub fn demo_registry_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("proto/registry/demo.csv")
 }
 
+/// The demo's provinces under the nation 100000 (中华人民共和国司法部), shipped in the repository.
+pub fn national_registry_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("proto/registry/national.csv")
+}
+
 /// The `sifa` binary under test.
 pub fn sifa_bin() -> &'static str {
     env!("CARGO_BIN_EXE_sifa")
@@ -84,6 +89,11 @@ impl TierSpec {
             http: None,
             sql: false,
         }
+    }
+
+    /// The national tier 100000 at the top, with the national demo registry.
+    pub fn nation() -> TierSpec {
+        TierSpec { registry: Some(national_registry_path()), ..TierSpec::top("100000") }
     }
 
     /// A tier forwarding to `upstream` (a URL such as `TestAggregator::url()`).
@@ -257,6 +267,26 @@ impl TestAggregator {
             c.arg("--cert").arg(cert).arg("--key").arg(key);
         }
         c.output().expect("run sifa aggregator")
+    }
+
+    /// [`TestAggregator::cli`] that must succeed; its standard output.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(out.status.success(), "sifa aggregator {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `status --period P` once it satisfies `pred` (the forwarder reports approvals within seconds).
+    pub fn status_when(&self, period: &str, pred: impl Fn(&str) -> bool) -> String {
+        let t0 = Instant::now();
+        loop {
+            let text = self.cli_ok(&["status", "--period", period]);
+            if pred(&text) {
+                return text;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(60), "status never got there:\n{text}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// Every row of the Parquet store, as written (a row stored twice shows twice).

@@ -3,7 +3,7 @@
 
 use sifa_proto::identity::{Identity, Role};
 use sifa_proto::validate::echo;
-use sifa_proto::{Registry, Unit};
+use sifa_proto::{Registry, Unit, UnitKind};
 
 use super::Denied;
 
@@ -52,9 +52,10 @@ pub fn authorize_own_report(
 }
 
 /// An aggregator forwards (reports, approvals) only to a tier above it, and only for units of its
-/// own subtree.
+/// own subtree. A national tier takes them only from its provinces: every report reaches the nation
+/// through its province, as the province's store holds it.
 pub fn authorize_forward(id: &Identity, report_unit: &str, tier_unit: &str, registry: &Registry) -> Result<(), Denied> {
-    known(id, registry)?;
+    let unit = known(id, registry)?;
     if id.role != Role::Aggregator {
         return Err(Denied::PermissionDenied(format!("{id} is not an aggregator")));
     }
@@ -62,6 +63,15 @@ pub fn authorize_forward(id: &Identity, report_unit: &str, tier_unit: &str, regi
         return Err(Denied::PermissionDenied(format!(
             "{id} may not forward to this tier ({tier_unit}): a tier takes forwarded reports only from the \
              aggregators below it"
+        )));
+    }
+    let at_nation = registry.get(tier_unit).is_some_and(|t| t.kind == UnitKind::Nation);
+    if at_nation && unit.kind != UnitKind::Province {
+        let province = registry.lineage(&id.unit).province.map(|p| format!("{} ({})", p.code, p.name));
+        return Err(Denied::PermissionDenied(format!(
+            "{id} may not forward to the national tier ({tier_unit}): the nation takes forwarded reports only \
+             from its provinces' aggregators; forward to {}'s aggregator, which forwards them up",
+            province.as_deref().unwrap_or("your province")
         )));
     }
     if !registry.is_within(report_unit, &id.unit) {

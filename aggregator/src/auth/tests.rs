@@ -199,6 +199,48 @@ fn a_certificate_read_once_per_connection_is_still_checked_for_revocation_and_ex
 // authorization
 
 #[test]
+fn the_nation_takes_forwards_only_from_its_provinces_of_their_own_subtrees() {
+    let reg = Registry::demo_national();
+    let nation = "100000";
+    assert!(authorize_submit(&id(Role::Aggregator, "62"), "620982101", nation, &reg).is_ok());
+    assert!(authorize_provenance(&id(Role::Aggregator, "62"), "620982", "620982101", &reg).is_ok());
+    assert!(authorize_submit(&id(Role::Aggregator, "21"), "210000910", nation, &reg).is_ok());
+    // A county or a city straight to the nation: refused, naming the province to go through.
+    for below in ["620982", "6209"] {
+        assert_status(
+            authorize_submit(&id(Role::Aggregator, below), "620982101", nation, &reg),
+            Code::PermissionDenied,
+            &[
+                &format!("aggregator {below} may not forward to the national tier (100000)"),
+                "only from its provinces' aggregators; forward to 62 (甘肃省)'s aggregator",
+            ],
+        );
+    }
+    // A province forwarding a unit of the other province.
+    assert_status(
+        authorize_submit(&id(Role::Aggregator, "21"), "620982101", nation, &reg),
+        Code::PermissionDenied,
+        &["aggregator 21 may not forward a report for unit 620982101: it is not in 21's subtree"],
+    );
+    // An office straight to the nation, and the nation forwarding to itself.
+    assert_status(
+        authorize_submit(&id(Role::Office, "620982101"), "620982101", nation, &reg),
+        Code::PermissionDenied,
+        &["reports only to the tier directly above it, 620982 (敦煌市)"],
+    );
+    assert_status(
+        authorize_submit(&id(Role::Aggregator, nation), "620982101", nation, &reg),
+        Code::PermissionDenied,
+        &["aggregator 100000 may not forward to this tier (100000)"],
+    );
+    // Below the nation, a county still forwards straight to its province.
+    assert!(authorize_submit(&id(Role::Aggregator, "620982"), "620982101", "62", &reg).is_ok());
+    // A national admin administers the provinces' tiers; a province's admin not the nation's.
+    assert!(authorize_admin(&id(Role::Admin, nation), "62", &reg).is_ok());
+    assert!(authorize_admin(&id(Role::Admin, "62"), nation, &reg).is_err());
+}
+
+#[test]
 fn an_office_submits_only_its_own_reports_and_only_to_the_tier_above_it() {
     let reg = registry();
     let me = id(Role::Office, "620902001");

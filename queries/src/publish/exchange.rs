@@ -3,7 +3,7 @@
 //! codes as indicators / data elements and the registry's codes as areas /
 //! organisation units. The same numbers as figures.json, deterministic.
 //!
-//! The observations: for every published area (the root, its cities and
+//! The observations: for every published area (the root, its provinces, cities and
 //! counties) disputes resolved by all reporting units (`REPORTING_UNITS` =
 //! `ALL`) and by judicial offices (`OFFICES`); for the root, every statistic's
 //! year total over its offices (`OFFICES`). Flows are the year's sum, stocks
@@ -45,7 +45,7 @@ pub fn observations(fig: &Figures) -> Vec<Observation<'_>> {
             unit: &t.unit,
         });
     }
-    let areas: Vec<&Area> = std::iter::once(&fig.root).chain(&fig.cities).chain(&fig.counties).collect();
+    let areas: Vec<&Area> = fig.areas().collect();
     for a in areas {
         out.push(Observation {
             area: &a.code,

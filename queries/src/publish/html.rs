@@ -25,9 +25,11 @@ struct Lang {
 impl Lang {
     fn scope(&self, level: &str) -> &'static str {
         match (self.zh, level) {
+            (true, "nation") => "全国",
             (true, "province") => "全省",
             (true, "city") => "全市",
             (true, _) => "全县（区）",
+            (false, "nation") => "the nation",
             (false, "province") => "the province",
             (false, "city") => "the city",
             (false, _) => "the county",
@@ -215,7 +217,10 @@ fn section(s: &mut String, fig: &Figures, zh: bool) {
     s.push_str("</ul>");
 
     // Charts: the areas one level below the root, and the monthly trend.
-    let below: &[Area] = if fig.cities.is_empty() { &fig.counties } else { &fig.cities };
+    let below: &[Area] = [&fig.provinces, &fig.cities, &fig.counties]
+        .into_iter()
+        .find(|areas| !areas.is_empty())
+        .map_or(&[], |areas| areas.as_slice());
     if !below.is_empty() {
         let labels: Vec<String> = below.iter().map(|a| a.name.clone()).collect();
         let office: Vec<f64> = below.iter().map(|a| a.office_resolved).collect();
@@ -246,6 +251,10 @@ fn section(s: &mut String, fig: &Figures, zh: bool) {
         ));
     }
 
+    if !fig.provinces.is_empty() {
+        let _ = write!(s, "<h2>{}</h2>", if zh { "各省（区、市）" } else { "By province" });
+        area_table(s, zh, &fig.provinces);
+    }
     if !fig.cities.is_empty() {
         let _ = write!(s, "<h2>{}</h2>", if zh { "各市" } else { "By city" });
         area_table(s, zh, &fig.cities);

@@ -131,8 +131,11 @@ pub struct Figures {
     /// RFC 3339): the state of the data these figures show.
     pub data_as_of: String,
     pub root: Area,
-    /// "province", "city" or "county".
+    /// "nation", "province", "city" or "county".
     pub root_level: String,
+    /// A national tier's provinces (none below a province).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub provinces: Vec<Area>,
     pub cities: Vec<Area>,
     pub counties: Vec<Area>,
     pub office_totals: Vec<Total>,
@@ -141,6 +144,13 @@ pub struct Figures {
     /// Figures the `outliers` rollup flags (published as reported).
     pub figures_to_check: Vec<FigureToCheck>,
     pub definitions: Vec<Definition>,
+}
+
+impl Figures {
+    /// Every published area: the root, then its provinces, cities and counties.
+    pub fn areas(&self) -> impl Iterator<Item = &Area> {
+        std::iter::once(&self.root).chain(&self.provinces).chain(&self.cities).chain(&self.counties)
+    }
 }
 
 fn f(row: &Map<String, Value>, key: &str) -> f64 {
@@ -231,6 +241,7 @@ pub async fn figures(store: &Store, ctx: &SessionContext, year: u16) -> Result<F
     };
     let areas: Vec<Area> = shares.iter().map(area).collect();
     let root_level = match root.kind {
+        UnitKind::Nation => "nation",
         UnitKind::Province => "province",
         UnitKind::City => "city",
         _ => "county",
@@ -249,6 +260,7 @@ pub async fn figures(store: &Store, ctx: &SessionContext, year: u16) -> Result<F
         stars: [0; 5],
     });
     let within = |a: &&Area| store.registry.is_within(&a.code, &root.code) && a.code != root.code;
+    let provinces: Vec<Area> = areas.iter().filter(|a| a.level == "province").filter(within).cloned().collect();
     let cities: Vec<Area> = areas.iter().filter(|a| a.level == "city").filter(within).cloned().collect();
     let counties: Vec<Area> = areas.iter().filter(|a| a.level == "county").filter(within).cloned().collect();
 
@@ -321,6 +333,7 @@ pub async fn figures(store: &Store, ctx: &SessionContext, year: u16) -> Result<F
         data_as_of,
         root: root_area,
         root_level: root_level.to_string(),
+        provinces,
         cities,
         counties,
         office_totals,
@@ -386,7 +399,7 @@ pub fn to_csv(fig: &Figures) -> String {
     put("section", "level", "code", "name", "measure", "value".to_string(), "unit", "definition");
     let num = |v: f64| numbers::integer(v);
     let opt = |v: Option<f64>| v.map(|p| format!("{p:.1}")).unwrap_or_default();
-    for a in std::iter::once(&fig.root).chain(&fig.cities).chain(&fig.counties) {
+    for a in fig.areas() {
         let section = if a.code == fig.root.code { "headline" } else { "area" };
         let rows: Vec<(&str, String, &str)> = vec![
             ("offices", a.offices.to_string(), "个"),
