@@ -100,7 +100,7 @@ pub fn registry(seed: u64) -> Registry {
 /// One revision of a unit's month.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Revision {
-    pub revision: i64,
+    pub revision: u64,
     /// When the first tier made it durable (Unix ms).
     pub received_at_ms: i64,
     pub values: Vec<(&'static str, f64)>,
