@@ -101,7 +101,7 @@ async fn current_figures_are_the_latest_revisions_after_corrections_and_a_restar
     assert_eq!(latest(&current), want);
     let keys: Vec<_> = current.iter().map(|r| (r.report.unit_code.clone(), r.report.period.clone())).collect();
     let mut sorted = keys.clone();
-    sorted.sort();
+    sorted.sort_by(|a, b| (&a.1[..4], &a.0, &a.1).cmp(&(&b.1[..4], &b.0, &b.1)));
     assert_eq!(keys, sorted, "sorted by unit and month within each year");
     assert_eq!(queried(&agg.data_dir()), want);
 
