@@ -8,8 +8,10 @@
 #   ROWS=1000000 SIFA=target/debug/sifa benches/startup.sh
 #   BEFORE=0 benches/startup.sh              (skip the start without key files)
 #
-# The store (`sifa sim store`: 40,000 offices' monthly reports from 2015-01 on,
-# one Parquet file per year) is generated once into target/bench-startup/ and
+# The store (`sifa sim store --rows ROWS`: the first ROWS unit-months of a
+# synthetic national store, ~44,000 reporting units' monthly reports from
+# 2015-01 on with a few percent corrected, a Parquet file per month and one of
+# corrections per year; its registry.csv and root unit 99) is generated once into target/bench-startup/ and
 # reused. Three starts are timed: without key files (the first start after
 # the upgrade: every Parquet row is read, as every start did before issue 12,
 # and the key files are written), then twice with them. Each start is stopped
@@ -30,10 +32,10 @@ if [ ! -f "$work/complete" ]; then
   touch "$work/complete"
 fi
 cat > "$work/aggregator.toml" <<TOML
-unit = "62"
+unit = "99"
 listen = "127.0.0.1:0"
 data_dir = "data"
-registry = "$PWD/proto/registry/demo.csv"
+registry = "$PWD/$data/registry.csv"
 [tls]
 insecure = true
 TOML

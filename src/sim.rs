@@ -2,9 +2,10 @@
 //! for one office of a registry, written by `sifa_sim::synth` (the same books
 //! `sifa demo` and the tests use). Not part of the office agent.
 //!
-//! `sifa sim store`: a synthetic data directory of any number of rows, as a
-//! province's aggregator would hold them, for benchmarks of a tier against the
-//! size of its store (benches/startup.sh).
+//! `sifa sim store`: a synthetic national data directory (`sifa_sim::national`: its registry and
+//! figures), or its first N rows, as an aggregator at the top would hold them, for benchmarks
+//! of a tier against the size of its store (benches/startup.sh) and of the rollups
+//! (benches/rollups.sh).
 
 use std::path::{Path, PathBuf};
 
@@ -13,6 +14,7 @@ use clap::{Args, Subcommand};
 use sifa_proto::tls::TlsConfig;
 use sifa_proto::v1::Report;
 use sifa_proto::{Catalog, Period, Registry};
+use sifa_sim::national;
 use sifa_sim::synth::{self, LedgerFormat, SynthSpec};
 use sifa_store::{StoreMeta, StoredReport};
 
@@ -20,16 +22,27 @@ use sifa_store::{StoreMeta, StoredReport};
 pub enum SimCommand {
     /// Write realistic, deterministic books (台账, 月度汇总) and an agent config for one office
     Books(BooksArgs),
-    /// Write a synthetic data directory of a province (unit 62 of the demo registry) holding N rows:
-    /// 40,000 offices' monthly reports from 2015-01 on, one Parquet file per year (for benchmarks)
+    /// Write a synthetic national data directory (for benchmarks): a generated registry of ~41,000
+    /// offices and ~3,000 other reporting units under one synthetic root (unit 99), their monthly
+    /// reports from 2015-01 on, a few percent corrected; one Parquet file per month and one of
+    /// corrections per year, and the current figures derived from them (`current/`)
     Store(StoreArgs),
 }
 
 #[derive(Args)]
 pub struct StoreArgs {
-    /// How many rows
+    /// Stop after this many units' months (first revisions, in month order; their corrections
+    /// are added); default: every unit for every month of --years
     #[arg(long)]
-    rows: usize,
+    rows: Option<usize>,
+    /// How many years from 2015
+    #[arg(long, default_value_t = 10)]
+    years: u16,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Leave out `current/`, the figures in force an aggregator derives (as before it first has)
+    #[arg(long)]
+    no_current: bool,
     /// The data directory to write (must not hold a store yet)
     #[arg(long)]
     out: PathBuf,
@@ -79,8 +92,10 @@ pub fn run(command: SimCommand) -> anyhow::Result<()> {
                 "{} already holds Parquet files; name a new directory",
                 a.out.display()
             );
-            write_store(&a.out, a.rows)?;
-            println!("{}: {} rows", a.out.display(), a.rows);
+            anyhow::ensure!(a.rows != Some(0), "--rows must be at least 1");
+            anyhow::ensure!(a.years >= 1, "--years must be at least 1");
+            let rows = write_store(&a.out, &a)?;
+            println!("{}: {rows} rows", a.out.display());
             Ok(())
         }
         SimCommand::Books(a) => {
@@ -111,49 +126,59 @@ pub fn run(command: SimCommand) -> anyhow::Result<()> {
     }
 }
 
-/// Offices of a synthetic store: about a national count of 司法所 (docs/DOMAIN.md), the worst case of
-/// a store's number of distinct unit-months.
-const SYNTHETIC_OFFICES: usize = 40_000;
+/// The first year of a synthetic store.
+const FIRST_YEAR: u16 = 2015;
 
-/// Writes `rows` synthetic rows into a new data directory `out` (see [`SimCommand::Store`]).
-fn write_store(out: &Path, rows: usize) -> anyhow::Result<()> {
-    let (catalog, registry) = (Catalog::builtin(), Registry::demo());
-    let meta = StoreMeta { root_unit: "62".into(), deadline_day: 5, catalog_version: catalog.version.clone() };
+/// Writes a synthetic national store into a new data directory `out` (see [`SimCommand::Store`]):
+/// per year, one file of each month's first revisions (as the aggregator flushes them around the
+/// deadline) and one of the year's corrections. Returns the rows written.
+fn write_store(out: &Path, a: &StoreArgs) -> anyhow::Result<usize> {
+    let (catalog, registry) = (Catalog::builtin(), national::registry(a.seed));
+    let meta = StoreMeta { root_unit: national::ROOT.into(), deadline_day: 5, catalog_version: catalog.version.clone() };
     sifa_store::write_reference_files(out, &meta, &catalog, &registry)?;
-    let mut period = Period::new(2015, 1).expect("a valid month");
-    let (mut written, mut seq) = (0, 1);
-    while written < rows {
-        let year = period.year();
-        let mut batch = Vec::new();
-        while period.year() == year && written < rows {
-            let n = SYNTHETIC_OFFICES.min(rows - written);
-            let received = sifa_store::deadline_ms(period, 5) - 86_400_000;
-            batch.extend((0..n).map(|u| {
-                let x = (u * 7 + period.month() as usize * 13) as f64;
-                let report = Report {
-                    unit_code: format!("62{:04}{:03}", 1 + u / 100, 100 + u % 100),
-                    period: period.to_string(),
-                    revision: 1,
-                    values: [
-                        ("lectures", x % 9.0),
-                        ("consultations", x % 40.0),
-                        ("disputes_mediated", x % 30.0 + 2.0),
-                        ("disputes_resolved", x % 30.0),
-                    ]
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v))
-                    .collect(),
-                    comment: None,
-                    generated_at_ms: received - 3_600_000,
-                    generator: "sifa sim store".into(),
-                };
-                StoredReport::new(report, period, &registry, received, "62")
-            }));
-            written += n;
-            period = period.next();
+    let units = registry.reporting_units(national::ROOT);
+    let limit = a.rows.unwrap_or(usize::MAX);
+    let (mut firsts, mut written, mut seq) = (0, 0, 1);
+    let stored = |unit: &str, period: Period, r: &national::Revision| {
+        let report = Report {
+            unit_code: unit.to_string(),
+            period: period.to_string(),
+            revision: r.revision,
+            values: r.values.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            comment: None,
+            generated_at_ms: r.received_at_ms - 3_600_000,
+            generator: "sifa sim store".into(),
+        };
+        StoredReport::new(report, period, &registry, r.received_at_ms, national::ROOT)
+    };
+    'years: for year in FIRST_YEAR..FIRST_YEAR + a.years {
+        let mut corrections = Vec::new();
+        for month in 1..=12 {
+            let period = Period::new(year, month).context("--years reaches past 2099")?;
+            let deadline = meta.deadline_ms(period);
+            let n = units.len().min(limit - firsts);
+            let mut batch = Vec::with_capacity(n);
+            for u in &units[..n] {
+                let m = national::unit_month(u, period, deadline, a.seed);
+                batch.push(stored(&u.code, period, &m.first));
+                corrections.extend(m.corrections.iter().map(|r| stored(&u.code, period, r)));
+            }
+            sifa_store::write_file(out, &catalog, year, seq, &batch)?;
+            (seq, firsts, written) = (seq + 1, firsts + n, written + n);
+            if firsts == limit {
+                break;
+            }
         }
-        sifa_store::write_file(out, &catalog, year, seq, &batch)?;
-        seq += 1;
+        if !corrections.is_empty() {
+            sifa_store::write_file(out, &catalog, year, seq, &corrections)?;
+            (seq, written) = (seq + 1, written + corrections.len());
+        }
+        if firsts == limit {
+            break 'years;
+        }
     }
-    Ok(())
+    if !a.no_current {
+        sifa_store::current::refresh(out, &catalog)?;
+    }
+    Ok(written)
 }

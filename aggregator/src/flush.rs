@@ -9,6 +9,10 @@
 //!    in both; on restart the log records whose key is already in Parquet are
 //!    recognised (the index holds each key once) and not written again.
 //!
+//! Every tenth flush (after compacting) and at stop, the current figures of each year whose report
+//! files changed are derived again (`sifa_store::current`): the latest revision of each unit and
+//! month, read by `sifa query` instead of deduplicating every revision.
+//!
 //! Compaction merges a year's small files: it records its intent in
 //! `state/compaction.json` (inputs and output), writes the merged file
 //! atomically, deletes the inputs, then the intent. On restart an intent whose
@@ -148,7 +152,21 @@ impl Flusher {
         Ok(merged)
     }
 
-    /// Flushes every `interval` until `stop` is set, then flushes once more.
+    /// Derives again the current figures (`current/`, docs/STORAGE.md) of each year whose report
+    /// files changed since; until then queries deduplicate that year's report files themselves.
+    pub fn refresh_current(&self) {
+        match sifa_store::current::refresh(&self.data_dir, &self.catalog) {
+            Ok(made) => {
+                for c in made {
+                    tracing::info!(year = c.year, report_files = c.covers.len(), "derived the current figures");
+                }
+            }
+            Err(e) => tracing::error!("cannot derive the current figures (queries deduplicate reports/ meanwhile): {e}"),
+        }
+    }
+
+    /// Flushes every `interval` until `stop` is set, then flushes once more and derives the current
+    /// figures; compacts small files and derives the current figures every tenth flush.
     pub fn run(mut self, interval: Duration, stop: Arc<std::sync::atomic::AtomicBool>) {
         let mut ticks: u64 = 0;
         loop {
@@ -170,13 +188,15 @@ impl Flusher {
                 Err(e) => tracing::error!("cannot flush to Parquet (the reports stay safe in the log): {e}"),
             }
             if stopping {
+                self.refresh_current();
                 break;
             }
             ticks += 1;
-            if ticks.is_multiple_of(10)
-                && let Err(e) = self.compact()
-            {
-                tracing::error!("cannot compact Parquet files: {e}");
+            if ticks.is_multiple_of(10) {
+                if let Err(e) = self.compact() {
+                    tracing::error!("cannot compact Parquet files: {e}");
+                }
+                self.refresh_current();
             }
             // Sleep in short steps so a stop is noticed promptly.
             let t0 = std::time::Instant::now();

@@ -78,6 +78,11 @@ pub struct QueryArgs {
     /// List the standard rollups and exit
     #[arg(long)]
     pub list_rollups: bool,
+    /// Print the SQL instead of running it: each view's `CREATE VIEW` on a line of its own, then
+    /// the statement (a rollup's with its parameters filled in), for running it elsewhere
+    /// (benches/rollups.sh runs it in DuckDB); DataFusion's dialect
+    #[arg(long, conflicts_with = "connect")]
+    pub print_sql: bool,
 }
 
 /// `sifa publish --data DIR --year YYYY --out DIR`
@@ -109,6 +114,15 @@ pub fn run_query(args: QueryArgs) -> anyhow::Result<()> {
     let Some(data) = args.data.clone() else {
         bail!("sifa query --connect/--config runs in the `sifa` binary (crate sifa-sql); give --data DIR here");
     };
+    if args.print_sql {
+        let store = session::Store::open(&data)?;
+        for (_, sql) in crate::views::all(&store.catalog, &store.current_years) {
+            println!("{sql};");
+        }
+        let sql = sql_of(&args, Some(&store.catalog))?.context("--print-sql needs SQL, -f FILE or --rollup")?;
+        println!("{}", sql.trim_end());
+        return Ok(());
+    }
     runtime()?.block_on(async move {
         let (store, ctx) = session::open(&data).await?;
         let execute = async |sql: &str| Ok(query::run(&ctx, sql).await?);

@@ -57,6 +57,10 @@ pub struct Store {
     pub registry: Registry,
     /// The years that have a partition directory under `reports/`, ascending.
     pub years: Vec<u16>,
+    /// The years whose current figures (`current/`, docs/STORAGE.md) cover exactly their report
+    /// files when the store was opened: `reports` reads those years from `current/` instead of
+    /// deduplicating `reports/`.
+    pub current_years: Vec<u16>,
     /// The unit whose subtree a session shows: the root unit, or a unit below it ([`Store::scoped_to`]).
     pub scope: String,
 }
@@ -81,8 +85,9 @@ impl Store {
         }
         let registry = full.restricted_to(&meta.root_unit);
         let years = stored_years(dir)?;
+        let current_years = sifa_store::current::covered_years(dir)?;
         let scope = meta.root_unit.clone();
-        Ok(Store { dir: dir.to_path_buf(), meta, catalog, registry, years, scope })
+        Ok(Store { dir: dir.to_path_buf(), meta, catalog, registry, years, current_years, scope })
     }
 
     /// The same store seen from `unit` (the root or a unit below it): its sessions hold no row of a
@@ -107,6 +112,7 @@ impl Store {
     /// Lists the years under `reports/` again (a live tier adds a year's directory when it first flushes it).
     pub fn refresh_years(&mut self) -> Result<()> {
         self.years = stored_years(&self.dir)?;
+        self.current_years = sifa_store::current::covered_years(&self.dir)?;
         Ok(())
     }
 
@@ -137,14 +143,20 @@ impl Store {
             Some(u) => self.years_with(&u.reports()),
             None => self.years.clone(),
         };
+        // A live tier's session outlives the current files it would have read: it deduplicates.
+        let current_years = if unflushed.is_some() { Vec::new() } else { self.current_years.clone() };
         self.register_report_files(&ctx, unflushed).await?;
+        if !current_years.is_empty() {
+            let current = self.scoped(&ctx, self.listing(&layout::current_dir(&self.dir))?)?;
+            ctx.register_table("current_files", current)?;
+        }
         ctx.register_batch("units", units_batch(&self.registry, &self.meta.root_unit, |u| self.shows(u))?)?;
         ctx.register_batch("metrics", metrics_batch(&self.catalog)?)?;
         ctx.register_batch("periods", periods_batch(&years, self.meta.deadline_day)?)?;
         ctx.register_batch("outlier_thresholds", outlier_thresholds_batch(&self.catalog)?)?;
         ctx.register_batch("outlier_bounds", outlier_bounds_batch(&self.catalog)?)?;
         ctx.register_batch("approvals", approvals_batch(&self.dir, |u| self.shows(u))?)?;
-        for (name, sql) in views::all(&self.catalog) {
+        for (name, sql) in views::all(&self.catalog, &current_years) {
             ctx.sql(&sql).await.map_err(|e| QueryError::Sql(format!("defining view {name}: {e}")))?;
         }
         ctx.register_udtf(RollupFunction::NAME, Arc::new(RollupFunction::new(self.catalog.clone())));
@@ -172,11 +184,7 @@ impl Store {
 
     /// `report_files`: the Parquet files, rows outside the scope removed, and the unflushed reports.
     async fn register_report_files(&self, ctx: &SessionContext, unflushed: Option<Arc<dyn Unflushed>>) -> Result<()> {
-        let mut files = self.parquet_files()?;
-        if self.is_scoped() {
-            let units = self.registry.subtree(&self.scope).into_iter().map(|u| lit(u.code.as_str())).collect();
-            files = ctx.read_table(files)?.filter(col("unit_code").in_list(units, false))?.into_view();
-        }
+        let files = self.scoped(ctx, self.listing(&layout::reports_dir(&self.dir))?)?;
         let table = match unflushed {
             None => files,
             Some(unflushed) => Arc::new(LiveReportFiles { files, unflushed, store: self.clone() }),
@@ -185,17 +193,26 @@ impl Store {
         Ok(())
     }
 
-    /// The Parquet files under `reports/` as one table with the partition column `year`.
-    fn parquet_files(&self) -> Result<Arc<dyn TableProvider>> {
+    /// `table` without the rows of units outside the scope.
+    fn scoped(&self, ctx: &SessionContext, table: Arc<dyn TableProvider>) -> Result<Arc<dyn TableProvider>> {
+        if !self.is_scoped() {
+            return Ok(table);
+        }
+        let units = self.registry.subtree(&self.scope).into_iter().map(|u| lit(u.code.as_str())).collect();
+        Ok(ctx.read_table(table)?.filter(col("unit_code").in_list(units, false))?.into_view())
+    }
+
+    /// The Parquet files under `dir` (`reports/` or `current/`) as one table with the partition
+    /// column `year`.
+    fn listing(&self, dir: &Path) -> Result<Arc<dyn TableProvider>> {
         let file_schema = sifa_store::arrow_schema(&self.catalog);
-        let reports = layout::reports_dir(&self.dir);
-        if !reports.is_dir() {
+        if !dir.is_dir() {
             // A store that has not flushed anything yet: the same columns, no rows.
             return Ok(Arc::new(MemTable::try_new(with_year(&file_schema), vec![vec![]])?));
         }
-        let abs = reports.canonicalize().map_err(|source| QueryError::Io {
+        let abs = dir.canonicalize().map_err(|source| QueryError::Io {
             what: "cannot resolve",
-            path: reports.clone(),
+            path: dir.to_path_buf(),
             source,
         })?;
         let url = ListingTableUrl::parse(format!("{}/", abs.display()))?;

@@ -3,6 +3,8 @@
 //! documents each view.
 //!
 //! Speed notes (a national store is ~5M rows × ~45 columns per 10 years):
+//! - the figures in force of a year are read from `current/` when the aggregator has derived them
+//!   for the year's report files as they are (no window at all), else deduplicated:
 //! - every window partitions by `year` first: `year` is functionally determined
 //!   by `period`, so the result is unchanged, and a filter on `year` is pushed
 //!   through the window down to the listing table, which then opens only that
@@ -30,11 +32,12 @@ pub fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
-/// `CREATE VIEW` statements, in dependency order, as (name, SQL).
-pub fn all(catalog: &Catalog) -> Vec<(&'static str, String)> {
+/// `CREATE VIEW` statements, in dependency order, as (name, SQL). `current_years`: the years whose
+/// current figures (the table `current_files`, `current/` of docs/STORAGE.md) cover their report files.
+pub fn all(catalog: &Catalog, current_years: &[u16]) -> Vec<(&'static str, String)> {
     vec![
         ("report_revisions", report_revisions(catalog)),
-        ("reports", reports(catalog)),
+        ("reports", reports(catalog, current_years)),
         ("facts", facts(catalog)),
         ("yearly", yearly(catalog)),
         ("yearly_facts", yearly_facts(catalog)),
@@ -58,15 +61,28 @@ fn report_revisions(catalog: &Catalog) -> String {
     )
 }
 
-/// The figures in force: the latest revision of each unit and month.
-fn reports(catalog: &Catalog) -> String {
+/// The figures in force: the latest revision of each unit and month. Read from `current_files` for
+/// `current_years` (derived by the aggregator, already deduplicated), deduplicated from
+/// `report_files` for the other years.
+fn reports(catalog: &Catalog, current_years: &[u16]) -> String {
+    let metrics = metric_list(catalog);
+    let dedupe = |filter: &str| {
+        format!(
+            "SELECT {ROW_COLUMNS}, {metrics}, year FROM ( \
+               SELECT *, row_number() OVER (PARTITION BY year, unit_code, period ORDER BY revision DESC) AS sifa_latest \
+               FROM report_files{filter}) \
+             WHERE sifa_latest = 1"
+        )
+    };
+    if current_years.is_empty() {
+        return format!("CREATE VIEW reports AS {}", dedupe(""));
+    }
+    let years = current_years.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
     format!(
         "CREATE VIEW reports AS \
-         SELECT {ROW_COLUMNS}, {metrics}, year FROM ( \
-           SELECT *, row_number() OVER (PARTITION BY year, unit_code, period ORDER BY revision DESC) AS sifa_latest \
-           FROM report_files) \
-         WHERE sifa_latest = 1",
-        metrics = metric_list(catalog)
+         SELECT {ROW_COLUMNS}, {metrics}, year FROM current_files WHERE year IN ({years}) \
+         UNION ALL {}",
+        dedupe(&format!(" WHERE year NOT IN ({years})"))
     )
 }
 

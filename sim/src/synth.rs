@@ -209,7 +209,7 @@ impl Rng {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
     /// Uniform in lo..=hi.
-    fn int(&mut self, lo: u32, hi: u32) -> u32 {
+    pub fn int(&mut self, lo: u32, hi: u32) -> u32 {
         lo + (self.next() % (hi - lo + 1) as u64) as u32
     }
     /// True with probability `p`.
@@ -220,7 +220,7 @@ impl Rng {
         &xs[(self.next() % xs.len() as u64) as usize]
     }
     /// A Poisson draw with mean `lambda` (Knuth; the means here are small).
-    fn poisson(&mut self, lambda: f64) -> u32 {
+    pub fn poisson(&mut self, lambda: f64) -> u32 {
         if lambda <= 0.0 {
             return 0;
         }

@@ -5,10 +5,11 @@ use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use arrow::array::{Array, Float64Array, Int64Array, StringArray, TimestampMillisecondArray};
+use arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use sifa_proto::Period;
 use sifa_proto::catalog::Catalog;
@@ -32,18 +33,34 @@ pub fn write_file(
     rows: &[StoredReport],
 ) -> Result<PathBuf, StoreError> {
     debug_assert!(rows.iter().all(|r| r.period.year() == year));
-    let dir = year_dir(data_dir, year);
-    let name = file_name(seq);
-    let tmp = dir.join(sifa_proto::fs::temp_name(&name));
     let batch = record_batch(catalog, rows)?;
+    write_batch(&year_dir(data_dir, year), &file_name(seq), &batch, Vec::new(), DEFAULT_ROW_GROUP_ROWS)
+}
+
+/// Parquet's default rows per row group.
+const DEFAULT_ROW_GROUP_ROWS: usize = 1024 * 1024;
+
+/// Writes `batch` as the Parquet file `dir/name` the way every file of the store is written:
+/// zstd, atomically (temporary name, fsync, rename, directory fsync), with `metadata` as the
+/// file's key-value metadata and at most `row_group_rows` rows per row group.
+pub(crate) fn write_batch(
+    dir: &Path,
+    name: &str,
+    batch: &RecordBatch,
+    metadata: Vec<KeyValue>,
+    row_group_rows: usize,
+) -> Result<PathBuf, StoreError> {
+    let tmp = dir.join(sifa_proto::fs::temp_name(name));
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_created_by(format!("sifa {}", env!("CARGO_PKG_VERSION")))
+        .set_key_value_metadata((!metadata.is_empty()).then_some(metadata))
+        .set_max_row_group_row_count(Some(row_group_rows))
         .build();
-    sifa_proto::fs::write_atomic_with(&dir, &name, None, |file| {
+    sifa_proto::fs::write_atomic_with(dir, name, None, |file| {
         let perr = |source| StoreError::Parquet { path: tmp.clone(), source };
         let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(perr)?;
-        writer.write(&batch).map_err(perr)?;
+        writer.write(batch).map_err(perr)?;
         writer.close().map_err(perr)?;
         Ok(())
     })

@@ -7,6 +7,7 @@
 //!   store.toml  catalog.toml  registry.csv   the store's description and reference files
 //!   aggregator.addr                          the running server's bound address
 //!   reports/year=YYYY/part-NNN….parquet       the store
+//!   current/year=YYYY/part-NNN….parquet       the figures in force, derived from reports/
 //!   wal/                                     the write-ahead log (the aggregator's)
 //!   state/                                   locks, forwarding cursor and refusals, compaction intent
 //!   state/index/part-NNN….keys               the keys of each Parquet file (the aggregator's start-up)
@@ -16,6 +17,8 @@ use std::path::{Path, PathBuf};
 
 /// The directory of the Parquet files.
 pub const REPORTS_DIR: &str = "reports";
+/// The directory of the figures in force, derived from `reports/` (the `current` module).
+pub const CURRENT_DIR: &str = "current";
 /// The write-ahead log's directory (its segment names are the aggregator's `wal` module's).
 pub const WAL_DIR: &str = "wal";
 /// The directory of the tier's small state files.
@@ -82,6 +85,16 @@ pub fn year_dir(data_dir: &Path, year: u16) -> PathBuf {
     reports_dir(data_dir).join(format!("year={year}"))
 }
 
+/// The partition directory of a year's current figures (`current/year=YYYY`).
+pub fn current_year_dir(data_dir: &Path, year: u16) -> PathBuf {
+    current_dir(data_dir).join(format!("year={year}"))
+}
+
+/// The directory of the current figures.
+pub fn current_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join(CURRENT_DIR)
+}
+
 /// The year of a partition directory's name, `year=YYYY`.
 pub fn parse_year_dir(name: &str) -> Option<u16> {
     name.strip_prefix("year=")?.parse().ok()
@@ -130,6 +143,7 @@ mod tests {
         let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/STORAGE.md")).unwrap();
         for name in [
             REPORTS_DIR,
+            CURRENT_DIR,
             WAL_DIR,
             STATE_DIR,
             STORE_META_FILE,

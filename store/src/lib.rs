@@ -5,6 +5,7 @@
 //! - [`layout`]: every file and directory name of a data directory;
 //! - [`schema`]: a stored row ([`StoredReport`]) and the Arrow schema of the Parquet files;
 //! - [`files`]: writing, listing and reading the Parquet files under `reports/`;
+//! - [`current`]: `current/`, the figures in force derived from them;
 //! - [`meta`]: `store.toml` and the reference files (catalog, registry) in force;
 //! - [`deadline`]: when a month's report is due, and what "late" means;
 //! - [`sweep`]: removing the temporary files of writes a crash interrupted.
@@ -14,6 +15,7 @@
 //! aggregator's.
 
 pub mod approvals;
+pub mod current;
 pub mod deadline;
 pub mod error;
 pub mod files;

@@ -8,22 +8,24 @@ use crate::StoreError;
 use crate::error::io_err;
 use crate::layout;
 
-/// Removes the temporary files in `data_dir`, `state/`, `state/index/` and every year of `reports/`; returns
+/// Removes the temporary files in `data_dir`, `state/`, `state/index/` and every year of `reports/` and
+/// `current/`; returns
 /// their paths.
 pub fn remove_interrupted_writes(data_dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     let mut dirs = vec![data_dir.to_path_buf(), layout::state_dir(data_dir), layout::index_dir(data_dir)];
-    let reports = layout::reports_dir(data_dir);
-    match std::fs::read_dir(&reports) {
-        Ok(entries) => {
-            for e in entries {
-                let e = e.map_err(io_err("cannot list", &reports))?;
-                if layout::parse_year_dir(&e.file_name().to_string_lossy()).is_some() {
-                    dirs.push(e.path());
+    for parent in [layout::reports_dir(data_dir), layout::current_dir(data_dir)] {
+        match std::fs::read_dir(&parent) {
+            Ok(entries) => {
+                for e in entries {
+                    let e = e.map_err(io_err("cannot list", &parent))?;
+                    if layout::parse_year_dir(&e.file_name().to_string_lossy()).is_some() {
+                        dirs.push(e.path());
+                    }
                 }
             }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("cannot list", &parent)(e)),
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_err("cannot list", &reports)(e)),
     }
     let mut removed = Vec::new();
     for dir in dirs {
