@@ -7,7 +7,7 @@
 #
 # 1. Builds release `sifa` (`cargo build --release --bin sifa`) unless SIFA names a binary.
 # 2. Generates once, into target/bench-rollups/, a national store with `sifa sim store`
-#    (sim/src/national.rs: ~41,000 offices and ~3,000 other reporting units under one
+#    (sim/src/national.rs: ~41,000 offices and 3,349 other reporting units under one
 #    synthetic root, YEARS years of months from 2015, ~3% of unit-months corrected).
 # 3. Makes a Python virtual environment with DuckDB at the version tests/peers/requirements.txt
 #    pins (target/bench-rollups/venv), and runs benches/rollups.py: for every rollup of

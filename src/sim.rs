@@ -23,7 +23,7 @@ pub enum SimCommand {
     /// Write realistic, deterministic books (台账, 月度汇总) and an agent config for one office
     Books(BooksArgs),
     /// Write a synthetic national data directory (for benchmarks): a generated registry of ~41,000
-    /// offices and ~3,000 other reporting units under one synthetic root (unit 99), their monthly
+    /// offices and 3,349 other reporting units under one synthetic root (unit 99), their monthly
     /// reports from 2015-01 on, a few percent corrected; one Parquet file per month and one of
     /// corrections per year, and the current figures derived from them (`current/`)
     Store(StoreArgs),
@@ -134,7 +134,8 @@ const FIRST_YEAR: u16 = 2015;
 /// deadline) and one of the year's corrections. Returns the rows written.
 fn write_store(out: &Path, a: &StoreArgs) -> anyhow::Result<usize> {
     let (catalog, registry) = (Catalog::builtin(), national::registry(a.seed));
-    let meta = StoreMeta { root_unit: national::ROOT.into(), deadline_day: 5, catalog_version: catalog.version.clone() };
+    let meta =
+        StoreMeta { root_unit: national::ROOT.into(), deadline_day: 5, catalog_version: catalog.version.clone() };
     sifa_store::write_reference_files(out, &meta, &catalog, &registry)?;
     let units = registry.reporting_units(national::ROOT);
     let limit = a.rows.unwrap_or(usize::MAX);

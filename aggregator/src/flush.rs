@@ -161,7 +161,9 @@ impl Flusher {
                     tracing::info!(year = c.year, report_files = c.covers.len(), "derived the current figures");
                 }
             }
-            Err(e) => tracing::error!("cannot derive the current figures (queries deduplicate reports/ meanwhile): {e}"),
+            Err(e) => {
+                tracing::error!("cannot derive the current figures (queries deduplicate reports/ meanwhile): {e}")
+            }
         }
     }
 

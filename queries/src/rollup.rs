@@ -61,7 +61,7 @@ pub const ROLLUPS: &[Rollup] = &[
     },
     Rollup {
         name: "ranking",
-        summary: "top and bottom offices and counties by a statistic (--metric, --limit)",
+        summary: "top and bottom offices and counties (provinces too, nationally) by a statistic (--metric, --limit)",
         sql: include_str!("../sql/ranking.sql"),
     },
 ];

@@ -2,9 +2,9 @@
 //! at national scale (`sifa sim store`; benches/rollups.sh).
 //!
 //! The registry has the national breadth of docs/DOMAIN.md: about 333 cities,
-//! 2,850 counties and 41,000 judicial offices (司法所), plus about 3,000 other
-//! reporting units (a mediation centre in every county, an industry committee
-//! in every other city). The registry has no kind above `province`, so the whole
+//! 2,850 counties and 41,000 judicial offices (司法所), plus 3,349 other
+//! reporting units (a mediation centre in every county and every city, an
+//! industry committee in every other city). The registry has no kind above `province`, so the whole
 //! breadth hangs under ONE synthetic province, [`ROOT`] (a store's root unit must
 //! hold every unit it stores).
 //!
@@ -59,7 +59,12 @@ pub fn registry(seed: u64) -> Registry {
             villages: None,
         };
         units.push(node(city.clone(), format!("合成{:03}市", c + 1), UnitKind::City, ROOT));
-        units.push(node(format!("{city}900"), format!("合成{:03}市人民调解中心", c + 1), UnitKind::MediationCentre, &city));
+        units.push(node(
+            format!("{city}900"),
+            format!("合成{:03}市人民调解中心", c + 1),
+            UnitKind::MediationCentre,
+            &city,
+        ));
         if c % 2 == 1 {
             units.push(node(
                 format!("{city}901"),
@@ -202,9 +207,16 @@ fn office_values(unit: &Unit, period: Period, seed: &[u8], rng: &mut Rng) -> Vec
     let staff_actual = if short && m < fill_month { staff_authorized - 1.0 } else { staff_authorized };
     let hire_month = if y.chance(0.3) { y.int(4, 10) } else { 13 };
     let contracted = f64::from(y.int(1, 2)) + if m >= hire_month { 1.0 } else { 0.0 };
-    let area = if y.chance(0.9) { 100.0 + f64::from(y.int(0, 320)) * 0.5 } else { 60.0 + f64::from(y.int(0, 78)) * 0.5 };
+    let area =
+        if y.chance(0.9) { 100.0 + f64::from(y.int(0, 320)) * 0.5 } else { 60.0 + f64::from(y.int(0, 78)) * 0.5 };
     let with_adviser = if y.chance(0.85) { villages } else { (villages - f64::from(y.int(1, 3))).max(1.0) };
-    let fengqiao_from = if y.chance(0.08) { 1 } else if y.chance(0.03) { y.int(4, 12) } else { 13 };
+    let fengqiao_from = if y.chance(0.08) {
+        1
+    } else if y.chance(0.03) {
+        y.int(4, 12)
+    } else {
+        13
+    };
     let invest_month = if y.chance(0.5) { y.int(3, 10) } else { 13 };
     let invest = f64::from(y.int(20, 300)) * 1000.0 + f64::from(y.int(0, 99)) * 0.01;
     let subjects = (8.0 * scale).round() + f64::from(y.int(0, 4)) + f64::from(m % 3);
@@ -256,7 +268,7 @@ mod tests {
         let offices = count(UnitKind::Office);
         assert!((39_000..=43_000).contains(&offices), "{offices} offices");
         let others = count(UnitKind::MediationCentre) + count(UnitKind::IndustryCommittee);
-        assert!((2_900..=3_300).contains(&others), "{others} other reporting units");
+        assert_eq!(others, COUNTIES + CITIES + CITIES / 2, "a centre per county and city, a committee per other city");
         assert_eq!(r.reporting_units(ROOT).len(), offices + others);
         assert_eq!(registry(1).to_csv(), r.to_csv(), "deterministic");
     }
