@@ -2,7 +2,8 @@
 //! mutual TLS: each province forwards to the nation exactly as a county forwards to its province;
 //! the nation's store holds exactly the rows of the provinces' stores; its rollups and `status`
 //! cover the provinces; a province's approval travels up and the nation accepts it; and the one-path
-//! rules hold at the nation (only its provinces forward to it, each only its own subtree).
+//! rules hold at the nation (only its provinces forward to it, each only its own subtree); its
+//! Flight SQL endpoint and status page show the provinces.
 
 mod support;
 
@@ -14,7 +15,7 @@ use sifa_aggregator::auth::Role;
 use sifa_proto::period::now_unix_ms;
 use sifa_proto::v1::{Ack, Provenance, SubmitRequest, ack};
 use sifa_store::StoredReport;
-use support::{TestAggregator, TierSpec, report, sifa_bin};
+use support::{TestAggregator, TierSpec, http_get, http_on_loopback, pki, report, sifa_bin};
 use tonic::Code;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -55,7 +56,7 @@ fn share_of_mediations(tier: &TestAggregator) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_provinces_forward_into_the_nation_which_holds_exactly_their_rows() {
-    let mut nation = TestAggregator::spawn(TierSpec::nation());
+    let mut nation = TestAggregator::spawn(TierSpec { sql: true, http: http_on_loopback(false), ..TierSpec::nation() });
     let mut gansu = TestAggregator::spawn(TierSpec::below("62", &nation.url()));
     let mut liaoning = TestAggregator::spawn(TierSpec::below("21", &nation.url()));
     let mut dunhuang = TestAggregator::spawn(TierSpec::below("620982", &gansu.url()));
@@ -77,6 +78,35 @@ async fn two_provinces_forward_into_the_nation_which_holds_exactly_their_rows() 
         }
     }
     nation.wait_for_rows(WAIT, |r| r.len() == 12);
+
+    // The nation's Flight SQL endpoint, through `sifa query --connect`: its analysts get the
+    // national rollup; a province's analyst sees only that province's rows there.
+    let live = |unit: &str, args: &[&str]| {
+        let (cert, key) = pki().files(Role::Analyst, unit);
+        let out = Command::new(sifa_bin())
+            .args(["query", "--connect", &format!("https://{}", nation.sql_addr()), "--ca"])
+            .arg(pki().ca_cert())
+            .arg("--cert")
+            .arg(&cert)
+            .arg("--key")
+            .arg(&key)
+            .args(["--format", "csv"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let csv = live("100000", &["--rollup", "share_of_mediations", "--year", "2024"]);
+    let first: Vec<&str> = csv.lines().nth(1).unwrap().split(',').take(3).collect();
+    assert_eq!(first, ["nation", "100000", "中华人民共和国司法部"], "{csv}");
+    let csv = live("62", &["SELECT DISTINCT province_code FROM reports"]);
+    assert_eq!(csv.lines().collect::<Vec<_>>(), ["province_code", "62"], "甘肃省's analyst at the nation");
+
+    // The nation's status page names both provinces.
+    let (code, _, page) = http_get(&nation.http_addr(), "/?lang=zh");
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("甘肃省") && page.contains("辽宁省"), "{page}");
 
     // A province approves its own month after the county's approval reached it; the approval
     // travels up to the nation, which accepts it.

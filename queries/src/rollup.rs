@@ -29,6 +29,18 @@ pub struct Rollup {
     pub name: &'static str,
     pub summary: &'static str,
     pub sql: &'static str,
+    /// The order of its rows (its SQL's final `ORDER BY`) over its own columns `r.*` and, where a
+    /// statistic's catalog position orders them, the table `metrics` as `m`: a table function's
+    /// rows, like any table's, come in no particular order, so [`Rollup::call_sql`] orders them
+    /// (queries/tests/rollup_order.rs holds the two orders equal).
+    pub order: &'static str,
+}
+
+/// Areas from the top down: the nation, provinces, cities, counties, then units.
+macro_rules! level_order {
+    () => {
+        "CASE r.level WHEN 'nation' THEN 0 WHEN 'province' THEN 1 WHEN 'city' THEN 2 WHEN 'county' THEN 3 ELSE 4 END"
+    };
 }
 
 /// Every standard rollup, in the order the README lists them.
@@ -37,32 +49,44 @@ pub const ROLLUPS: &[Rollup] = &[
         name: "share_of_mediations",
         summary: "offices' share of all resolved disputes per province, city and county; each area's share of its province",
         sql: include_str!("../sql/share_of_mediations.sql"),
+        order: concat!(level_order!(), ", r.code"),
     },
     Rollup {
         name: "totals",
         summary: "per level, the year's total of every flow and year-end value of every stock",
         sql: include_str!("../sql/totals.sql"),
+        order: concat!(level_order!(), ", r.code, m.position"),
     },
-    Rollup { name: "yoy", summary: "year-on-year growth per level and statistic", sql: include_str!("../sql/yoy.sql") },
+    Rollup {
+        name: "yoy",
+        summary: "year-on-year growth per level and statistic",
+        sql: include_str!("../sql/yoy.sql"),
+        order: concat!(level_order!(), ", r.code, m.position"),
+    },
     Rollup {
         name: "completeness",
         summary: "expected against received reports per month and level, late reports, on-time rate",
         sql: include_str!("../sql/completeness.sql"),
+        order: concat!("r.period, ", level_order!(), ", r.code"),
     },
     Rollup {
         name: "standards",
         summary: "offices meeting the standardisation marks (staff, floor area, village advisers) and star ratings",
         sql: include_str!("../sql/standards.sql"),
+        order: concat!(level_order!(), ", r.code"),
     },
     Rollup {
         name: "outliers",
         summary: "figures to check before approval: far from the unit's own months, month-over-month jumps, beyond the unit's size",
         sql: include_str!("../sql/outliers.sql"),
+        order: "r.county_code, r.unit_code, r.period, r.metric, r.reason",
     },
     Rollup {
         name: "ranking",
         summary: "top and bottom offices and counties (provinces too, nationally) by a statistic (--metric, --limit)",
         sql: include_str!("../sql/ranking.sql"),
+        order: "CASE r.level WHEN 'province' THEN 0 WHEN 'county' THEN 1 ELSE 2 END, \
+                CASE r.side WHEN 'top' THEN 1 ELSE 2 END, r.rank",
     },
 ];
 
@@ -94,7 +118,8 @@ pub fn find(name: &str) -> Result<&'static Rollup> {
 }
 
 impl Rollup {
-    /// The query that runs this rollup through the table function `rollup(...)`.
+    /// The query that runs this rollup through the table function `rollup(...)`, its rows in the
+    /// rollup's order.
     pub fn call_sql(&self, params: &Params) -> String {
         let mut args = vec![literal(self.name), params.year.to_string()];
         if params.metric.is_some() || params.limit.is_some() {
@@ -103,7 +128,12 @@ impl Rollup {
         if let Some(limit) = params.limit {
             args.push(limit.to_string());
         }
-        format!("SELECT * FROM {}({})", RollupFunction::NAME, args.join(", "))
+        let call = format!("{}({})", RollupFunction::NAME, args.join(", "));
+        if self.order.contains("m.") {
+            format!("SELECT r.* FROM {call} AS r LEFT JOIN metrics AS m ON m.code = r.metric ORDER BY {}", self.order)
+        } else {
+            format!("SELECT r.* FROM {call} AS r ORDER BY {}", self.order)
+        }
     }
 
     /// The rollup's SQL with its parameters checked and filled in.
