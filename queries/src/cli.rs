@@ -30,7 +30,8 @@ Examples:
   sifa query --config analyst.toml --rollup totals --year 2024
                                     (the same, its address and files in config/analyst.example.toml's form)")]
 pub struct QueryArgs {
-    /// The data directory of an aggregator (or a copy of it)
+    /// The data directory of an aggregator (or a copy of it), or a copy on S3-compatible storage,
+    /// s3://BUCKET/PREFIX (credentials and endpoint from the AWS_* variables; docs/STORAGE.md)
     #[arg(
         long,
         value_name = "DIR",
@@ -88,7 +89,7 @@ pub struct QueryArgs {
 /// `sifa publish --data DIR --year YYYY --out DIR`
 #[derive(Debug, Args)]
 pub struct PublishArgs {
-    /// The data directory of an aggregator (or a copy of it)
+    /// The data directory of an aggregator (or a copy of it), or s3://BUCKET/PREFIX
     #[arg(long, value_name = "DIR")]
     pub data: PathBuf,
     /// The year to publish
@@ -115,7 +116,7 @@ pub fn run_query(args: QueryArgs) -> anyhow::Result<()> {
         bail!("sifa query --connect/--config runs in the `sifa` binary (crate sifa-sql); give --data DIR here");
     };
     if args.print_sql {
-        let store = session::Store::open(&data)?;
+        let store = runtime()?.block_on(session::Store::open_data(&data))?;
         for (_, sql) in crate::views::all(&store.catalog, &store.current_years) {
             println!("{sql};");
         }

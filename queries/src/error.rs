@@ -35,6 +35,8 @@ pub enum QueryError {
     UnknownRollup { name: String, known: String },
     #[error("rollup {rollup}: {message}")]
     RollupParameter { rollup: String, message: String },
+    #[error("the store at {url}: {message}")]
+    Remote { url: String, message: String },
     #[error("{what} {path}: {source}")]
     Io { what: &'static str, path: PathBuf, source: std::io::Error },
 }

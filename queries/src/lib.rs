@@ -15,6 +15,7 @@ pub mod error;
 pub mod format;
 pub mod publish;
 pub mod query;
+pub mod remote;
 pub mod repl;
 pub mod rollup;
 pub mod session;

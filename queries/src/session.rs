@@ -43,6 +43,7 @@ use sifa_store::layout::{self, CATALOG_FILE, REGISTRY_FILE, STORE_META_FILE};
 use sifa_store::{StoreMeta, StoredReport, deadline_ms};
 
 use crate::error::{QueryError, Result};
+use crate::remote::{self, Remote};
 use crate::rollup::RollupFunction;
 use crate::views;
 
@@ -63,6 +64,8 @@ pub struct Store {
     pub current_years: Vec<u16>,
     /// The unit whose subtree a session shows: the root unit, or a unit below it ([`Store::scoped_to`]).
     pub scope: String,
+    /// Where the store lives when it is on object storage (`dir` then holds its small files).
+    pub remote: Option<Arc<Remote>>,
 }
 
 impl Store {
@@ -87,7 +90,27 @@ impl Store {
         let years = stored_years(dir)?;
         let current_years = sifa_store::current::covered_years(dir)?;
         let scope = meta.root_unit.clone();
-        Ok(Store { dir: dir.to_path_buf(), meta, catalog, registry, years, current_years, scope })
+        Ok(Store { dir: dir.to_path_buf(), meta, catalog, registry, years, current_years, scope, remote: None })
+    }
+
+    /// Opens `--data`: a data directory, or a store on object storage (`s3://bucket/prefix`,
+    /// [`crate::remote`]).
+    pub async fn open_data(data: &Path) -> Result<Store> {
+        if !remote::is_remote(data) {
+            return Store::open(data);
+        }
+        let remote = Remote::open(&data.to_string_lossy()).await?;
+        let years = remote.years().await?;
+        let store = Store::open(remote.cache_dir())?;
+        Ok(Store { years: years.stored, current_years: years.current, remote: Some(Arc::new(remote)), ..store })
+    }
+
+    /// Where the store is, as the user named it.
+    pub fn location(&self) -> String {
+        match &self.remote {
+            Some(r) => r.url.clone(),
+            None => self.dir.display().to_string(),
+        }
     }
 
     /// The same store seen from `unit` (the root or a unit below it): its sessions hold no row of a
@@ -139,6 +162,9 @@ impl Store {
             .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
             .build_arc()?;
         let ctx = SessionContext::new_with_config_rt(config, runtime);
+        if let Some(remote) = &self.remote {
+            remote.register(&ctx)?;
+        }
         let years = match &unflushed {
             Some(u) => self.years_with(&u.reports()),
             None => self.years.clone(),
@@ -147,7 +173,7 @@ impl Store {
         let current_years = if unflushed.is_some() { Vec::new() } else { self.current_years.clone() };
         self.register_report_files(&ctx, unflushed).await?;
         if !current_years.is_empty() {
-            let current = self.scoped(&ctx, self.listing(&layout::current_dir(&self.dir))?)?;
+            let current = self.scoped(&ctx, self.listing(layout::CURRENT_DIR)?)?;
             ctx.register_table("current_files", current)?;
         }
         ctx.register_batch("units", units_batch(&self.registry, &self.meta.root_unit, |u| self.shows(u))?)?;
@@ -184,7 +210,7 @@ impl Store {
 
     /// `report_files`: the Parquet files, rows outside the scope removed, and the unflushed reports.
     async fn register_report_files(&self, ctx: &SessionContext, unflushed: Option<Arc<dyn Unflushed>>) -> Result<()> {
-        let files = self.scoped(ctx, self.listing(&layout::reports_dir(&self.dir))?)?;
+        let files = self.scoped(ctx, self.listing(layout::REPORTS_DIR)?)?;
         let table = match unflushed {
             None => files,
             Some(unflushed) => Arc::new(LiveReportFiles { files, unflushed, store: self.clone() }),
@@ -202,20 +228,30 @@ impl Store {
         Ok(ctx.read_table(table)?.filter(col("unit_code").in_list(units, false))?.into_view())
     }
 
-    /// The Parquet files under `dir` (`reports/` or `current/`) as one table with the partition
+    /// The Parquet files under `name` (`reports` or `current`) as one table with the partition
     /// column `year`.
-    fn listing(&self, dir: &Path) -> Result<Arc<dyn TableProvider>> {
+    fn listing(&self, name: &str) -> Result<Arc<dyn TableProvider>> {
         let file_schema = sifa_store::arrow_schema(&self.catalog);
-        if !dir.is_dir() {
+        let empty = || -> Result<Arc<dyn TableProvider>> {
             // A store that has not flushed anything yet: the same columns, no rows.
-            return Ok(Arc::new(MemTable::try_new(with_year(&file_schema), vec![vec![]])?));
-        }
-        let abs = dir.canonicalize().map_err(|source| QueryError::Io {
-            what: "cannot resolve",
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        let url = ListingTableUrl::parse(format!("{}/", abs.display()))?;
+            Ok(Arc::new(MemTable::try_new(with_year(&file_schema), vec![vec![]])?))
+        };
+        let url = match &self.remote {
+            Some(_) if self.years.is_empty() => return empty(),
+            Some(remote) => ListingTableUrl::parse(remote.table_url(name))?,
+            None => {
+                let dir = self.dir.join(name);
+                if !dir.is_dir() {
+                    return empty();
+                }
+                let abs = dir.canonicalize().map_err(|source| QueryError::Io {
+                    what: "cannot resolve",
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+                ListingTableUrl::parse(format!("{}/", abs.display()))?
+            }
+        };
         let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
             .with_file_extension(".parquet")
             .with_table_partition_cols(vec![("year".to_string(), DataType::Int32)]);
@@ -308,7 +344,7 @@ fn unflushed_batch(catalog: &Catalog, rows: &[StoredReport]) -> Result<RecordBat
 
 /// Opens a data directory and returns the store and a session over it.
 pub async fn open(dir: &Path) -> Result<(Store, SessionContext)> {
-    let store = Store::open(dir)?;
+    let store = Store::open_data(dir).await?;
     let ctx = store.session().await?;
     Ok((store, ctx))
 }

@@ -76,19 +76,21 @@ pub fn read_current(data_dir: &Path, year: u16) -> Result<Option<CurrentFile>, S
     let file = File::open(&path).map_err(io_err("cannot open", &path))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|source| StoreError::Parquet { path: path.clone(), source })?;
-    let covers = builder
-        .metadata()
-        .file_metadata()
-        .key_value_metadata()
+    let covers = covers(builder.metadata().file_metadata())
+        .map_err(|message| StoreError::Format { path: path.clone(), message })?;
+    Ok(Some(CurrentFile { year, path, covers }))
+}
+
+/// The report files a current file covers (its `sifa.covers` metadata), or what is wrong with it.
+pub fn covers(file: &parquet::file::metadata::FileMetaData) -> Result<Vec<u64>, String> {
+    file.key_value_metadata()
         .and_then(|kv| kv.iter().find(|k| k.key == COVERS_KEY))
         .and_then(|k| k.value.as_deref())
-        .ok_or_else(|| StoreError::Format { path: path.clone(), message: format!("no {COVERS_KEY} metadata") })?
+        .ok_or_else(|| format!("no {COVERS_KEY} metadata"))?
         .split(',')
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<u64>())
-        .collect::<Result<Vec<u64>, _>>()
-        .map_err(|e| StoreError::Format { path: path.clone(), message: format!("{COVERS_KEY}: {e}") })?;
-    Ok(Some(CurrentFile { year, path, covers }))
+        .map(|s| s.parse::<u64>().map_err(|e| format!("{COVERS_KEY}: {e}")))
+        .collect()
 }
 
 /// The years whose current file covers exactly the year's report files, ascending.

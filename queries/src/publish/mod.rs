@@ -210,7 +210,7 @@ pub async fn figures(store: &Store, ctx: &SessionContext, year: u16) -> Result<F
         let have = store.years.iter().map(|y| y.to_string()).collect::<Vec<_>>().join(", ");
         return Err(QueryError::Sql(format!(
             "the store {} has no reports for {year} (it has: {}); publish a year it holds",
-            store.dir.display(),
+            store.location(),
             if have.is_empty() { "none".to_string() } else { have }
         )));
     }

@@ -1,0 +1,218 @@
+//! A store on S3-compatible object storage, against a real S3 API server (moto, provisioned by
+//! tests/support/peers.rs): a real county aggregator's store, put in a bucket as `aws s3 sync`
+//! would, answers `sifa query --data s3://...` and `sifa publish --data s3://...` exactly as the
+//! directory does (through `current/` while it covers the year, deduplicating `reports/` when it
+//! does not); pyarrow reads the same files from the bucket; and wrong settings get errors that say
+//! what to fix.
+
+mod support;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use sifa_proto::v1::{SubmitRequest, ack};
+use support::{TestAggregator, TierSpec, peers, report, sifa_bin};
+
+/// A moto S3 server on a free loopback port, stopped when dropped.
+struct Moto {
+    child: Child,
+    endpoint: String,
+}
+
+impl Moto {
+    fn start() -> Moto {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let server = peers::python().parent().unwrap().join("moto_server");
+        let child = Command::new(&server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", server.display()));
+        let t0 = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(t0.elapsed() < Duration::from_secs(60), "moto_server never listened on {port}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Moto { child, endpoint: format!("http://127.0.0.1:{port}") }
+    }
+
+    /// The standard AWS variables pointing at this server.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", "sifa-test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "sifa-test".into()),
+            ("AWS_DEFAULT_REGION", "us-east-1".into()),
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+        ]
+    }
+
+    /// Runs Python with boto3 and pyarrow against this server; returns its standard output.
+    fn python(&self, script: &str, args: &[&str]) -> String {
+        let out = Command::new(peers::python()).arg("-c").arg(script).args(args).envs(self.env()).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Puts every file under a directory into `bucket/prefix/`, as `aws s3 sync` does (the bucket is
+/// created if need be); skips the aggregator's own `wal/` and `state/`.
+const SYNC: &str = r#"
+import os, sys, boto3
+src, bucket, prefix = sys.argv[1], sys.argv[2], sys.argv[3]
+s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+if bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+    s3.create_bucket(Bucket=bucket)
+for root, dirs, files in os.walk(src):
+    dirs[:] = [d for d in dirs if d not in ("wal", "state")]
+    for f in files:
+        path = os.path.join(root, f)
+        s3.upload_file(path, bucket, prefix + "/" + os.path.relpath(path, src))
+"#;
+
+/// Deletes every object under `bucket/prefix/`.
+const DELETE: &str = r#"
+import os, sys, boto3
+bucket, prefix = sys.argv[1], sys.argv[2]
+s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix + "/").get("Contents", []):
+    s3.delete_object(Bucket=bucket, Key=o["Key"])
+"#;
+
+/// Rows of a Hive-partitioned Parquet dataset in the bucket, read by pyarrow's own S3 client.
+const PYARROW_ROWS: &str = r#"
+import os, sys
+import pyarrow.dataset as ds
+from pyarrow import fs
+s3 = fs.S3FileSystem(access_key=os.environ["AWS_ACCESS_KEY_ID"], secret_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+                     endpoint_override=os.environ["AWS_ENDPOINT_URL"], scheme="http", region="us-east-1")
+print(ds.dataset(sys.argv[1], filesystem=s3, format="parquet", partitioning="hive").count_rows())
+"#;
+
+fn sifa(env: &[(&str, String)], args: &[&str]) -> Output {
+    Command::new(sifa_bin()).args(args).envs(env.iter().map(|(k, v)| (*k, v.as_str()))).output().unwrap()
+}
+
+fn ok(out: Output) -> String {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn refused(out: Output, words: &[&str]) {
+    assert!(!out.status.success(), "expected a refusal: {}", String::from_utf8_lossy(&out.stdout));
+    let text = String::from_utf8_lossy(&out.stderr);
+    for w in words {
+        assert!(text.contains(w), "{w:?} not in: {text}");
+    }
+}
+
+/// A county store with three offices' months of 2024, one of them corrected, flushed and with its
+/// current figures derived (the tier stopped).
+async fn county_store() -> TestAggregator {
+    let mut tier = TestAggregator::spawn(TierSpec::top("620982"));
+    let mut client = tier.client().await;
+    for (unit, resolved) in [("620982100", 4.0), ("620982101", 9.0), ("620982102", 6.0)] {
+        for m in 1..=3 {
+            let values = [("disputes_mediated", resolved + 2.0), ("disputes_resolved", resolved)];
+            let r = report(unit, &format!("2024-{m:02}"), 1, &values);
+            let a = client.submit(SubmitRequest { report: Some(r), provenance: None }).await.unwrap().into_inner();
+            assert_eq!(a.outcome, ack::Outcome::Accepted as i32, "{a:?}");
+        }
+    }
+    let fix = report("620982101", "2024-02", 2, &[("disputes_mediated", 30.0), ("disputes_resolved", 25.0)]);
+    client.submit(SubmitRequest { report: Some(fix), provenance: None }).await.unwrap();
+    tier.stop();
+    tier
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_in_a_bucket_answers_as_its_directory_does() {
+    let moto = Moto::start();
+    let tier = county_store().await;
+    let dir = tier.data_dir();
+    assert!(dir.join("current").is_dir(), "the stopped tier derived current/");
+    moto.python(SYNC, &[dir.to_str().unwrap(), "sifa", "gansu/620982"]);
+    let env = moto.env();
+    let remote = "s3://sifa/gansu/620982";
+    let local = dir.to_str().unwrap();
+
+    let select = "SELECT unit_code, period, revision, disputes_resolved FROM reports ORDER BY unit_code, period";
+    let from_s3 = ok(sifa(&env, &["query", "--data", remote, "--format", "csv", select]));
+    let in_force = ok(sifa(&env, &["query", "--data", local, "--format", "csv", select]));
+    assert_eq!(from_s3, in_force);
+    assert!(from_s3.contains("620982101,2024-02,2,25"), "the correction is the figure in force: {from_s3}");
+    assert_eq!(from_s3.lines().count(), 1 + 9);
+    let revisions = "SELECT count(*) AS n FROM report_revisions";
+    assert_eq!(ok(sifa(&env, &["query", "--data", remote, "--format", "csv", revisions])), "n\n10\n");
+    for rollup in ["share_of_mediations", "totals", "completeness"] {
+        let args = |data| ["query", "--data", data, "--rollup", rollup, "--year", "2024", "--format", "csv"];
+        let from_s3 = ok(sifa(&env, &args(remote)));
+        assert_eq!(from_s3, ok(sifa(&env, &args(local))), "{rollup}");
+        assert!(from_s3.lines().count() > 1, "{rollup}: {from_s3}");
+    }
+    // The figures in force are read from current/ in the bucket.
+    let plan = ok(sifa(&env, &["query", "--data", remote, "EXPLAIN SELECT unit_code FROM reports"]));
+    assert!(plan.contains("gansu/620982/current/year=2024/part-"), "{plan}");
+
+    // `sifa publish` from the bucket writes the very files the directory gives.
+    let out = tempfile::tempdir().unwrap();
+    let (a, b) = (out.path().join("s3"), out.path().join("local"));
+    ok(sifa(&env, &["publish", "--data", remote, "--year", "2024", "--out", a.to_str().unwrap()]));
+    ok(sifa(&env, &["publish", "--data", local, "--year", "2024", "--out", b.to_str().unwrap()]));
+    for name in ["index.html", "figures.csv", "figures.json", "figures.sdmx.csv", "figures.adx.xml"] {
+        assert_eq!(std::fs::read(a.join(name)).unwrap(), std::fs::read(b.join(name)).unwrap(), "{name}");
+    }
+
+    // Every Parquet reader: pyarrow's own S3 client reads the report files from the bucket.
+    assert_eq!(moto.python(PYARROW_ROWS, &["sifa/gansu/620982/reports"]).trim(), "10");
+
+    // Without current/ (a copy that left it out) the year is deduplicated from reports/: the same rows.
+    moto.python(DELETE, &["sifa", "gansu/620982/current"]);
+    assert_eq!(ok(sifa(&env, &["query", "--data", remote, "--format", "csv", select])), in_force);
+    let plan = ok(sifa(&env, &["query", "--data", remote, "EXPLAIN SELECT unit_code FROM reports"]));
+    assert!(!plan.contains("current") && plan.contains("gansu/620982/reports/year=2024/part-"), "{plan}");
+}
+
+#[test]
+fn wrong_settings_get_errors_that_say_what_to_fix() {
+    let moto = Moto::start();
+    moto.python(SYNC, &[Path::new(env!("CARGO_MANIFEST_DIR")).join("config").to_str().unwrap(), "sifa", "other"]);
+    let env = moto.env();
+    let q = |env: &[(&str, String)], data: &str| sifa(env, &["query", "--data", data, "SELECT 1"]);
+
+    refused(q(&env, "s3://"), &["s3://", "no bucket: write s3://BUCKET/PREFIX"]);
+    refused(
+        q(&env, "s3://sifa/nothing-here"),
+        &["s3://sifa/nothing-here is not a sifa data directory: store.toml is missing"],
+    );
+    refused(q(&env, "s3://sifa/other"), &["store.toml is missing"]);
+    refused(q(&env, "s3://no-such-bucket/x"), &["s3://no-such-bucket/x", "the bucket no-such-bucket does not exist"]);
+    let without_keys: Vec<(&str, String)> = env.iter().filter(|(k, _)| !k.contains("KEY")).cloned().collect();
+    let out = Command::new(sifa_bin())
+        .args(["query", "--data", "s3://sifa/other", "SELECT 1"])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .envs(without_keys.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    refused(out, &["no AWS credentials", "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"]);
+    // Nothing listens there: refused within the bounded retries, naming the store.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut dead = env.clone();
+    dead.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
+    dead.push(("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}")));
+    refused(
+        q(&dead, "s3://sifa/gansu"),
+        &["the store at s3://sifa/gansu", "cannot read store.toml", "AWS_ENDPOINT_URL"],
+    );
+}
