@@ -22,8 +22,23 @@ struct Moto {
 }
 
 impl Moto {
+    /// A server on a free port (tried again on another if the port was taken meanwhile).
     fn start() -> Moto {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            if let Some(moto) = Moto::try_start_on(port) {
+                return moto;
+            }
+        }
+        panic!("moto_server never started on a free port");
+    }
+
+    /// A server on `port` (moto keeps its buckets in memory: a new one starts empty).
+    fn start_on(port: u16) -> Moto {
+        Moto::try_start_on(port).unwrap_or_else(|| panic!("moto_server did not start on port {port}"))
+    }
+
+    fn try_start_on(port: u16) -> Option<Moto> {
         let server = peers::python().parent().unwrap().join("moto_server");
         let child = Command::new(&server)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -31,12 +46,21 @@ impl Moto {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("{}: {e}", server.display()));
+        let mut moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
         let t0 = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        loop {
+            // Exited: it could not bind (and a connection would reach whoever holds the port).
+            if moto.child.try_wait().unwrap().is_some() {
+                return None;
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                // Listening, and still ours a moment later.
+                std::thread::sleep(Duration::from_millis(200));
+                return moto.child.try_wait().unwrap().is_none().then_some(moto);
+            }
             assert!(t0.elapsed() < Duration::from_secs(60), "moto_server never listened on {port}");
             std::thread::sleep(Duration::from_millis(100));
         }
-        Moto { child, endpoint: format!("http://127.0.0.1:{port}") }
     }
 
     /// The standard AWS variables pointing at this server.
@@ -80,6 +104,20 @@ for root, dirs, files in os.walk(src):
         s3.upload_file(path, bucket, prefix + "/" + os.path.relpath(path, src))
 "#;
 
+/// Creates a bucket.
+const MAKE_BUCKET: &str = r#"
+import os, sys, boto3
+boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"]).create_bucket(Bucket=sys.argv[1])
+"#;
+
+/// The keys under `bucket/prefix/`, one a line, sorted.
+const KEYS: &str = r#"
+import os, sys, boto3
+s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+pages = s3.get_paginator("list_objects_v2").paginate(Bucket=sys.argv[1], Prefix=sys.argv[2] + "/")
+print("\n".join(sorted(o["Key"] for p in pages for o in p.get("Contents", []))))
+"#;
+
 /// Deletes every object under `bucket/prefix/`.
 const DELETE: &str = r#"
 import os, sys, boto3
@@ -120,6 +158,13 @@ fn refused(out: Output, words: &[&str]) {
 /// current figures derived (the tier stopped).
 async fn county_store() -> TestAggregator {
     let mut tier = TestAggregator::spawn(TierSpec::top("620982"));
+    submit_months(&tier).await;
+    tier.stop();
+    tier
+}
+
+/// Three offices' first three months of 2024, and a correction of one month.
+async fn submit_months(tier: &TestAggregator) {
     let mut client = tier.client().await;
     for (unit, resolved) in [("620982100", 4.0), ("620982101", 9.0), ("620982102", 6.0)] {
         for m in 1..=3 {
@@ -131,8 +176,25 @@ async fn county_store() -> TestAggregator {
     }
     let fix = report("620982101", "2024-02", 2, &[("disputes_mediated", 30.0), ("disputes_resolved", 25.0)]);
     client.submit(SubmitRequest { report: Some(fix), provenance: None }).await.unwrap();
-    tier.stop();
-    tier
+}
+
+/// Polls `sifa query` on `data` until `sql`'s CSV answer is `want`.
+fn wait_for_answer(env: &[(&str, String)], data: &str, sql: &str, want: &str, log: impl Fn() -> String) {
+    let t0 = Instant::now();
+    loop {
+        let out = sifa(env, &["query", "--data", data, "--format", "csv", sql]);
+        if out.status.success() && out.stdout == want.as_bytes() {
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "{data}: {sql} never gave {want:?}; last: {}{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,4 +277,63 @@ fn wrong_settings_get_errors_that_say_what_to_fix() {
         q(&dead, "s3://sifa/gansu"),
         &["the store at s3://sifa/gansu", "cannot read store.toml", "AWS_ENDPOINT_URL"],
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tier_keeps_a_copy_of_its_store_in_a_bucket_through_an_outage() {
+    let moto = Moto::start();
+    moto.python(MAKE_BUCKET, &["copies"]);
+    let remote = "s3://copies/gansu/620982";
+    let spec = TierSpec {
+        store_copy: Some(remote.into()),
+        env: moto.env(),
+        flush_interval_ms: 200,
+        ..TierSpec::top("620982")
+    };
+    let mut tier = TestAggregator::spawn(spec);
+    submit_months(&tier).await;
+    let env = moto.env();
+    let count = "SELECT count(*) AS n FROM report_revisions";
+    // While the tier runs, its copy catches up.
+    wait_for_answer(&env, remote, count, "n\n10\n", || tier.log());
+
+    // The bucket's server goes away (and comes back empty, as moto keeps nothing): reports are
+    // still accepted, and the copy is made whole again once it is back.
+    let port = moto.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    drop(moto);
+    let mut client = tier.client().await;
+    let late = report("620982103", "2024-03", 1, &[("disputes_mediated", 8.0), ("disputes_resolved", 7.0)]);
+    let a = client.submit(SubmitRequest { report: Some(late), provenance: None }).await.unwrap().into_inner();
+    assert_eq!(a.outcome, ack::Outcome::Accepted as i32, "accepted while the bucket is down: {a:?}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(tier.log().contains("cannot copy the store (retried next round)"), "{}", tier.log());
+    let moto = Moto::start_on(port);
+    moto.python(MAKE_BUCKET, &["copies"]);
+    wait_for_answer(&env, remote, count, "n\n11\n", || tier.log());
+
+    // Stopped, the tier copies its last flush and current figures: the bucket answers as the directory.
+    tier.stop();
+    let local = tier.data_dir();
+    let local = local.to_str().unwrap();
+    let select = "SELECT unit_code, period, revision, disputes_resolved FROM reports ORDER BY unit_code, period";
+    let in_force = ok(sifa(&env, &["query", "--data", local, "--format", "csv", select]));
+    assert_eq!(ok(sifa(&env, &["query", "--data", remote, "--format", "csv", select])), in_force);
+    let rollup =
+        |data| ["query", "--data", data, "--rollup", "share_of_mediations", "--year", "2024", "--format", "csv"];
+    assert_eq!(ok(sifa(&env, &rollup(remote))), ok(sifa(&env, &rollup(local))));
+    let plan = ok(sifa(&env, &["query", "--data", remote, "EXPLAIN SELECT unit_code FROM reports"]));
+    assert!(plan.contains("gansu/620982/current/year=2024/part-"), "{plan}");
+    // The bucket holds what the directory holds: one current file for the year (older ones deleted),
+    // the report files, the small files; never the log or the state.
+    let keys = moto.python(KEYS, &["copies", "gansu/620982"]);
+    let keys: Vec<&str> = keys.lines().map(|k| k.strip_prefix("gansu/620982/").unwrap()).collect();
+    let mut want: Vec<String> = ["store.toml", "catalog.toml", "registry.csv"].map(String::from).to_vec();
+    for dir in ["reports", "current"] {
+        for (year, seq, _) in sifa_store::list_partitioned(&tier.data_dir().join(dir)).unwrap() {
+            want.push(format!("{dir}/year={year}/{}", sifa_store::layout::file_name(seq)));
+        }
+    }
+    want.sort();
+    assert_eq!(keys, want);
+    assert_eq!(keys.iter().filter(|k| k.starts_with("current/")).count(), 1, "{keys:?}");
 }

@@ -33,4 +33,5 @@ pub mod server;
 pub mod service;
 pub mod sql;
 pub mod status;
+pub mod store_copy;
 pub mod wal;

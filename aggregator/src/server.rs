@@ -39,6 +39,7 @@ use crate::locks::Locks;
 use crate::rejections::{RECENT_REJECTIONS, RecentRejections};
 use crate::service::{Service, Tier};
 use crate::sql;
+use crate::store_copy::StoreCopy;
 use crate::wal::Wal;
 
 /// The longest start-up waits for the tier above's catalog and registry before it uses the cache
@@ -307,6 +308,16 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
         std::thread::Builder::new().name("flusher".into()).spawn(move || flusher.run(interval, stop))?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    // The copy of the store in a bucket: stopped after the flusher, so its last round copies the last flush.
+    let (stop_copy_tx, stop_copy_rx) = watch::channel(false);
+    let store_copy = match &config.store_copy {
+        None => None,
+        Some(url) => {
+            let bucket = sifa_queries::remote::Bucket::connect(url).context("store_copy")?;
+            let copy = StoreCopy::new(data_dir.clone(), bucket);
+            Some(tokio::spawn(copy.run(interval.max(Duration::from_secs(1)), stop_copy_rx)))
+        }
+    };
     let forwarder = config.upstream.clone().map(|upstream| {
         let f = Forwarder {
             upstream,
@@ -426,6 +437,12 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
         let _ = flusher_thread.join();
     })
     .await?;
+    if let Some(copy) = store_copy {
+        let _ = stop_copy_tx.send(true);
+        if tokio::time::timeout(Duration::from_secs(60), copy).await.is_err() {
+            tracing::warn!("stopped before the store's copy caught up; the next start copies the rest");
+        }
+    }
     let _ = std::fs::remove_file(layout::addr_file(&data_dir));
     if let Some((_, server)) = http {
         server.abort();

@@ -36,28 +36,20 @@ pub fn is_remote(data: &Path) -> bool {
     data.to_str().is_some_and(|s| s.starts_with(SCHEME))
 }
 
-/// A store under `s3://bucket/prefix`, its small files fetched.
-#[derive(Debug)]
-pub struct Remote {
-    /// `s3://bucket/prefix`, as given (no trailing slash).
+/// A prefix of a bucket on S3-compatible storage, connected with the AWS_* settings of the
+/// environment (also what an aggregator's `store_copy` writes to).
+#[derive(Debug, Clone)]
+pub struct Bucket {
+    /// `s3://bucket/prefix` (no trailing slash).
     pub url: String,
-    bucket: String,
-    prefix: ObjectPath,
-    store: Arc<dyn ObjectStore>,
-    /// store.toml, catalog.toml, registry.csv and approvals.csv, as fetched.
-    cache: tempfile::TempDir,
+    pub bucket: String,
+    pub prefix: ObjectPath,
+    pub store: Arc<dyn ObjectStore>,
 }
 
-/// The years of a remote store: those with report files, and those `current/` covers.
-#[derive(Debug, Default)]
-pub struct RemoteYears {
-    pub stored: Vec<u16>,
-    pub current: Vec<u16>,
-}
-
-impl Remote {
-    /// Connects to `url` (`s3://bucket/prefix`) and fetches its small files.
-    pub async fn open(url: &str) -> Result<Remote> {
+impl Bucket {
+    /// Checks `url` (`s3://bucket/prefix`) and the environment's credentials; no request is made yet.
+    pub fn connect(url: &str) -> Result<Bucket> {
         let rest = url.strip_prefix(SCHEME).unwrap_or(url).trim_matches('/');
         let url = format!("s3://{rest}");
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
@@ -79,17 +71,69 @@ impl Remote {
             .with_retry(retry)
             .build()
             .map_err(|e| err(format!("cannot use the AWS settings of the environment: {e}")))?;
+        Ok(Bucket { bucket: bucket.to_string(), prefix: ObjectPath::from(prefix), store: Arc::new(store), url })
+    }
+
+    /// `prefix/name` (`name` may hold slashes: `reports/year=2024/part-….parquet`).
+    pub fn object(&self, name: &str) -> ObjectPath {
+        name.split('/').fold(self.prefix.clone(), |p, part| p.join(part))
+    }
+
+    /// An error of a request, naming the store and what to check.
+    pub fn error(&self, what: &str, e: object_store::Error) -> QueryError {
+        if matches!(e, object_store::Error::NotFound { .. }) && e.to_string().contains("NoSuchBucket") {
+            return QueryError::Remote {
+                url: self.url.clone(),
+                message: format!(
+                    "the bucket {} does not exist: check its name, and AWS_ENDPOINT_URL for a store other than AWS",
+                    self.bucket
+                ),
+            };
+        }
+        QueryError::Remote {
+            url: self.url.clone(),
+            message: format!(
+                "{what}: {e}. Check that the bucket exists, the credentials may use it, and AWS_ENDPOINT_URL \
+                 (for a store other than AWS)"
+            ),
+        }
+    }
+}
+
+/// A store under `s3://bucket/prefix`, its small files fetched.
+#[derive(Debug)]
+pub struct Remote {
+    pub bucket: Bucket,
+    /// store.toml, catalog.toml, registry.csv and approvals.csv, as fetched.
+    cache: tempfile::TempDir,
+}
+
+/// The years of a remote store: those with report files, and those `current/` covers.
+#[derive(Debug, Default)]
+pub struct RemoteYears {
+    pub stored: Vec<u16>,
+    pub current: Vec<u16>,
+}
+
+impl Remote {
+    /// Connects to `url` (`s3://bucket/prefix`) and fetches its small files.
+    pub async fn open(url: &str) -> Result<Remote> {
+        let bucket = Bucket::connect(url)?;
         let cache = tempfile::Builder::new().prefix("sifa-s3-").tempdir().map_err(|source| QueryError::Io {
             what: "cannot make a temporary directory",
             path: "/tmp".into(),
             source,
         })?;
-        let remote =
-            Remote { bucket: bucket.to_string(), prefix: ObjectPath::from(prefix), store: Arc::new(store), cache, url };
+        let remote = Remote { bucket, cache };
         for file in [STORE_META_FILE, CATALOG_FILE, REGISTRY_FILE, sifa_store::approvals::APPROVALS_CSV] {
             remote.fetch(file).await?;
         }
         Ok(remote)
+    }
+
+    /// `s3://bucket/prefix`.
+    pub fn url(&self) -> &str {
+        &self.bucket.url
     }
 
     /// The local directory holding the fetched small files.
@@ -97,39 +141,18 @@ impl Remote {
         self.cache.path()
     }
 
-    /// `prefix/name`.
-    fn object(&self, name: &str) -> ObjectPath {
-        name.split('/').fold(self.prefix.clone(), |p, part| p.join(part))
-    }
-
-    fn error(&self, what: &str, e: object_store::Error) -> QueryError {
-        QueryError::Remote {
-            url: self.url.clone(),
-            message: format!(
-                "{what}: {e}. Check that the bucket exists, the credentials may read it, and AWS_ENDPOINT_URL \
-                 (for a store other than AWS)"
-            ),
-        }
-    }
-
     /// Copies `name` into the cache; a missing store.toml, catalog.toml or registry.csv is an error.
     async fn fetch(&self, name: &str) -> Result<()> {
-        let bytes = match self.store.get(&self.object(name)).await {
-            Ok(got) => got.bytes().await.map_err(|e| self.error(&format!("cannot read {name}"), e))?,
+        let bytes = match self.bucket.store.get(&self.bucket.object(name)).await {
+            Ok(got) => got.bytes().await.map_err(|e| self.bucket.error(&format!("cannot read {name}"), e))?,
             Err(e @ object_store::Error::NotFound { .. }) if e.to_string().contains("NoSuchBucket") => {
-                return Err(QueryError::Remote {
-                    url: self.url.clone(),
-                    message: format!(
-                        "the bucket {} does not exist: check its name, and AWS_ENDPOINT_URL for a store other than AWS",
-                        self.bucket
-                    ),
-                });
+                return Err(self.bucket.error("", e));
             }
             Err(object_store::Error::NotFound { .. }) if name == sifa_store::approvals::APPROVALS_CSV => return Ok(()),
             Err(object_store::Error::NotFound { .. }) => {
-                return Err(QueryError::NotAStore { path: self.url.clone().into(), what: static_name(name) });
+                return Err(QueryError::NotAStore { path: self.bucket.url.clone().into(), what: static_name(name) });
             }
-            Err(e) => return Err(self.error(&format!("cannot read {name}"), e)),
+            Err(e) => return Err(self.bucket.error(&format!("cannot read {name}"), e)),
         };
         let path = self.cache.path().join(name);
         std::fs::write(&path, &bytes).map_err(|source| QueryError::Io { what: "cannot write", path, source })
@@ -138,12 +161,12 @@ impl Remote {
     /// The Parquet files under `dir` (`reports` or `current`) by year: (seq, object, size), by seq.
     async fn files(&self, dir: &str) -> Result<BTreeMap<u16, Vec<(u64, ObjectPath, u64)>>> {
         let mut out: BTreeMap<u16, Vec<(u64, ObjectPath, u64)>> = BTreeMap::new();
-        let listed = self.store.list_with_delimiter(Some(&self.object(dir))).await;
-        let listed = listed.map_err(|e| self.error(&format!("cannot list {dir}/"), e))?;
+        let listed = self.bucket.store.list_with_delimiter(Some(&self.bucket.object(dir))).await;
+        let listed = listed.map_err(|e| self.bucket.error(&format!("cannot list {dir}/"), e))?;
         for year_dir in listed.common_prefixes {
             let Some(year) = year_dir.filename().and_then(layout::parse_year_dir) else { continue };
-            let files = self.store.list_with_delimiter(Some(&year_dir)).await;
-            let files = files.map_err(|e| self.error(&format!("cannot list {year_dir}"), e))?;
+            let files = self.bucket.store.list_with_delimiter(Some(&year_dir)).await;
+            let files = files.map_err(|e| self.bucket.error(&format!("cannot list {year_dir}"), e))?;
             for meta in files.objects {
                 if let Some(seq) = meta.location.filename().and_then(layout::parse_file_name) {
                     out.entry(year).or_default().push((seq, meta.location.clone(), meta.size));
@@ -174,11 +197,15 @@ impl Remote {
 
     /// A current file's `sifa.covers`, read from its footer.
     async fn covers(&self, file: &ObjectPath, size: u64) -> Result<Vec<u64>> {
-        let bad = |message: String| QueryError::Remote { url: self.url.clone(), message: format!("{file}: {message}") };
+        let bad = |message: String| QueryError::Remote {
+            url: self.bucket.url.clone(),
+            message: format!("{file}: {message}"),
+        };
         if size < 12 {
             return Err(bad("too short to be Parquet".into()));
         }
-        let tail = self.store.get_range(file, size - 8..size).await.map_err(|e| self.error("cannot read", e))?;
+        let tail =
+            self.bucket.store.get_range(file, size - 8..size).await.map_err(|e| self.bucket.error("cannot read", e))?;
         if &tail[4..] != b"PAR1" {
             return Err(bad("not a Parquet file (no PAR1 at its end)".into()));
         }
@@ -186,21 +213,25 @@ impl Remote {
         if len + 8 > size {
             return Err(bad("its footer is longer than the file".into()));
         }
-        let footer =
-            self.store.get_range(file, size - 8 - len..size - 8).await.map_err(|e| self.error("cannot read", e))?;
+        let footer = self
+            .bucket
+            .store
+            .get_range(file, size - 8 - len..size - 8)
+            .await
+            .map_err(|e| self.bucket.error("cannot read", e))?;
         let metadata = ParquetMetaDataReader::decode_metadata(&footer).map_err(|e| bad(e.to_string()))?;
         sifa_store::current::covers(metadata.file_metadata()).map_err(bad)
     }
 
     /// The URL DataFusion lists for `dir` (`reports` or `current`).
     pub fn table_url(&self, dir: &str) -> String {
-        format!("s3://{}/{}/", self.bucket, self.object(dir))
+        format!("s3://{}/{}/", self.bucket.bucket, self.bucket.object(dir))
     }
 
     /// Lets `ctx` read this bucket.
     pub fn register(&self, ctx: &SessionContext) -> Result<()> {
-        let url = ObjectStoreUrl::parse(format!("s3://{}", self.bucket))?;
-        ctx.runtime_env().register_object_store(url.as_ref(), self.store.clone());
+        let url = ObjectStoreUrl::parse(format!("s3://{}", self.bucket.bucket))?;
+        ctx.runtime_env().register_object_store(url.as_ref(), self.bucket.store.clone());
         Ok(())
     }
 }

@@ -108,7 +108,7 @@ impl Store {
     /// Where the store is, as the user named it.
     pub fn location(&self) -> String {
         match &self.remote {
-            Some(r) => r.url.clone(),
+            Some(r) => r.url().to_string(),
             None => self.dir.display().to_string(),
         }
     }

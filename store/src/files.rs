@@ -69,7 +69,13 @@ pub(crate) fn write_batch(
 /// Every Parquet file of the store, as (year, seq, path), in seq order.
 /// Temporary files of interrupted writes are skipped.
 pub fn list_files(data_dir: &Path) -> Result<Vec<(u16, u64, PathBuf)>, StoreError> {
-    let root = layout::reports_dir(data_dir);
+    list_partitioned(&layout::reports_dir(data_dir))
+}
+
+/// The Parquet files under `root/year=YYYY/` (`reports/` or `current/`), as (year, seq, path), in
+/// seq order; temporary files of interrupted writes skipped.
+pub fn list_partitioned(root: &Path) -> Result<Vec<(u16, u64, PathBuf)>, StoreError> {
+    let root = root.to_path_buf();
     let mut out = Vec::new();
     let entries = match fs::read_dir(&root) {
         Ok(e) => e,

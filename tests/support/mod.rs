@@ -71,6 +71,10 @@ pub struct TierSpec {
     pub http: Option<HttpConfig>,
     /// Serve the Flight SQL endpoint (`[sql] listen` on a free loopback port; [`TestAggregator::sql_url`]).
     pub sql: bool,
+    /// `store_copy`, if any (with the AWS_* variables of `env`).
+    pub store_copy: Option<String>,
+    /// Environment variables of the process.
+    pub env: Vec<(&'static str, String)>,
 }
 
 impl TierSpec {
@@ -88,6 +92,8 @@ impl TierSpec {
             disk: None,
             http: None,
             sql: false,
+            store_copy: None,
+            env: Vec::new(),
         }
     }
 
@@ -128,8 +134,11 @@ impl TestAggregator {
         prepare(&dir.path().join("data"));
         let config = dir.path().join("aggregator.toml");
         let addr_file = sifa_store::layout::addr_file(&dir.path().join("data"));
-        let process = Supervised::aggregator(sifa_bin(), &config, &addr_file, dir.path().join("aggregator.log"))
+        let mut process = Supervised::aggregator(sifa_bin(), &config, &addr_file, dir.path().join("aggregator.log"))
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
+        for (k, v) in &spec.env {
+            process = process.env(k, v);
+        }
         let mut a = TestAggregator { spec, process, dir, listen: "127.0.0.1:0".into() };
         a.start();
         a
@@ -164,6 +173,7 @@ impl TestAggregator {
             disk: s.disk.clone(),
             http: s.http.clone(),
             sql: s.sql.then(|| SqlSection { listen: "127.0.0.1:0".into() }),
+            store_copy: s.store_copy.clone(),
             tls: Some(if s.insecure { TlsConfig::insecure() } else { tls_config(Role::Aggregator, &s.unit) }),
             ..ConfigFile::new(&s.unit, &self.listen, "data")
         };
