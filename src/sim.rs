@@ -40,6 +40,9 @@ pub struct StoreArgs {
     years: u16,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Only the first N of the 333 cities, their counties and units (a small nation, for tests)
+    #[arg(long, value_name = "N")]
+    cities: Option<usize>,
     /// Leave out `current/`, the figures in force an aggregator derives (as before it first has)
     #[arg(long)]
     no_current: bool,
@@ -94,6 +97,7 @@ pub fn run(command: SimCommand) -> anyhow::Result<()> {
             );
             anyhow::ensure!(a.rows != Some(0), "--rows must be at least 1");
             anyhow::ensure!(a.years >= 1, "--years must be at least 1");
+            anyhow::ensure!(a.cities != Some(0), "--cities must be at least 1");
             let rows = write_store(&a.out, &a)?;
             println!("{}: {rows} rows", a.out.display());
             Ok(())
@@ -133,7 +137,10 @@ const FIRST_YEAR: u16 = 2015;
 /// per year, one file of each month's first revisions (as the aggregator flushes them around the
 /// deadline) and one of the year's corrections. Returns the rows written.
 fn write_store(out: &Path, a: &StoreArgs) -> anyhow::Result<usize> {
-    let (catalog, registry) = (Catalog::builtin(), national::registry(a.seed));
+    let (catalog, mut registry) = (Catalog::builtin(), national::registry(a.seed));
+    if let Some(n) = a.cities {
+        registry = national::first_cities(&registry, n);
+    }
     let meta =
         StoreMeta { root_unit: national::ROOT.into(), deadline_day: 5, catalog_version: catalog.version.clone() };
     sifa_store::write_reference_files(out, &meta, &catalog, &registry)?;

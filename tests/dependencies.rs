@@ -180,3 +180,17 @@ fn the_flight_sql_server_is_its_own_crate() {
     let tonics: Vec<_> = lock().into_iter().filter(|p| p.0 == "tonic").map(|p| p.1).collect();
     assert_eq!(tonics.len(), 1, "tonic versions in Cargo.lock: {tonics:?}");
 }
+
+#[test]
+fn the_distributed_engine_is_not_in_sifa() {
+    // Ballista is sifa-cluster's: `cargo run --release -- demo` builds `sifa` without it, and with
+    // DataFusion's features as sifa chose them (Ballista's enable all of DataFusion's defaults).
+    let sifa = built_with("sifa");
+    assert!(sifa.contains("datafusion") && sifa.contains("sifa-sql"), "the walk reaches sifa's dependencies");
+    let ballista: Vec<_> = sifa.iter().filter(|p| p.starts_with("ballista")).collect();
+    assert!(ballista.is_empty(), "sifa links {ballista:?}");
+    let cluster = built_with("sifa-cluster");
+    assert!(cluster.contains("ballista-scheduler") && cluster.contains("ballista-executor"));
+    let datafusion = features_of("sifa", "datafusion").expect("sifa builds datafusion");
+    assert!(!datafusion.contains("compression"), "sifa's datafusion features: {datafusion:?}");
+}

@@ -9,114 +9,12 @@ mod support;
 
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use sifa_proto::v1::{SubmitRequest, ack};
-use support::{TestAggregator, TierSpec, peers, report, sifa_bin};
-
-/// A moto S3 server on a free loopback port, stopped when dropped.
-struct Moto {
-    child: Child,
-    endpoint: String,
-}
-
-impl Moto {
-    /// A server on a free port (tried again on another if the port was taken meanwhile).
-    fn start() -> Moto {
-        for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-            if let Some(moto) = Moto::try_start_on(port) {
-                return moto;
-            }
-        }
-        panic!("moto_server never started on a free port");
-    }
-
-    /// A server on `port` (moto keeps its buckets in memory: a new one starts empty).
-    fn start_on(port: u16) -> Moto {
-        Moto::try_start_on(port).unwrap_or_else(|| panic!("moto_server did not start on port {port}"))
-    }
-
-    fn try_start_on(port: u16) -> Option<Moto> {
-        let server = peers::python().parent().unwrap().join("moto_server");
-        let child = Command::new(&server)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{}: {e}", server.display()));
-        let mut moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
-        let t0 = Instant::now();
-        loop {
-            // Exited: it could not bind (and a connection would reach whoever holds the port).
-            if moto.child.try_wait().unwrap().is_some() {
-                return None;
-            }
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                // Listening, and still ours a moment later.
-                std::thread::sleep(Duration::from_millis(200));
-                return moto.child.try_wait().unwrap().is_none().then_some(moto);
-            }
-            assert!(t0.elapsed() < Duration::from_secs(60), "moto_server never listened on {port}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// The standard AWS variables pointing at this server.
-    fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("AWS_ACCESS_KEY_ID", "sifa-test".into()),
-            ("AWS_SECRET_ACCESS_KEY", "sifa-test".into()),
-            ("AWS_DEFAULT_REGION", "us-east-1".into()),
-            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
-            ("AWS_ALLOW_HTTP", "true".into()),
-        ]
-    }
-
-    /// Runs Python with boto3 and pyarrow against this server; returns its standard output.
-    fn python(&self, script: &str, args: &[&str]) -> String {
-        let out = Command::new(peers::python()).arg("-c").arg(script).args(args).envs(self.env()).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap()
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Puts every file under a directory into `bucket/prefix/`, as `aws s3 sync` does (the bucket is
-/// created if need be); skips the aggregator's own `wal/` and `state/`.
-const SYNC: &str = r#"
-import os, sys, boto3
-src, bucket, prefix = sys.argv[1], sys.argv[2], sys.argv[3]
-s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
-if bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
-    s3.create_bucket(Bucket=bucket)
-for root, dirs, files in os.walk(src):
-    dirs[:] = [d for d in dirs if d not in ("wal", "state")]
-    for f in files:
-        path = os.path.join(root, f)
-        s3.upload_file(path, bucket, prefix + "/" + os.path.relpath(path, src))
-"#;
-
-/// Creates a bucket.
-const MAKE_BUCKET: &str = r#"
-import os, sys, boto3
-boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"]).create_bucket(Bucket=sys.argv[1])
-"#;
-
-/// The keys under `bucket/prefix/`, one a line, sorted.
-const KEYS: &str = r#"
-import os, sys, boto3
-s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
-pages = s3.get_paginator("list_objects_v2").paginate(Bucket=sys.argv[1], Prefix=sys.argv[2] + "/")
-print("\n".join(sorted(o["Key"] for p in pages for o in p.get("Contents", []))))
-"#;
+use support::moto::{KEYS, MAKE_BUCKET, Moto, SYNC};
+use support::{TestAggregator, TierSpec, report, sifa_bin};
 
 /// Deletes every object under `bucket/prefix/`.
 const DELETE: &str = r#"

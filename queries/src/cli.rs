@@ -55,6 +55,22 @@ pub struct QueryArgs {
     /// With --connect: your certificate's key
     #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
+    #[command(flatten)]
+    pub what: What,
+    /// List the standard rollups and exit
+    #[arg(long)]
+    pub list_rollups: bool,
+    /// Print the SQL instead of running it: each view's `CREATE VIEW` on a line of its own, then
+    /// the statement (a rollup's with its parameters filled in), for running it elsewhere
+    /// (benches/rollups.sh runs it in DuckDB); DataFusion's dialect
+    #[arg(long, conflicts_with = "connect")]
+    pub print_sql: bool,
+}
+
+/// What to run: SQL, a file of it or a standard rollup (stdin or the prompt when none is given);
+/// shared by `sifa query` and `sifa-cluster query`.
+#[derive(Debug, Args)]
+pub struct What {
     /// SQL to run (one or more statements separated by ';')
     #[arg(conflicts_with_all = ["file", "rollup"])]
     pub sql: Option<String>,
@@ -76,14 +92,6 @@ pub struct QueryArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
-    /// List the standard rollups and exit
-    #[arg(long)]
-    pub list_rollups: bool,
-    /// Print the SQL instead of running it: each view's `CREATE VIEW` on a line of its own, then
-    /// the statement (a rollup's with its parameters filled in), for running it elsewhere
-    /// (benches/rollups.sh runs it in DuckDB); DataFusion's dialect
-    #[arg(long, conflicts_with = "connect")]
-    pub print_sql: bool,
 }
 
 /// `sifa publish --data DIR --year YYYY --out DIR`
@@ -120,27 +128,27 @@ pub fn run_query(args: QueryArgs) -> anyhow::Result<()> {
         for (_, sql) in crate::views::all(&store.catalog, &store.current_years) {
             println!("{sql};");
         }
-        let sql = sql_of(&args, Some(&store.catalog))?.context("--print-sql needs SQL, -f FILE or --rollup")?;
+        let sql = sql_of(&args.what, Some(&store.catalog))?.context("--print-sql needs SQL, -f FILE or --rollup")?;
         println!("{}", sql.trim_end());
         return Ok(());
     }
     runtime()?.block_on(async move {
         let (store, ctx) = session::open(&data).await?;
         let execute = async |sql: &str| Ok(query::run(&ctx, sql).await?);
-        let Some(sql) = sql_of(&args, Some(&store.catalog))? else {
+        let Some(sql) = sql_of(&args.what, Some(&store.catalog))? else {
             let root = store.root();
             let banner =
                 format!("sifa query: {} ({} {}), years {}", data.display(), root.code, root.name, years(&store.years));
-            return repl::run(execute, args.format, &banner).await;
+            return repl::run(execute, args.what.format, &banner).await;
         };
-        print_answers(args.format, &execute(&sql).await?)
+        print_answers(args.what.format, &execute(&sql).await?)
     })
 }
 
 /// The SQL `args` ask for: a rollup's, a file's, the argument's or stdin's; `None` for the
 /// interactive prompt (no SQL given and stdin a terminal). A rollup is its SQL checked against
 /// `catalog`, or without one (a live tier checks it) a call of the table function `rollup(...)`.
-pub fn sql_of(args: &QueryArgs, catalog: Option<&Catalog>) -> anyhow::Result<Option<String>> {
+pub fn sql_of(args: &What, catalog: Option<&Catalog>) -> anyhow::Result<Option<String>> {
     if args.rollup.is_none() && (args.metric.is_some() || args.limit.is_some()) {
         bail!("--metric and --limit belong to a rollup: add --rollup ranking --year YYYY");
     }

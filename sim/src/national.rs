@@ -27,6 +27,17 @@ const CITIES: usize = 333;
 const COUNTIES: usize = 2_850;
 /// Offices per county: uniform in this range (mean 14.4, about 41,000 in all).
 const OFFICES_PER_COUNTY: (u32, u32) = (6, 23);
+/// The units of `registry` (the synthetic one) under its first `n` cities, and [`ROOT`].
+pub fn first_cities(registry: &Registry, n: usize) -> Registry {
+    // A city is ROOT and three digits, its own number; every unit under it begins with them.
+    let within = |u: &Unit| {
+        let code = u.code.as_str();
+        code == ROOT || code.get(ROOT.len()..ROOT.len() + 3).and_then(|c| c.parse::<usize>().ok()).is_some_and(|c| c <= n)
+    };
+    let units = registry.units().iter().filter(|u| within(u)).cloned().collect();
+    Registry::from_units(units).expect("a subtree of a valid registry is valid")
+}
+
 /// Share of unit-months given a revision 2, and of those a revision 3.
 const CORRECTED: f64 = 0.03;
 const CORRECTED_TWICE: f64 = 0.1;
@@ -271,6 +282,21 @@ mod tests {
         assert_eq!(others, COUNTIES + CITIES + CITIES / 2, "a centre per county and city, a committee per other city");
         assert_eq!(r.reporting_units(ROOT).len(), offices + others);
         assert_eq!(registry(1).to_csv(), r.to_csv(), "deterministic");
+    }
+
+    #[test]
+    fn the_first_cities_keep_whole_subtrees() {
+        let r = registry(1);
+        let small = first_cities(&r, 2);
+        assert_eq!(small.units().iter().filter(|u| u.kind == UnitKind::City).count(), 2);
+        for u in small.units() {
+            if u.code.as_str() != ROOT {
+                assert!(small.is_within(u.code.as_str(), "99001") || small.is_within(u.code.as_str(), "99002"), "{}", u.code.as_str());
+            }
+        }
+        let under = |reg: &Registry, city: &str| reg.subtree(city).len();
+        assert_eq!(under(&small, "99002"), under(&r, "99002"), "a kept city keeps all its units");
+        assert!(small.get("99003").is_none());
     }
 
     #[test]

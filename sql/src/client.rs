@@ -132,9 +132,9 @@ pub fn run_query(args: QueryArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let connection = Connection::open(&url, files).await?;
         let execute = async |sql: &str| connection.run(sql).await;
-        match sql_of(&args, None)? {
-            Some(sql) => print_answers(args.format, &execute(&sql).await?),
-            None => repl::run(execute, args.format, &format!("sifa query: {url} (live Flight SQL endpoint)")).await,
+        match sql_of(&args.what, None)? {
+            Some(sql) => print_answers(args.what.format, &execute(&sql).await?),
+            None => repl::run(execute, args.what.format, &format!("sifa query: {url} (live Flight SQL endpoint)")).await,
         }
     })
 }

@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod link;
+pub mod moto;
 pub mod peers;
 
 use std::collections::HashMap;
