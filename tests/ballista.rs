@@ -1,5 +1,5 @@
 //! The standard rollups on Apache DataFusion Ballista (`sifa-cluster`, docs/SCALE.md): a scheduler
-//! and two executors as separate processes, over a store's copy in a real S3 API server (moto),
+//! and two executors as separate processes, over a store in a real S3 API server (moto),
 //! give the rows `sifa query` gives over the same copy, every rollup; both executors take tasks;
 //! the tables the client stages beside the store are gone afterwards; and wrong settings get
 //! errors that say what to fix.
@@ -20,7 +20,11 @@ use support::sifa_bin;
 /// make cargo build its binary).
 fn cluster_bin() -> PathBuf {
     let bin = Path::new(sifa_bin()).with_file_name("sifa-cluster");
-    assert!(bin.is_file(), "{} is missing: run `cargo test --workspace` (or `cargo build -p sifa-cluster`)", bin.display());
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `cargo test --workspace` (or `cargo build -p sifa-cluster`)",
+        bin.display()
+    );
     bin
 }
 
@@ -105,7 +109,11 @@ fn the_rollups_on_a_cluster_give_the_rows_of_the_local_run() {
     // A small nation: ten cities' 1,449 units, two years, a few percent corrected, current/ derived.
     let store = dir.path().join("store");
     ok(
-        run(Path::new(sifa_bin()), &[], &["sim", "store", "--cities", "10", "--years", "2", "--out", store.to_str().unwrap()]),
+        run(
+            Path::new(sifa_bin()),
+            &[],
+            &["sim", "store", "--cities", "10", "--years", "2", "--out", store.to_str().unwrap()],
+        ),
         "sifa sim store",
     );
     let moto = Moto::start();
@@ -154,15 +162,21 @@ fn the_rollups_on_a_cluster_give_the_rows_of_the_local_run() {
         let args = ["--data", data, "--rollup", rollup.name, "--year", "2016", "--format", "csv"];
         let local = ok(run(Path::new(sifa_bin()), &env, &[&["query"][..], &args].concat()), rollup.name);
         assert!(local.lines().count() > 1, "{}: no rows locally:\n{local}", rollup.name);
-        let out = run(&cluster_bin(), &env, &[&["query", "--scheduler", &scheduler_addr, "--partitions", "4"][..], &args].concat());
+        let out = run(
+            &cluster_bin(),
+            &env,
+            &[&["query", "--scheduler", &scheduler_addr, "--partitions", "4"][..], &args].concat(),
+        );
         assert!(out.status.success(), "{}: {}\n{}", rollup.name, String::from_utf8_lossy(&out.stderr), logs());
         assert_same_csv(rollup.name, &String::from_utf8(out.stdout).unwrap(), &local);
     }
     // Ad-hoc SQL too, and the counts over every revision.
     let sql = "SELECT year, count(*) AS rows, count(DISTINCT unit_code) AS units FROM report_files GROUP BY year ORDER BY year";
     let local = ok(run(Path::new(sifa_bin()), &env, &["query", "--data", data, "--format", "csv", sql]), "sql");
-    let cluster =
-        ok(run(&cluster_bin(), &env, &["query", "--scheduler", &scheduler_addr, "--data", data, "--format", "csv", sql]), "sql");
+    let cluster = ok(
+        run(&cluster_bin(), &env, &["query", "--scheduler", &scheduler_addr, "--data", data, "--format", "csv", sql]),
+        "sql",
+    );
     assert_eq!(cluster, local);
 
     for (i, e) in executors.iter().enumerate() {
@@ -172,9 +186,16 @@ fn the_rollups_on_a_cluster_give_the_rows_of_the_local_run() {
     assert_eq!(staged.trim(), "", "staged tables left in the bucket");
 
     // Wrong settings: a directory, and a scheduler that is not there.
-    let out = run(&cluster_bin(), &env, &["query", "--scheduler", &scheduler_addr, "--data", store.to_str().unwrap(), "SELECT 1"]);
+    let out = run(
+        &cluster_bin(),
+        &env,
+        &["query", "--scheduler", &scheduler_addr, "--data", store.to_str().unwrap(), "SELECT 1"],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("s3://BUCKET/PREFIX") && err.contains("sifa query --data DIR"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("s3://BUCKET/PREFIX") && err.contains("sifa query --data DIR"),
+        "{err}"
+    );
     drop(executors);
     drop(scheduler);
     let out = run(&cluster_bin(), &env, &["query", "--scheduler", &scheduler_addr, "--data", data, "SELECT 1"]);

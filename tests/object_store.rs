@@ -1,6 +1,7 @@
 //! A store on S3-compatible object storage, against a real S3 API server (moto, provisioned by
-//! tests/support/peers.rs): a real county aggregator's store, put in a bucket as `aws s3 sync`
-//! would, answers `sifa query --data s3://...` and `sifa publish --data s3://...` exactly as the
+//! tests/support/peers.rs): a tier whose `store` is a bucket keeps its Parquet there alone, through
+//! an outage of the link, compaction and a restart; a tier moves its directory's store into a
+//! bucket; a real county aggregator's store, put in a bucket as `aws s3 sync` would, answers `sifa query --data s3://...` and `sifa publish --data s3://...` exactly as the
 //! directory does (through `current/` while it covers the year, deduplicating `reports/` when it
 //! does not); pyarrow reads the same files from the bucket; and wrong settings get errors that say
 //! what to fix.
@@ -13,7 +14,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use sifa_proto::v1::{SubmitRequest, ack};
-use support::moto::{KEYS, MAKE_BUCKET, Moto, SYNC};
+use support::moto::{Gate, KEYS, MAKE_BUCKET, Moto, SYNC};
 use support::{TestAggregator, TierSpec, report, sifa_bin};
 
 /// Deletes every object under `bucket/prefix/`.
@@ -177,14 +178,35 @@ fn wrong_settings_get_errors_that_say_what_to_fix() {
     );
 }
 
+/// Polls until `pred` holds for the tier's log.
+fn wait_for_log(tier: &TestAggregator, what: &str, pred: impl Fn(&str) -> bool) {
+    let t0 = Instant::now();
+    while !pred(&tier.log()) {
+        assert!(t0.elapsed() < Duration::from_secs(60), "never logged {what}:\n{}", tier.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The report files' keys in the bucket under `prefix/` (relative to it).
+fn report_keys(moto: &Moto, bucket: &str, prefix: &str) -> Vec<String> {
+    let keys = moto.python(KEYS, &[bucket, prefix]);
+    let strip = format!("{prefix}/");
+    keys.lines()
+        .filter_map(|k| k.strip_prefix(&strip))
+        .filter(|k| k.starts_with("reports/"))
+        .map(String::from)
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tier_keeps_a_copy_of_its_store_in_a_bucket_through_an_outage() {
+async fn a_tier_keeps_its_store_in_a_bucket_through_an_outage() {
     let moto = Moto::start();
-    moto.python(MAKE_BUCKET, &["copies"]);
-    let remote = "s3://copies/gansu/620982";
+    moto.python(MAKE_BUCKET, &["stores"]);
+    let mut gate = Gate::to(&moto.endpoint);
+    let remote = "s3://stores/gansu/620982";
     let spec = TierSpec {
-        store_copy: Some(remote.into()),
-        env: moto.env(),
+        store: Some(remote.into()),
+        env: gate.env(&moto.env()),
         flush_interval_ms: 200,
         ..TierSpec::top("620982")
     };
@@ -192,46 +214,131 @@ async fn a_tier_keeps_a_copy_of_its_store_in_a_bucket_through_an_outage() {
     submit_months(&tier).await;
     let env = moto.env();
     let count = "SELECT count(*) AS n FROM report_revisions";
-    // While the tier runs, its copy catches up.
     wait_for_answer(&env, remote, count, "n\n10\n", || tier.log());
+    // The Parquet lives in the bucket alone: the data directory holds the log, the state and the
+    // small files.
+    let data = tier.data_dir();
+    assert!(!data.join("reports").exists() && !data.join("current").exists(), "Parquet in {}", data.display());
+    assert!(data.join("wal").is_dir() && data.join("state").is_dir());
 
-    // The bucket's server goes away (and comes back empty, as moto keeps nothing): reports are
-    // still accepted, and the copy is made whole again once it is back.
-    let port = moto.endpoint.rsplit(':').next().unwrap().parse().unwrap();
-    drop(moto);
+    // The link to the bucket goes away: reports are still acknowledged (durable in the log), the
+    // flush says why it waits, and once the link is back the bucket has them.
+    gate.cut();
     let mut client = tier.client().await;
     let late = report("620982103", "2024-03", 1, &[("disputes_mediated", 8.0), ("disputes_resolved", 7.0)]);
-    let a = client.submit(SubmitRequest { report: Some(late), provenance: None }).await.unwrap().into_inner();
-    assert_eq!(a.outcome, ack::Outcome::Accepted as i32, "accepted while the bucket is down: {a:?}");
-    std::thread::sleep(Duration::from_secs(2));
-    assert!(tier.log().contains("cannot copy the store (retried next round)"), "{}", tier.log());
-    let moto = Moto::start_on(port);
-    moto.python(MAKE_BUCKET, &["copies"]);
+    let a = client.submit(SubmitRequest { report: Some(late.clone()), provenance: None }).await.unwrap().into_inner();
+    assert_eq!(a.outcome, ack::Outcome::Accepted as i32, "accepted while the bucket is unreachable: {a:?}");
+    wait_for_log(&tier, "the flush waiting for the bucket", |log| {
+        log.contains("cannot flush to Parquet (the reports stay safe in the log)") && log.contains(remote)
+    });
+    gate.open();
     wait_for_answer(&env, remote, count, "n\n11\n", || tier.log());
 
-    // Stopped, the tier copies its last flush and current figures: the bucket answers as the directory.
+    // Many small files in the bucket are compacted there: the merged file replaces its inputs.
+    for m in 4..=12 {
+        let r =
+            report("620982104", &format!("2024-{m:02}"), 1, &[("disputes_mediated", 3.0), ("disputes_resolved", 2.0)]);
+        let a = client.submit(SubmitRequest { report: Some(r), provenance: None }).await.unwrap().into_inner();
+        assert_eq!(a.outcome, ack::Outcome::Accepted as i32, "{a:?}");
+        tokio::time::sleep(Duration::from_millis(450)).await;
+    }
+    wait_for_log(&tier, "a compaction", |log| log.contains("compacted small Parquet files"));
+    wait_for_answer(&env, remote, count, "n\n20\n", || tier.log());
+    let files = report_keys(&moto, "stores", "gansu/620982");
+    assert!(files.len() < 11, "the compacted inputs are gone from the bucket: {files:?}");
+
+    // Stopped, the tier has derived the current figures in the bucket: one current file for the
+    // year, beside the report files and the small files; never the log or the state.
     tier.stop();
-    let local = tier.data_dir();
-    let local = local.to_str().unwrap();
-    let select = "SELECT unit_code, period, revision, disputes_resolved FROM reports ORDER BY unit_code, period";
-    let in_force = ok(sifa(&env, &["query", "--data", local, "--format", "csv", select]));
-    assert_eq!(ok(sifa(&env, &["query", "--data", remote, "--format", "csv", select])), in_force);
-    let rollup =
-        |data| ["query", "--data", data, "--rollup", "share_of_mediations", "--year", "2024", "--format", "csv"];
-    assert_eq!(ok(sifa(&env, &rollup(remote))), ok(sifa(&env, &rollup(local))));
+    let keys = moto.python(KEYS, &["stores", "gansu/620982"]);
+    let keys: Vec<&str> = keys.lines().map(|k| k.strip_prefix("gansu/620982/").unwrap()).collect();
+    assert_eq!(keys.iter().filter(|k| k.starts_with("current/year=2024/")).count(), 1, "{keys:?}");
+    for small in ["store.toml", "catalog.toml", "registry.csv"] {
+        assert!(keys.contains(&small), "{small} in {keys:?}");
+    }
+    assert!(
+        keys.iter().all(|k| ["reports/", "current/", "store.toml", "catalog.toml", "registry.csv"]
+            .iter()
+            .any(|p| k.starts_with(p))),
+        "{keys:?}"
+    );
+    let select = "SELECT unit_code, period, revision, disputes_resolved FROM reports \
+                  WHERE unit_code IN ('620982101', '620982103') ORDER BY unit_code, period";
+    let rows = ok(sifa(&env, &["query", "--data", remote, "--format", "csv", select]));
+    assert_eq!(
+        rows,
+        "unit_code,period,revision,disputes_resolved\n620982101,2024-01,1,9\n620982101,2024-02,2,25\n\
+         620982101,2024-03,1,9\n620982103,2024-03,1,7\n"
+    );
     let plan = ok(sifa(&env, &["query", "--data", remote, "EXPLAIN SELECT unit_code FROM reports"]));
     assert!(plan.contains("gansu/620982/current/year=2024/part-"), "{plan}");
-    // The bucket holds what the directory holds: one current file for the year (older ones deleted),
-    // the report files, the small files; never the log or the state.
-    let keys = moto.python(KEYS, &["copies", "gansu/620982"]);
-    let keys: Vec<&str> = keys.lines().map(|k| k.strip_prefix("gansu/620982/").unwrap()).collect();
-    let mut want: Vec<String> = ["store.toml", "catalog.toml", "registry.csv"].map(String::from).to_vec();
-    for dir in ["reports", "current"] {
-        for (year, seq, _) in sifa_store::list_partitioned(&tier.data_dir().join(dir)).unwrap() {
-            want.push(format!("{dir}/year={year}/{}", sifa_store::layout::file_name(seq)));
-        }
-    }
-    want.sort();
-    assert_eq!(keys, want);
-    assert_eq!(keys.iter().filter(|k| k.starts_with("current/")).count(), 1, "{keys:?}");
+    assert_eq!(moto.python(PYARROW_ROWS, &["stores/gansu/620982/reports"]).trim(), "20");
+
+    // Started again, the tier knows what the bucket holds from its key files: a retried report is
+    // stored once.
+    tier.restart();
+    let mut client = tier.client().await;
+    let a = client.submit(SubmitRequest { report: Some(late), provenance: None }).await.unwrap().into_inner();
+    assert_eq!(a.outcome, ack::Outcome::Duplicate as i32, "{a:?}");
+    wait_for_log(&tier, "the recovery", |log| {
+        log.contains("recovered the store") && log.contains("parquet_files_read=0")
+    });
+    tier.stop();
+    assert_eq!(ok(sifa(&env, &["query", "--data", remote, "--format", "csv", count])), "n\n20\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tier_moves_its_directory_store_into_a_bucket() {
+    let moto = Moto::start();
+    moto.python(MAKE_BUCKET, &["stores"]);
+    let mut tier = TestAggregator::spawn(TierSpec { env: moto.env(), ..TierSpec::top("620982") });
+    submit_months(&tier).await;
+    tier.stop();
+    let env = moto.env();
+    let local = tier.data_dir();
+    let select = "SELECT unit_code, period, revision, disputes_resolved FROM reports ORDER BY unit_code, period";
+    let in_force = ok(sifa(&env, &["query", "--data", local.to_str().unwrap(), "--format", "csv", select]));
+
+    let remote = "s3://stores/moved/620982";
+    tier.spec.store = Some(remote.into());
+    tier.restart();
+    assert!(
+        tier.log().contains("moved the report files of the data directory into the store's bucket"),
+        "{}",
+        tier.log()
+    );
+    assert!(!local.join("reports").exists() && !local.join("current").exists());
+    tier.stop();
+    assert_eq!(ok(sifa(&env, &["query", "--data", remote, "--format", "csv", select])), in_force);
+    let plan = ok(sifa(&env, &["query", "--data", remote, "EXPLAIN SELECT unit_code FROM reports"]));
+    assert!(plan.contains("moved/620982/current/year=2024/part-"), "{plan}");
+}
+
+#[test]
+fn a_tier_whose_bucket_cannot_be_reached_does_not_start() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("aggregator.toml");
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    std::fs::write(
+        &config,
+        format!(
+            "unit = \"620982\"\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\nregistry = \"{}\"\n\
+             store = \"s3://no-such-bucket/gansu\"\n[tls]\ninsecure = true\n",
+            support::demo_registry_path().display()
+        ),
+    )
+    .unwrap();
+    let run = |env: &[(&str, String)]| {
+        Command::new(sifa_bin())
+            .args(["aggregator", "--config", config.to_str().unwrap()])
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .unwrap()
+    };
+    refused(run(&moto.env()), &["cannot open the store", "the bucket no-such-bucket does not exist"]);
+    let mut dead = moto.env();
+    dead.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
+    dead.push(("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}")));
+    refused(run(&dead), &["cannot open the store", "s3://no-such-bucket/gansu", "AWS_ENDPOINT_URL"]);
 }

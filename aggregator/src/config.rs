@@ -49,7 +49,7 @@ pub struct ConfigFile {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sql: Option<SqlSection>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub store_copy: Option<String>,
+    pub store: Option<String>,
 }
 
 /// The `[sql]` table as written: the tier's Arrow Flight SQL endpoint for analysts (docs/SQL.md).
@@ -77,7 +77,7 @@ impl ConfigFile {
             http: None,
             disk: None,
             sql: None,
-            store_copy: None,
+            store: None,
         }
     }
 
@@ -133,9 +133,9 @@ pub struct Config {
     pub http: Option<HttpSide>,
     /// The `[sql]` table's `listen`: the Flight SQL endpoint's address, if the tier serves one.
     pub sql_listen: Option<SocketAddr>,
-    /// `store_copy`: where the tier keeps a copy of its store on S3-compatible storage
-    /// (`s3://BUCKET/PREFIX`; the `store_copy` module), if anywhere.
-    pub store_copy: Option<String>,
+    /// `store`: the bucket and prefix on S3-compatible storage (`s3://BUCKET/PREFIX`) holding the
+    /// tier's Parquet store instead of its data directory (the `report_files` module), if any.
+    pub store: Option<String>,
 }
 
 impl Config {
@@ -190,13 +190,13 @@ impl Config {
                 )
             })?),
         };
-        let store_copy = match raw.store_copy.as_deref().map(str::trim) {
+        let store = match raw.store.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(u) if u.strip_prefix("s3://").is_some_and(|rest| !rest.trim_matches('/').is_empty()) => {
                 Some(u.to_string())
             }
             Some(u) => {
-                return Err(key("store_copy", &u, "must be a bucket and prefix, e.g. \"s3://statistics/gansu\""));
+                return Err(key("store", &u, "must be a bucket and prefix, e.g. \"s3://statistics/gansu\""));
             }
         };
         if upstream.is_none() && raw.registry.is_none() {
@@ -234,7 +234,7 @@ impl Config {
             limits: raw.limits.unwrap_or_default(),
             disk: raw.disk.unwrap_or_default(),
             sql_listen,
-            store_copy,
+            store,
         })
     }
 
@@ -351,14 +351,14 @@ mod tests {
     }
 
     #[test]
-    fn the_store_copy_must_name_a_bucket() {
+    fn the_store_must_name_a_bucket() {
         let base = "unit = \"62\"\nlisten = \"127.0.0.1:0\"\ndata_dir = \"d\"\nregistry = \"r.csv\"\n";
         for bad in ["/mnt/share", "s3://", "https://bucket"] {
-            let e = parse(&format!("{base}store_copy = \"{bad}\"\n")).unwrap_err().to_string();
-            assert!(e.contains("key `store_copy`") && e.contains("must be a bucket and prefix, e.g. \"s3://"), "{e}");
+            let e = parse(&format!("{base}store = \"{bad}\"\n")).unwrap_err().to_string();
+            assert!(e.contains("key `store`") && e.contains("must be a bucket and prefix, e.g. \"s3://"), "{e}");
         }
-        let c = parse(&format!("{base}store_copy = \"s3://statistics/gansu\"\n")).unwrap();
-        assert_eq!(c.store_copy.as_deref(), Some("s3://statistics/gansu"));
-        assert_eq!(parse(base).unwrap().store_copy, None);
+        let c = parse(&format!("{base}store = \"s3://statistics/gansu\"\n")).unwrap();
+        assert_eq!(c.store.as_deref(), Some("s3://statistics/gansu"));
+        assert_eq!(parse(base).unwrap().store, None);
     }
 }

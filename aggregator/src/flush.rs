@@ -3,7 +3,7 @@
 //!
 //! Order of operations, so a crash at any point loses and doubles nothing:
 //! 1. the accepted records are written as one file per year (atomically, see
-//!    `sifa_store::write_file`);
+//!    `sifa_store::write_file`; in the tier's bucket, one object put, `report_files`);
 //! 2. only then may the log segments holding them be deleted (and only once
 //!    they are forwarded too). After a crash between 1 and 2 the records are
 //!    in both; on restart the log records whose key is already in Parquet are
@@ -32,6 +32,7 @@ use sifa_proto::{Catalog, Period, Registry};
 use crate::http::metrics::Metrics;
 use crate::ingest::Unflushed;
 use crate::key_files;
+use crate::report_files::{ReportFile, ReportFiles};
 use crate::wal::{self, Lsn};
 use sifa_store::layout::{self, COMPACTION_FILE};
 use sifa_store::{StoreError, StoredReport};
@@ -50,7 +51,10 @@ struct CompactionIntent {
 
 /// Everything the flusher works with.
 pub struct Flusher {
+    /// The log, `state/` and the key files.
     pub data_dir: PathBuf,
+    /// The Parquet store: in the data directory or in a bucket.
+    pub files: Arc<ReportFiles>,
     pub catalog: Arc<Catalog>,
     pub registry: Arc<Registry>,
     pub unflushed: Unflushed,
@@ -94,8 +98,8 @@ impl Flusher {
             let rows: Vec<StoredReport> = recs.iter().map(|(_, r)| stored_report(r, &self.registry)).collect();
             let seq = self.next_seq;
             self.next_seq += 1;
-            match sifa_store::write_file(&self.data_dir, &self.catalog, year, seq, &rows) {
-                Ok(path) => key_files::write_for(&self.data_dir, seq, &path, &rows),
+            match self.files.write(&self.catalog, year, seq, &rows) {
+                Ok(len) => key_files::write_for(&self.data_dir, seq, len, &rows),
                 Err(e) => {
                     // What is not in Parquet yet stays pending (it is safe in the log meanwhile) and
                     // is tried again later.
@@ -123,11 +127,10 @@ impl Flusher {
     /// Merges the small files of each year that has many.
     pub fn compact(&mut self) -> Result<usize, StoreError> {
         let mut merged = 0;
-        let mut by_year: BTreeMap<u16, Vec<(u64, PathBuf)>> = BTreeMap::new();
-        for (year, seq, path) in sifa_store::list_files(&self.data_dir)? {
-            let small = std::fs::metadata(&path).map(|m| m.len() < SMALL_FILE_BYTES).unwrap_or(false);
-            if small {
-                by_year.entry(year).or_default().push((seq, path));
+        let mut by_year: BTreeMap<u16, Vec<ReportFile>> = BTreeMap::new();
+        for file in self.files.list()? {
+            if file.len < SMALL_FILE_BYTES {
+                by_year.entry(file.year).or_default().push(file);
             }
         }
         for (year, files) in by_year {
@@ -135,17 +138,17 @@ impl Flusher {
                 continue;
             }
             let mut rows = Vec::new();
-            for (_, path) in &files {
-                rows.extend(sifa_store::read_file(path, &self.catalog)?);
+            for file in &files {
+                rows.extend(self.files.read(file, &self.catalog)?);
             }
             let output = self.next_seq;
             self.next_seq += 1;
-            let intent = CompactionIntent { year, inputs: files.iter().map(|(s, _)| *s).collect(), output };
+            let intent = CompactionIntent { year, inputs: files.iter().map(|f| f.seq).collect(), output };
             let state = layout::state_dir(&self.data_dir);
             sifa_proto::fs::write_atomic(&state, COMPACTION_FILE, &serde_json::to_vec(&intent).expect("plain"))?;
-            let path = sifa_store::write_file(&self.data_dir, &self.catalog, year, output, &rows)?;
-            key_files::write_for(&self.data_dir, output, &path, &rows);
-            finish_compaction(&self.data_dir, &intent)?;
+            let len = self.files.write(&self.catalog, year, output, &rows)?;
+            key_files::write_for(&self.data_dir, output, len, &rows);
+            finish_compaction(&self.data_dir, &self.files, &intent)?;
             merged += files.len();
             tracing::info!(year, files = files.len(), rows = rows.len(), output, "compacted small Parquet files");
         }
@@ -155,10 +158,10 @@ impl Flusher {
     /// Derives again the current figures (`current/`, docs/STORAGE.md) of each year whose report
     /// files changed since; until then queries deduplicate that year's report files themselves.
     pub fn refresh_current(&self) {
-        match sifa_store::current::refresh(&self.data_dir, &self.catalog) {
+        match self.files.refresh_current(&self.catalog) {
             Ok(made) => {
-                for c in made {
-                    tracing::info!(year = c.year, report_files = c.covers.len(), "derived the current figures");
+                for (year, report_files) in made {
+                    tracing::info!(year, report_files, "derived the current figures");
                 }
             }
             Err(e) => {
@@ -189,6 +192,9 @@ impl Flusher {
                 }
                 Err(e) => tracing::error!("cannot flush to Parquet (the reports stay safe in the log): {e}"),
             }
+            if let Err(e) = self.files.publish_small_files() {
+                tracing::warn!("cannot put the store's small files in its bucket (tried again next flush): {e}");
+            }
             if stopping {
                 self.refresh_current();
                 break;
@@ -217,34 +223,27 @@ pub fn stored_report(rec: &SubmitRequest, registry: &Registry) -> StoredReport {
     StoredReport::new(report, period, registry, prov.received_at_ms, &prov.first_accepted_by)
 }
 
-fn finish_compaction(data_dir: &Path, intent: &CompactionIntent) -> Result<(), StoreError> {
-    let dir = layout::year_dir(data_dir, intent.year);
+fn finish_compaction(data_dir: &Path, files: &ReportFiles, intent: &CompactionIntent) -> Result<(), StoreError> {
+    files.delete(intent.year, &intent.inputs)?;
     for seq in &intent.inputs {
-        let p = dir.join(layout::file_name(*seq));
-        match std::fs::remove_file(&p) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StoreError::Io { what: "cannot delete compacted file", path: p, source: e }),
-        }
         key_files::remove(data_dir, *seq);
     }
-    sifa_proto::fs::sync_dir(&dir)?;
     let intent_path = layout::state_dir(data_dir).join(COMPACTION_FILE);
     let _ = std::fs::remove_file(&intent_path);
     Ok(())
 }
 
 /// Completes or abandons a compaction interrupted by a crash (see the module notes).
-pub fn recover_compaction(data_dir: &Path) -> Result<(), StoreError> {
+pub fn recover_compaction(data_dir: &Path, files: &ReportFiles) -> Result<(), StoreError> {
     let path = layout::state_dir(data_dir).join(COMPACTION_FILE);
     let Ok(text) = std::fs::read(&path) else { return Ok(()) };
     let Ok(intent) = serde_json::from_slice::<CompactionIntent>(&text) else {
         let _ = std::fs::remove_file(&path);
         return Ok(());
     };
-    if layout::year_dir(data_dir, intent.year).join(layout::file_name(intent.output)).exists() {
+    if files.exists(intent.year, intent.output)? {
         tracing::info!(year = intent.year, "finishing a compaction interrupted by a crash");
-        finish_compaction(data_dir, &intent)
+        finish_compaction(data_dir, files, &intent)
     } else {
         tracing::info!(year = intent.year, "abandoning a compaction interrupted by a crash; its inputs are intact");
         let _ = std::fs::remove_file(&path);
@@ -253,8 +252,8 @@ pub fn recover_compaction(data_dir: &Path) -> Result<(), StoreError> {
 }
 
 /// The sequence number after every file of the store.
-pub fn next_seq(data_dir: &Path) -> Result<u64, StoreError> {
-    Ok(sifa_store::list_files(data_dir)?.iter().map(|(_, s, _)| s + 1).max().unwrap_or(1))
+pub fn next_seq(files: &ReportFiles) -> Result<u64, StoreError> {
+    Ok(files.list()?.iter().map(|f| f.seq + 1).max().unwrap_or(1))
 }
 
 #[cfg(test)]
@@ -281,10 +280,11 @@ mod tests {
     fn flusher(dir: &Path) -> Flusher {
         Flusher {
             data_dir: dir.to_path_buf(),
+            files: Arc::new(ReportFiles::Directory(dir.to_path_buf())),
             catalog: Arc::new(Catalog::builtin()),
             registry: Arc::new(Registry::demo()),
             unflushed: Arc::new(Mutex::new(Vec::new())),
-            next_seq: next_seq(dir).unwrap(),
+            next_seq: next_seq(&ReportFiles::Directory(dir.to_path_buf())).unwrap(),
             flushed: Arc::new(AtomicU64::new(0)),
             forwarded: Arc::new(AtomicU64::new(u64::MAX)),
             ready: Arc::new(std::sync::atomic::AtomicBool::new(true)),
@@ -386,7 +386,7 @@ mod tests {
         .unwrap();
         sifa_store::write_file(dir.path(), &Catalog::builtin(), 2023, 99, &rows).unwrap();
         assert_eq!(keys(dir.path()).len(), 2 * before.len(), "doubled until recovery");
-        recover_compaction(dir.path()).unwrap();
+        recover_compaction(dir.path(), &ReportFiles::Directory(dir.path().to_path_buf())).unwrap();
         assert_eq!(keys(dir.path()), before);
         assert!(!layout::state_dir(dir.path()).join(COMPACTION_FILE).exists());
         // Interrupted before its output existed: abandoned, inputs intact.
@@ -397,7 +397,7 @@ mod tests {
             &serde_json::to_vec(&intent).unwrap(),
         )
         .unwrap();
-        recover_compaction(dir.path()).unwrap();
+        recover_compaction(dir.path(), &ReportFiles::Directory(dir.path().to_path_buf())).unwrap();
         assert_eq!(keys(dir.path()), before);
     }
 }

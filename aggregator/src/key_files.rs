@@ -72,17 +72,13 @@ pub fn write(data_dir: &Path, seq: u64, parquet_len: u64, keys: &[StoredKey]) ->
     Ok(())
 }
 
-/// Writes the key file of a Parquet file just written at `parquet` from its rows. A failure is logged:
-/// the next start reads the Parquet file instead.
-pub fn write_for(data_dir: &Path, seq: u64, parquet: &Path, rows: &[StoredReport]) {
-    let written = std::fs::metadata(parquet)
-        .map_err(|e| e.to_string())
-        .and_then(|m| write(data_dir, seq, m.len(), &keys_of(rows)).map_err(|e| e.to_string()));
-    if let Err(e) = written {
+/// Writes the key file of the Parquet file `seq` just written (`parquet_len` bytes) from its rows.
+/// A failure is logged: the next start reads the Parquet file instead.
+pub fn write_for(data_dir: &Path, seq: u64, parquet_len: u64, rows: &[StoredReport]) {
+    if let Err(e) = write(data_dir, seq, parquet_len, &keys_of(rows)) {
         tracing::warn!(
             seq,
-            "cannot write the key file of {} (the next start reads it instead): {e}",
-            parquet.display()
+            "cannot write the key file of report file {seq} (the next start reads that file instead): {e}"
         );
     }
 }

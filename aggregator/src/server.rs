@@ -37,9 +37,9 @@ use crate::ingest::{self, Writer};
 use crate::key_files;
 use crate::locks::Locks;
 use crate::rejections::{RECENT_REJECTIONS, RecentRejections};
+use crate::report_files::ReportFiles;
 use crate::service::{Service, Tier};
 use crate::sql;
-use crate::store_copy::StoreCopy;
 use crate::wal::Wal;
 
 /// The longest start-up waits for the tier above's catalog and registry before it uses the cache
@@ -130,21 +130,20 @@ async fn fetch_reference(upstream: &str, config: &Config, insecure: bool) -> any
 /// Rebuilds the index from the Parquet store: from each file's key file, or from the file itself
 /// when its key file cannot be used (then written again). Returns it and how many Parquet files had
 /// to be read.
-fn index_from_store(data_dir: &Path, catalog: &Catalog) -> anyhow::Result<(Index, usize)> {
+fn index_from_store(data_dir: &Path, files: &ReportFiles, catalog: &Catalog) -> anyhow::Result<(Index, usize)> {
     let mut keys = Vec::new();
-    let files = sifa_store::list_files(data_dir)?;
+    let listed = files.list()?;
     let mut read = 0;
-    for (_, seq, path) in &files {
-        let len = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?.len();
-        if key_files::load(data_dir, *seq, len, &mut keys).is_some() {
+    for file in &listed {
+        if key_files::load(data_dir, file.seq, file.len, &mut keys).is_some() {
             continue;
         }
-        let rows = sifa_store::read_file(path, catalog)?;
+        let rows = files.read(file, catalog)?;
         keys.extend(key_files::keys_of(&rows));
-        key_files::write_for(data_dir, *seq, path, &rows);
+        key_files::write_for(data_dir, file.seq, file.len, &rows);
         read += 1;
     }
-    key_files::remove_orphans(data_dir, &files.iter().map(|(_, seq, _)| *seq).collect());
+    key_files::remove_orphans(data_dir, &listed.iter().map(|f| f.seq).collect());
     Ok((Index::with_stored(keys), read))
 }
 
@@ -152,6 +151,7 @@ fn index_from_store(data_dir: &Path, catalog: &Catalog) -> anyhow::Result<(Index
 /// records of the log on top of it. Runs on the log writer's thread before its first report.
 struct IndexLoad {
     data_dir: std::path::PathBuf,
+    files: Arc<ReportFiles>,
     catalog: Arc<Catalog>,
     index: Arc<Mutex<Index>>,
     unflushed: ingest::Unflushed,
@@ -164,7 +164,7 @@ struct IndexLoad {
 impl IndexLoad {
     fn run(self) {
         let t0 = std::time::Instant::now();
-        let (mut index, parquet_files_read) = match index_from_store(&self.data_dir, &self.catalog) {
+        let (mut index, parquet_files_read) = match index_from_store(&self.data_dir, &self.files, &self.catalog) {
             Ok(loaded) => loaded,
             Err(e) => {
                 tracing::error!("cannot load the index of the store: {e:#}; stopping");
@@ -224,6 +224,14 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
         catalog_version: catalog.version.clone(),
     };
     sifa_store::write_reference_files(&data_dir, &meta, &catalog, &registry)?;
+    let files = Arc::new(match &config.store {
+        None => ReportFiles::Directory(data_dir.clone()),
+        Some(url) => {
+            let bucket = sifa_queries::remote::Bucket::connect(url)
+                .with_context(|| format!("aggregator config {}: key `store`", config.path.display()))?;
+            ReportFiles::in_bucket(bucket, data_dir.clone(), tokio::runtime::Handle::current())
+        }
+    });
 
     // Recovery: the store, then the log on top of it.
     match sifa_store::remove_interrupted_writes(&data_dir) {
@@ -231,7 +239,20 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
         Ok(removed) => tracing::info!(files = ?removed, "removed the temporary files of writes a crash interrupted"),
         Err(e) => tracing::warn!("cannot remove the temporary files of interrupted writes: {e}"),
     }
-    flush::recover_compaction(&data_dir)?;
+    let next_seq = {
+        let (files, data_dir) = (files.clone(), data_dir.clone());
+        tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
+            let moved = files.take_in_directory_files(&data_dir)?;
+            if moved > 0 {
+                tracing::info!(files = moved, "moved the report files of the data directory into the store's bucket");
+            }
+            files.publish_small_files()?;
+            flush::recover_compaction(&data_dir, &files)?;
+            Ok(flush::next_seq(&files)?)
+        })
+        .await?
+        .context("cannot open the store")?
+    };
     // The log is read here (it holds only what is not yet both in Parquet and forwarded); the index
     // of the Parquet store is loaded by the log writer before it takes the first report
     // (`IndexLoad`), while the port already answers: start-up does not grow with the store.
@@ -259,6 +280,7 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
     let flushed = Arc::new(AtomicU64::new(0));
     let load = IndexLoad {
         data_dir: data_dir.clone(),
+        files: files.clone(),
         catalog: catalog.clone(),
         index: index.clone(),
         unflushed: unflushed.clone(),
@@ -293,10 +315,11 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
     let stop_flusher = Arc::new(AtomicBool::new(false));
     let flusher = Flusher {
         data_dir: data_dir.clone(),
+        files: files.clone(),
         catalog: catalog.clone(),
         registry: registry.clone(),
         unflushed: unflushed.clone(),
-        next_seq: flush::next_seq(&data_dir)?,
+        next_seq,
         flushed,
         forwarded: forwarded.clone(),
         ready: index_ready.clone(),
@@ -308,16 +331,6 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
         std::thread::Builder::new().name("flusher".into()).spawn(move || flusher.run(interval, stop))?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    // The copy of the store in a bucket: stopped after the flusher, so its last round copies the last flush.
-    let (stop_copy_tx, stop_copy_rx) = watch::channel(false);
-    let store_copy = match &config.store_copy {
-        None => None,
-        Some(url) => {
-            let bucket = sifa_queries::remote::Bucket::connect(url).context("store_copy")?;
-            let copy = StoreCopy::new(data_dir.clone(), bucket);
-            Some(tokio::spawn(copy.run(interval.max(Duration::from_secs(1)), stop_copy_rx)))
-        }
-    };
     let forwarder = config.upstream.clone().map(|upstream| {
         let f = Forwarder {
             upstream,
@@ -344,7 +357,15 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
             let tail = sql::LogTail { unflushed: unflushed.clone(), registry: registry.clone() };
             let m = metrics.clone();
             let failed = move |reason| m.tls_handshake_failed("sql", reason);
-            Some(sql::start(listen, &data_dir, security.tls.clone(), failed, callers, tail, stop_rx.clone()).await?)
+            let store = match files.as_ref() {
+                ReportFiles::Directory(_) => sifa_queries::Store::open(&data_dir),
+                ReportFiles::Bucket(b) => sifa_queries::Store::open_in_bucket(&data_dir, b.bucket.clone()).await,
+            };
+            let store = store.context("the Flight SQL endpoint cannot open the store")?;
+            Some(
+                sql::start(listen, &data_dir, store, security.tls.clone(), failed, callers, tail, stop_rx.clone())
+                    .await?,
+            )
         }
     };
     let tier = Arc::new(Tier {
@@ -437,12 +458,6 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
         let _ = flusher_thread.join();
     })
     .await?;
-    if let Some(copy) = store_copy {
-        let _ = stop_copy_tx.send(true);
-        if tokio::time::timeout(Duration::from_secs(60), copy).await.is_err() {
-            tracing::warn!("stopped before the store's copy caught up; the next start copies the rest");
-        }
-    }
     let _ = std::fs::remove_file(layout::addr_file(&data_dir));
     if let Some((_, server)) = http {
         server.abort();

@@ -51,18 +51,18 @@ impl Unflushed for LogTail {
 }
 
 /// Binds `listen`, records the bound address in the data directory (`sql.addr`) and serves the
-/// endpoint until `stop` turns true. `tls`: the tier's TLS acceptor (`None` only with
+/// tier's `store` until `stop` turns true. `tls`: the tier's TLS acceptor (`None` only with
 /// `--insecure`); a handshake that fails is given to `handshake_failed` with its reason.
 pub async fn start(
     listen: SocketAddr,
     data_dir: &Path,
+    store: sifa_queries::Store,
     tls: Option<TlsAcceptor>,
     handshake_failed: impl Fn(&'static str) + Send + Sync + 'static,
     callers: TierCallers,
     tail: LogTail,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let store = sifa_queries::Store::open(data_dir).context("the Flight SQL endpoint cannot open the store")?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen} (key `sql.listen`)"))?;

@@ -1,5 +1,5 @@
 //! `sifa-cluster`: the standard rollups and any SQL over a store on Apache DataFusion Ballista —
-//! a scheduler and executors as separate processes, reading the store's copy on object storage
+//! a scheduler and executors as separate processes, reading a store on object storage
 //! (docs/SCALE.md, "A distributed engine"). A binary of its own: `sifa` does not link Ballista.
 //!
 //! ```text
@@ -60,7 +60,7 @@ enum Command {
         /// The scheduler's address
         #[arg(long, value_name = "HOST:PORT")]
         scheduler: String,
-        /// The store: s3://BUCKET/PREFIX (an aggregator's `store_copy`), or a directory every executor
+        /// The store: s3://BUCKET/PREFIX (an aggregator's `store`), or a directory every executor
         /// sees at the same path
         #[arg(long, value_name = "URL")]
         data: PathBuf,
@@ -81,8 +81,8 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let quiet = matches!(cli.command, Command::Query { .. });
     // The client prints results on stdout; the servers log there.
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(if quiet { "warn" } else { "info" }));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(if quiet { "warn" } else { "info" }));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

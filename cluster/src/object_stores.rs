@@ -57,7 +57,12 @@ mod tests {
     fn a_bucket_without_credentials_is_refused_with_what_to_set() {
         // SAFETY: this test binary's tests do not read the environment concurrently with this.
         unsafe {
-            for v in ["AWS_ACCESS_KEY_ID", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_SKIP_SIGNATURE"] {
+            for v in [
+                "AWS_ACCESS_KEY_ID",
+                "AWS_WEB_IDENTITY_TOKEN_FILE",
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                "AWS_SKIP_SIGNATURE",
+            ] {
                 std::env::remove_var(v);
             }
         }

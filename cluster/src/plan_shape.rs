@@ -11,14 +11,14 @@
 
 use std::sync::Arc;
 
+use datafusion::common::JoinType;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::error::Result;
-use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
-use datafusion::common::JoinType;
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::joins::{CrossJoinExec, NestedLoopJoinExec};
 use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 
 /// `plan` with every such join swapped.
 pub fn reshape(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
@@ -42,8 +42,13 @@ fn swapped(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan
         && single(join.right())
     {
         let projection = join.projection().as_ref().map(|p| p.iter().copied().collect());
-        let unswapped =
-            NestedLoopJoinExec::try_new(input, join.right().clone(), join.filter().cloned(), join.join_type(), projection)?;
+        let unswapped = NestedLoopJoinExec::try_new(
+            input,
+            join.right().clone(),
+            join.filter().cloned(),
+            join.join_type(),
+            projection,
+        )?;
         return Ok(Some(unswapped.swap_inputs()?));
     }
     Ok(None)

@@ -44,7 +44,7 @@ pub async fn run(q: Query) -> anyhow::Result<()> {
     if !sifa_queries::remote::is_remote(&q.data) {
         anyhow::bail!(
             "--data {}: a cluster reads a store on object storage, s3://BUCKET/PREFIX (an aggregator's \
-             `store_copy`, docs/STORAGE.md); for a directory run `sifa query --data DIR`",
+             `store`, docs/STORAGE.md); for a directory run `sifa query --data DIR`",
             q.data.display()
         );
     }
@@ -86,14 +86,22 @@ async fn run_one(ctx: &SessionContext, bucket: &Bucket, scheduler: &str, sql: &s
 }
 
 /// Runs `physical` on the cluster and collects its rows.
-async fn submit(physical: Arc<dyn ExecutionPlan>, scheduler: &str, session: String) -> anyhow::Result<Vec<RecordBatch>> {
+async fn submit(
+    physical: Arc<dyn ExecutionPlan>,
+    scheduler: &str,
+    session: String,
+) -> anyhow::Result<Vec<RecordBatch>> {
     let config = SessionConfig::new_with_ballista();
     let codec = config.ballista_physical_extension_codec();
     if tracing::enabled!(tracing::Level::DEBUG) {
         use datafusion_proto::physical_plan::AsExecutionPlan;
         use prost::Message;
         let node = PhysicalPlanNode::try_from_physical_plan(physical.clone(), codec.as_ref())?;
-        tracing::debug!(bytes = node.encoded_len(), "physical plan encoded:\n{}", datafusion::physical_plan::displayable(physical.as_ref()).indent(false));
+        tracing::debug!(
+            bytes = node.encoded_len(),
+            "physical plan encoded:\n{}",
+            datafusion::physical_plan::displayable(physical.as_ref()).indent(false)
+        );
     }
     let url = format!("http://{scheduler}");
     let stream =
@@ -110,4 +118,3 @@ fn session_id() -> String {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
     format!("sifa-cluster-{}-{nanos}", std::process::id())
 }
-

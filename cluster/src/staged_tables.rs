@@ -6,16 +6,16 @@
 //! what a scheduler takes in one message, and would travel again with every task. Before
 //! submitting, the client puts each in-memory table of more than [`MAX_INLINE_ROWS`] rows as one
 //! Parquet object under `PREFIX/cluster/SESSION/` (beside the store, outside `reports/` and
-//! `current/`, which an aggregator's `store_copy` owns) and the plan reads it from there, the same
+//! `current/`, which the aggregator owns) and the plan reads it from there, the same
 //! rows through the same projection. The objects are deleted when the statement is done.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::{FileScanConfigBuilder, ParquetSource};
-use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::object_store::ObjectStoreUrl;
@@ -71,20 +71,21 @@ pub async fn stage(
     for node in &large {
         let memory = memory_source(node).expect("chosen above");
         let table = table_address(memory);
-        let (object, size) = match put.get(&table) {
-            Some(done) => done.clone(),
-            None => {
-                let object = bucket.object(&format!("cluster/{session}/table-{}.parquet", put.len()));
-                let bytes = parquet_bytes(memory)?;
-                let size = bytes.len() as u64;
-                bucket.store.put(&object, PutPayload::from(bytes)).await.map_err(|e| {
-                    DataFusionError::External(bucket.error(&format!("cannot put {object}"), e).into())
-                })?;
-                staged.objects.push(object.clone());
-                put.insert(table, (object.clone(), size));
-                (object, size)
-            }
-        };
+        let (object, size) =
+            match put.get(&table) {
+                Some(done) => done.clone(),
+                None => {
+                    let object = bucket.object(&format!("cluster/{session}/table-{}.parquet", put.len()));
+                    let bytes = parquet_bytes(memory)?;
+                    let size = bytes.len() as u64;
+                    bucket.store.put(&object, PutPayload::from(bytes)).await.map_err(|e| {
+                        DataFusionError::External(bucket.error(&format!("cannot put {object}"), e).into())
+                    })?;
+                    staged.objects.push(object.clone());
+                    put.insert(table, (object.clone(), size));
+                    (object, size)
+                }
+            };
         let source = Arc::new(ParquetSource::new(memory.original_schema()));
         let config = FileScanConfigBuilder::new(url.clone(), source)
             .with_file(PartitionedFile::new(object.to_string(), size))

@@ -20,7 +20,8 @@ fn it_names_its_three_commands() {
 #[test]
 fn a_directory_is_refused_with_what_to_give_instead() {
     let dir = tempfile::tempdir().unwrap();
-    let out = sifa_cluster(&["query", "--scheduler", "127.0.0.1:1", "--data", dir.path().to_str().unwrap(), "SELECT 1"]);
+    let out =
+        sifa_cluster(&["query", "--scheduler", "127.0.0.1:1", "--data", dir.path().to_str().unwrap(), "SELECT 1"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("s3://BUCKET/PREFIX") && err.contains("sifa query --data DIR"), "{err}");

@@ -37,7 +37,7 @@ pub fn is_remote(data: &Path) -> bool {
 }
 
 /// A prefix of a bucket on S3-compatible storage, connected with the AWS_* settings of the
-/// environment (also what an aggregator's `store_copy` writes to).
+/// environment (also where an aggregator with `store` keeps its Parquet).
 #[derive(Debug, Clone)]
 pub struct Bucket {
     /// `s3://bucket/prefix` (no trailing slash).
@@ -79,6 +79,47 @@ impl Bucket {
         name.split('/').fold(self.prefix.clone(), |p, part| p.join(part))
     }
 
+    /// The Parquet files under `dir` (`reports` or `current`) by year: (seq, object, size), by seq.
+    pub async fn files(&self, dir: &str) -> Result<BTreeMap<u16, Vec<(u64, ObjectPath, u64)>>> {
+        let mut out: BTreeMap<u16, Vec<(u64, ObjectPath, u64)>> = BTreeMap::new();
+        let listed = self.store.list_with_delimiter(Some(&self.object(dir))).await;
+        let listed = listed.map_err(|e| self.error(&format!("cannot list {dir}/"), e))?;
+        for year_dir in listed.common_prefixes {
+            let Some(year) = year_dir.filename().and_then(layout::parse_year_dir) else { continue };
+            let files = self.store.list_with_delimiter(Some(&year_dir)).await;
+            let files = files.map_err(|e| self.error(&format!("cannot list {year_dir}"), e))?;
+            for meta in files.objects {
+                if let Some(seq) = meta.location.filename().and_then(layout::parse_file_name) {
+                    out.entry(year).or_default().push((seq, meta.location.clone(), meta.size));
+                }
+            }
+        }
+        for files in out.values_mut() {
+            files.sort_unstable_by_key(|(seq, _, _)| *seq);
+        }
+        Ok(out)
+    }
+
+    /// A current file's `sifa.covers`, read from its footer.
+    pub async fn covers(&self, file: &ObjectPath, size: u64) -> Result<Vec<u64>> {
+        let bad = |message: String| QueryError::Remote { url: self.url.clone(), message: format!("{file}: {message}") };
+        if size < 12 {
+            return Err(bad("too short to be Parquet".into()));
+        }
+        let tail = self.store.get_range(file, size - 8..size).await.map_err(|e| self.error("cannot read", e))?;
+        if &tail[4..] != b"PAR1" {
+            return Err(bad("not a Parquet file (no PAR1 at its end)".into()));
+        }
+        let len = u64::from(u32::from_le_bytes(tail[..4].try_into().expect("4 bytes")));
+        if len + 8 > size {
+            return Err(bad("its footer is longer than the file".into()));
+        }
+        let footer =
+            self.store.get_range(file, size - 8 - len..size - 8).await.map_err(|e| self.error("cannot read", e))?;
+        let metadata = ParquetMetaDataReader::decode_metadata(&footer).map_err(|e| bad(e.to_string()))?;
+        sifa_store::current::covers(metadata.file_metadata()).map_err(bad)
+    }
+
     /// An error of a request, naming the store and what to check.
     pub fn error(&self, what: &str, e: object_store::Error) -> QueryError {
         if matches!(e, object_store::Error::NotFound { .. }) && e.to_string().contains("NoSuchBucket") {
@@ -104,8 +145,9 @@ impl Bucket {
 #[derive(Debug)]
 pub struct Remote {
     pub bucket: Bucket,
-    /// store.toml, catalog.toml, registry.csv and approvals.csv, as fetched.
-    cache: tempfile::TempDir,
+    /// store.toml, catalog.toml, registry.csv and approvals.csv, as fetched (`None`: the tier whose
+    /// store this is reads its own, [`Remote::of_tier`]).
+    cache: Option<tempfile::TempDir>,
 }
 
 /// The years of a remote store: those with report files, and those `current/` covers.
@@ -124,11 +166,16 @@ impl Remote {
             path: "/tmp".into(),
             source,
         })?;
-        let remote = Remote { bucket, cache };
+        let remote = Remote { bucket, cache: Some(cache) };
         for file in [STORE_META_FILE, CATALOG_FILE, REGISTRY_FILE, sifa_store::approvals::APPROVALS_CSV] {
             remote.fetch(file).await?;
         }
         Ok(remote)
+    }
+
+    /// The store in `bucket` of the tier that writes it: its small files are the tier's own.
+    pub fn of_tier(bucket: Bucket) -> Remote {
+        Remote { bucket, cache: None }
     }
 
     /// `s3://bucket/prefix`.
@@ -138,7 +185,7 @@ impl Remote {
 
     /// The local directory holding the fetched small files.
     pub fn cache_dir(&self) -> &Path {
-        self.cache.path()
+        self.cache.as_ref().map_or(Path::new("."), |c| c.path())
     }
 
     /// Copies `name` into the cache; a missing store.toml, catalog.toml or registry.csv is an error.
@@ -154,73 +201,24 @@ impl Remote {
             }
             Err(e) => return Err(self.bucket.error(&format!("cannot read {name}"), e)),
         };
-        let path = self.cache.path().join(name);
+        let path = self.cache_dir().join(name);
         std::fs::write(&path, &bytes).map_err(|source| QueryError::Io { what: "cannot write", path, source })
-    }
-
-    /// The Parquet files under `dir` (`reports` or `current`) by year: (seq, object, size), by seq.
-    async fn files(&self, dir: &str) -> Result<BTreeMap<u16, Vec<(u64, ObjectPath, u64)>>> {
-        let mut out: BTreeMap<u16, Vec<(u64, ObjectPath, u64)>> = BTreeMap::new();
-        let listed = self.bucket.store.list_with_delimiter(Some(&self.bucket.object(dir))).await;
-        let listed = listed.map_err(|e| self.bucket.error(&format!("cannot list {dir}/"), e))?;
-        for year_dir in listed.common_prefixes {
-            let Some(year) = year_dir.filename().and_then(layout::parse_year_dir) else { continue };
-            let files = self.bucket.store.list_with_delimiter(Some(&year_dir)).await;
-            let files = files.map_err(|e| self.bucket.error(&format!("cannot list {year_dir}"), e))?;
-            for meta in files.objects {
-                if let Some(seq) = meta.location.filename().and_then(layout::parse_file_name) {
-                    out.entry(year).or_default().push((seq, meta.location.clone(), meta.size));
-                }
-            }
-        }
-        for files in out.values_mut() {
-            files.sort_unstable_by_key(|(seq, _, _)| *seq);
-        }
-        Ok(out)
     }
 
     /// The years with report files, and those whose newest current file covers exactly them
     /// (`sifa_store::current`'s rule: otherwise a reader deduplicates the year's report files).
     pub async fn years(&self) -> Result<RemoteYears> {
-        let reports = self.files(REPORTS_DIR).await?;
-        let current = self.files(CURRENT_DIR).await?;
+        let reports = self.bucket.files(REPORTS_DIR).await?;
+        let current = self.bucket.files(CURRENT_DIR).await?;
         let mut years = RemoteYears { stored: reports.keys().copied().collect(), current: Vec::new() };
         for (year, files) in &reports {
             let Some((_, newest, size)) = current.get(year).and_then(|c| c.last()) else { continue };
             let seqs: Vec<u64> = files.iter().map(|(seq, _, _)| *seq).collect();
-            if self.covers(newest, *size).await? == seqs {
+            if self.bucket.covers(newest, *size).await? == seqs {
                 years.current.push(*year);
             }
         }
         Ok(years)
-    }
-
-    /// A current file's `sifa.covers`, read from its footer.
-    async fn covers(&self, file: &ObjectPath, size: u64) -> Result<Vec<u64>> {
-        let bad = |message: String| QueryError::Remote {
-            url: self.bucket.url.clone(),
-            message: format!("{file}: {message}"),
-        };
-        if size < 12 {
-            return Err(bad("too short to be Parquet".into()));
-        }
-        let tail =
-            self.bucket.store.get_range(file, size - 8..size).await.map_err(|e| self.bucket.error("cannot read", e))?;
-        if &tail[4..] != b"PAR1" {
-            return Err(bad("not a Parquet file (no PAR1 at its end)".into()));
-        }
-        let len = u64::from(u32::from_le_bytes(tail[..4].try_into().expect("4 bytes")));
-        if len + 8 > size {
-            return Err(bad("its footer is longer than the file".into()));
-        }
-        let footer = self
-            .bucket
-            .store
-            .get_range(file, size - 8 - len..size - 8)
-            .await
-            .map_err(|e| self.bucket.error("cannot read", e))?;
-        let metadata = ParquetMetaDataReader::decode_metadata(&footer).map_err(|e| bad(e.to_string()))?;
-        sifa_store::current::covers(metadata.file_metadata()).map_err(bad)
     }
 
     /// The URL DataFusion lists for `dir` (`reports` or `current`).

@@ -105,6 +105,15 @@ impl Store {
         Ok(Store { years: years.stored, current_years: years.current, remote: Some(Arc::new(remote)), ..store })
     }
 
+    /// The store of a live tier whose report files live in `bucket` (its `store` key), its small
+    /// files in its data directory `dir`.
+    pub async fn open_in_bucket(dir: &Path, bucket: remote::Bucket) -> Result<Store> {
+        let store = Store::open(dir)?;
+        let remote = Remote::of_tier(bucket);
+        let years = remote.years().await?;
+        Ok(Store { years: years.stored, current_years: years.current, remote: Some(Arc::new(remote)), ..store })
+    }
+
     /// Where the store is, as the user named it.
     pub fn location(&self) -> String {
         match &self.remote {
@@ -133,7 +142,12 @@ impl Store {
     }
 
     /// Lists the years under `reports/` again (a live tier adds a year's directory when it first flushes it).
-    pub fn refresh_years(&mut self) -> Result<()> {
+    pub async fn refresh_years(&mut self) -> Result<()> {
+        if let Some(remote) = &self.remote {
+            let years = remote.years().await?;
+            (self.years, self.current_years) = (years.stored, years.current);
+            return Ok(());
+        }
         self.years = stored_years(&self.dir)?;
         self.current_years = sifa_store::current::covered_years(&self.dir)?;
         Ok(())

@@ -32,7 +32,8 @@ pub fn first_cities(registry: &Registry, n: usize) -> Registry {
     // A city is ROOT and three digits, its own number; every unit under it begins with them.
     let within = |u: &Unit| {
         let code = u.code.as_str();
-        code == ROOT || code.get(ROOT.len()..ROOT.len() + 3).and_then(|c| c.parse::<usize>().ok()).is_some_and(|c| c <= n)
+        code == ROOT
+            || code.get(ROOT.len()..ROOT.len() + 3).and_then(|c| c.parse::<usize>().ok()).is_some_and(|c| c <= n)
     };
     let units = registry.units().iter().filter(|u| within(u)).cloned().collect();
     Registry::from_units(units).expect("a subtree of a valid registry is valid")
@@ -291,7 +292,11 @@ mod tests {
         assert_eq!(small.units().iter().filter(|u| u.kind == UnitKind::City).count(), 2);
         for u in small.units() {
             if u.code.as_str() != ROOT {
-                assert!(small.is_within(u.code.as_str(), "99001") || small.is_within(u.code.as_str(), "99002"), "{}", u.code.as_str());
+                assert!(
+                    small.is_within(u.code.as_str(), "99001") || small.is_within(u.code.as_str(), "99002"),
+                    "{}",
+                    u.code.as_str()
+                );
             }
         }
         let under = |reg: &Registry, city: &str| reg.subtree(city).len();

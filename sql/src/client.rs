@@ -134,7 +134,9 @@ pub fn run_query(args: QueryArgs) -> anyhow::Result<()> {
         let execute = async |sql: &str| connection.run(sql).await;
         match sql_of(&args.what, None)? {
             Some(sql) => print_answers(args.what.format, &execute(&sql).await?),
-            None => repl::run(execute, args.what.format, &format!("sifa query: {url} (live Flight SQL endpoint)")).await,
+            None => {
+                repl::run(execute, args.what.format, &format!("sifa query: {url} (live Flight SQL endpoint)")).await
+            }
         }
     })
 }

@@ -62,7 +62,7 @@ impl SqlService {
         let certs = request.peer_certs();
         let scope = self.callers.scope(certs.as_deref().map(Vec::as_slice), request.metadata())?;
         let mut store = self.store.scoped_to(&scope).map_err(|e| Status::permission_denied(e.to_string()))?;
-        store.refresh_years().map_err(internal)?;
+        store.refresh_years().await.map_err(internal)?;
         let key = store.session_key(self.unflushed.as_ref()).map_err(internal)?;
         if let Some((built_for, ctx)) = self.sessions.lock().expect("sessions").get(&scope)
             && *built_for == key

@@ -20,11 +20,12 @@ use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray, new_nu
 use arrow::compute::{cast, interleave};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::metadata::KeyValue;
+use parquet::file::reader::ChunkReader;
 use sifa_proto::catalog::Catalog;
 
 use crate::StoreError;
 use crate::error::io_err;
-use crate::files::{list_files, write_batch};
+use crate::files::{encode_batch, list_files, write_batch};
 use crate::layout::{current_year_dir, file_name, parse_file_name};
 use crate::schema::arrow_schema;
 
@@ -116,14 +117,62 @@ pub fn stale_years(data_dir: &Path) -> Result<Vec<u16>, StoreError> {
 /// Derives `year`'s current file from its report files (written atomically, then older current
 /// files of the year removed). Returns it, or `None` when the year has no report file.
 pub fn rebuild(data_dir: &Path, catalog: &Catalog, year: u16) -> Result<Option<CurrentFile>, StoreError> {
-    let files: Vec<(u64, PathBuf)> =
-        list_files(data_dir)?.into_iter().filter(|(y, _, _)| *y == year).map(|(_, s, p)| (s, p)).collect();
-    let Some(&(last, _)) = files.iter().max_by_key(|(s, _)| *s) else { return Ok(None) };
+    let mut files = Vec::new();
+    for (y, seq, path) in list_files(data_dir)? {
+        if y == year {
+            let file = File::open(&path).map_err(io_err("cannot open", &path))?;
+            files.push((seq, file, path));
+        }
+    }
+    let Some(derived) = derive(catalog, files)? else { return Ok(None) };
+    let dir = current_year_dir(data_dir, year);
+    let name = file_name(derived.seq);
+    let path = write_batch(&dir, &name, &derived.batch, vec![derived.covers_metadata()], ROW_GROUP_ROWS)?;
+    for e in fs::read_dir(&dir).map_err(io_err("cannot list", &dir))? {
+        let e = e.map_err(io_err("cannot list", &dir))?;
+        if parse_file_name(&e.file_name().to_string_lossy()).is_some_and(|s| s != derived.seq) {
+            fs::remove_file(e.path()).map_err(io_err("cannot delete an older current file", &e.path()))?;
+        }
+    }
+    Ok(Some(CurrentFile { year, path, covers: derived.covers }))
+}
+
+/// A year's current figures, derived and not yet written.
+#[derive(Debug)]
+pub struct Derived {
+    /// The highest sequence number of the report files: the current file's name.
+    pub seq: u64,
+    /// The report files it was derived from, ascending.
+    pub covers: Vec<u64>,
+    pub batch: RecordBatch,
+}
+
+impl Derived {
+    fn covers_metadata(&self) -> KeyValue {
+        KeyValue::new(COVERS_KEY.to_string(), self.covers.iter().map(u64::to_string).collect::<Vec<_>>().join(","))
+    }
+
+    /// The bytes of the current file, as [`rebuild`] writes it (for a store on object storage).
+    pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        encode_batch(&self.batch, vec![self.covers_metadata()], ROW_GROUP_ROWS, Path::new("(current, in memory)"))
+    }
+}
+
+/// The current figures of one year from its report files, given as (seq, content, where it is);
+/// `None` without any.
+pub fn derive<R: ChunkReader + 'static>(
+    catalog: &Catalog,
+    files: Vec<(u64, R, PathBuf)>,
+) -> Result<Option<Derived>, StoreError> {
+    let Some(seq) = files.iter().map(|(s, _, _)| *s).max() else { return Ok(None) };
     let schema = arrow_schema(catalog);
     let mut batches = Vec::new();
-    for (_, path) in &files {
-        batches.extend(read_batches(path, &schema)?);
+    let mut covers = Vec::with_capacity(files.len());
+    for (s, content, origin) in files {
+        batches.extend(read_batches(content, &origin, &schema)?);
+        covers.push(s);
     }
+    covers.sort_unstable();
     let indices = latest_rows(&batches)?;
     let columns = (0..schema.fields().len())
         .map(|c| {
@@ -131,20 +180,7 @@ pub fn rebuild(data_dir: &Path, catalog: &Catalog, year: u16) -> Result<Option<C
             interleave(&arrays, &indices)
         })
         .collect::<Result<Vec<ArrayRef>, _>>()?;
-    let batch = RecordBatch::try_new(schema, columns)?;
-    let mut covers: Vec<u64> = files.iter().map(|(s, _)| *s).collect();
-    covers.sort_unstable();
-    let text = covers.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
-    let dir = current_year_dir(data_dir, year);
-    let name = file_name(last);
-    let path = write_batch(&dir, &name, &batch, vec![KeyValue::new(COVERS_KEY.to_string(), text)], ROW_GROUP_ROWS)?;
-    for e in fs::read_dir(&dir).map_err(io_err("cannot list", &dir))? {
-        let e = e.map_err(io_err("cannot list", &dir))?;
-        if parse_file_name(&e.file_name().to_string_lossy()).is_some_and(|s| s != last) {
-            fs::remove_file(e.path()).map_err(io_err("cannot delete an older current file", &e.path()))?;
-        }
-    }
-    Ok(Some(CurrentFile { year, path, covers }))
+    Ok(Some(Derived { seq, covers, batch: RecordBatch::try_new(schema, columns)? }))
 }
 
 /// Rebuilds the current file of every stale year; returns them.
@@ -157,9 +193,12 @@ pub fn refresh(data_dir: &Path, catalog: &Catalog) -> Result<Vec<CurrentFile>, S
 }
 
 /// A report file's rows in the columns of `schema` (a metric the file lacks reads as nulls).
-fn read_batches(path: &Path, schema: &arrow::datatypes::SchemaRef) -> Result<Vec<RecordBatch>, StoreError> {
+fn read_batches<R: ChunkReader + 'static>(
+    file: R,
+    path: &Path,
+    schema: &arrow::datatypes::SchemaRef,
+) -> Result<Vec<RecordBatch>, StoreError> {
     let perr = |source| StoreError::Parquet { path: path.to_path_buf(), source };
-    let file = File::open(path).map_err(io_err("cannot open", path))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file).map_err(perr)?.build().map_err(perr)?;
     let mut out = Vec::new();
     for batch in reader {

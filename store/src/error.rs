@@ -17,6 +17,8 @@ pub enum StoreError {
     Arrow(#[from] arrow::error::ArrowError),
     #[error("Parquet file {path}: {message}")]
     Format { path: PathBuf, message: String },
+    #[error("the store at {url}: {message}")]
+    Bucket { url: String, message: String },
     #[error("store description {path}: {message}")]
     Meta { path: PathBuf, message: String },
 }

@@ -6,11 +6,13 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
+use parquet::file::reader::ChunkReader;
 use sifa_proto::Period;
 use sifa_proto::catalog::Catalog;
 use sifa_proto::registry::UnitKind;
@@ -37,6 +39,13 @@ pub fn write_file(
     write_batch(&year_dir(data_dir, year), &file_name(seq), &batch, Vec::new(), DEFAULT_ROW_GROUP_ROWS)
 }
 
+/// Rows of one year as the bytes of a report file, written as [`write_file`] writes one (for a
+/// store on object storage, which puts them as one object).
+pub fn encode_file(catalog: &Catalog, rows: &[StoredReport]) -> Result<Vec<u8>, StoreError> {
+    let batch = record_batch(catalog, rows)?;
+    encode_batch(&batch, Vec::new(), DEFAULT_ROW_GROUP_ROWS, Path::new("(in memory)"))
+}
+
 /// Parquet's default rows per row group.
 const DEFAULT_ROW_GROUP_ROWS: usize = 1024 * 1024;
 
@@ -51,19 +60,43 @@ pub(crate) fn write_batch(
     row_group_rows: usize,
 ) -> Result<PathBuf, StoreError> {
     let tmp = dir.join(sifa_proto::fs::temp_name(name));
+    sifa_proto::fs::write_atomic_with(dir, name, None, |file| {
+        write_parquet(file, batch, metadata, row_group_rows, &tmp)
+    })
+}
+
+/// `batch` as the bytes of a Parquet file written the way [`write_batch`] writes one.
+pub(crate) fn encode_batch(
+    batch: &RecordBatch,
+    metadata: Vec<KeyValue>,
+    row_group_rows: usize,
+    origin: &Path,
+) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::new();
+    write_parquet(&mut out, batch, metadata, row_group_rows, origin)?;
+    Ok(out)
+}
+
+/// Writes `batch` into `sink` as one Parquet file: zstd, `metadata` as its key-value metadata, at
+/// most `row_group_rows` rows per row group. `origin` names it in an error.
+fn write_parquet<W: std::io::Write + Send>(
+    sink: W,
+    batch: &RecordBatch,
+    metadata: Vec<KeyValue>,
+    row_group_rows: usize,
+    origin: &Path,
+) -> Result<(), StoreError> {
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_created_by(format!("sifa {}", env!("CARGO_PKG_VERSION")))
         .set_key_value_metadata((!metadata.is_empty()).then_some(metadata))
         .set_max_row_group_row_count(Some(row_group_rows))
         .build();
-    sifa_proto::fs::write_atomic_with(dir, name, None, |file| {
-        let perr = |source| StoreError::Parquet { path: tmp.clone(), source };
-        let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(perr)?;
-        writer.write(batch).map_err(perr)?;
-        writer.close().map_err(perr)?;
-        Ok(())
-    })
+    let perr = |source| StoreError::Parquet { path: origin.to_path_buf(), source };
+    let mut writer = ArrowWriter::try_new(sink, batch.schema(), Some(props)).map_err(perr)?;
+    writer.write(batch).map_err(perr)?;
+    writer.close().map_err(perr)?;
+    Ok(())
 }
 
 /// Every Parquet file of the store, as (year, seq, path), in seq order.
@@ -100,6 +133,20 @@ pub fn list_partitioned(root: &Path) -> Result<Vec<(u16, u64, PathBuf)>, StoreEr
 /// lacks (added to the catalog later) read as absent values.
 pub fn read_file(path: &Path, catalog: &Catalog) -> Result<Vec<StoredReport>, StoreError> {
     let file = File::open(path).map_err(io_err("cannot open", path))?;
+    read_rows(file, path, catalog)
+}
+
+/// Reads the rows of a report file from `bytes` (an object fetched from a bucket; `origin` names it
+/// in an error), as [`read_file`] reads a file.
+pub fn decode_file(bytes: Bytes, origin: &Path, catalog: &Catalog) -> Result<Vec<StoredReport>, StoreError> {
+    read_rows(bytes, origin, catalog)
+}
+
+fn read_rows<R: ChunkReader + 'static>(
+    file: R,
+    path: &Path,
+    catalog: &Catalog,
+) -> Result<Vec<StoredReport>, StoreError> {
     let perr = |source| StoreError::Parquet { path: path.to_path_buf(), source };
     let reader = ParquetRecordBatchReaderBuilder::try_new(file).map_err(perr)?.build().map_err(perr)?;
     let ferr = |message: String| StoreError::Format { path: path.to_path_buf(), message };

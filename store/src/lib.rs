@@ -26,7 +26,7 @@ pub mod sweep;
 
 pub use deadline::{deadline_ms, is_late};
 pub use error::StoreError;
-pub use files::{list_files, list_partitioned, read_file, write_file};
+pub use files::{decode_file, encode_file, list_files, list_partitioned, read_file, write_file};
 pub use meta::{StoreMeta, write_reference_files};
 pub use schema::{StoredReport, arrow_schema, record_batch};
 pub use sweep::remove_interrupted_writes;

@@ -72,8 +72,8 @@ pub struct TierSpec {
     pub http: Option<HttpConfig>,
     /// Serve the Flight SQL endpoint (`[sql] listen` on a free loopback port; [`TestAggregator::sql_url`]).
     pub sql: bool,
-    /// `store_copy`, if any (with the AWS_* variables of `env`).
-    pub store_copy: Option<String>,
+    /// `store`: the bucket holding the tier's Parquet store, if any (with the AWS_* variables of `env`).
+    pub store: Option<String>,
     /// Environment variables of the process.
     pub env: Vec<(&'static str, String)>,
 }
@@ -93,7 +93,7 @@ impl TierSpec {
             disk: None,
             http: None,
             sql: false,
-            store_copy: None,
+            store: None,
             env: Vec::new(),
         }
     }
@@ -174,7 +174,7 @@ impl TestAggregator {
             disk: s.disk.clone(),
             http: s.http.clone(),
             sql: s.sql.then(|| SqlSection { listen: "127.0.0.1:0".into() }),
-            store_copy: s.store_copy.clone(),
+            store: s.store.clone(),
             tls: Some(if s.insecure { TlsConfig::insecure() } else { tls_config(Role::Aggregator, &s.unit) }),
             ..ConfigFile::new(&s.unit, &self.listen, "data")
         };

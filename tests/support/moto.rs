@@ -111,3 +111,83 @@ pages = s3.get_paginator("list_objects_v2").paginate(Bucket=sys.argv[1], Prefix=
 print("\n".join(sorted(o["Key"] for p in pages for o in p.get("Contents", []))))
 "#;
 
+/// A TCP relay in front of a server whose link can be cut and restored: while cut, connections
+/// are refused and the open ones are closed, as when the storage's network goes away.
+pub struct Gate {
+    pub endpoint: String,
+    port: u16,
+    upstream: u16,
+    relay: Option<Relay>,
+}
+
+struct Relay {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Gate {
+    /// A relay on a free loopback port to `endpoint` (`http://127.0.0.1:PORT`), open.
+    pub fn to(endpoint: &str) -> Gate {
+        let upstream = endpoint.rsplit(':').next().unwrap().parse().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut gate = Gate { endpoint: format!("http://127.0.0.1:{port}"), port, upstream, relay: None };
+        gate.open();
+        gate
+    }
+
+    /// `env` with AWS_ENDPOINT_URL pointing through the gate.
+    pub fn env(&self, env: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+        let mut env: Vec<_> = env.iter().filter(|(k, _)| *k != "AWS_ENDPOINT_URL").cloned().collect();
+        env.push(("AWS_ENDPOINT_URL", self.endpoint.clone()));
+        env
+    }
+
+    /// Lets connections through again.
+    pub fn open(&mut self) {
+        use std::sync::atomic::Ordering;
+        if self.relay.is_some() {
+            return;
+        }
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (s, o, upstream) = (stop.clone(), open.clone(), self.upstream);
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                client.set_nonblocking(false).unwrap();
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else { continue };
+                o.lock().unwrap().extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
+                for (mut from, mut to) in [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)]
+                {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        self.relay = Some(Relay { stop, open, thread });
+    }
+
+    /// Cuts the link: new connections are refused, open ones closed.
+    pub fn cut(&mut self) {
+        let Some(relay) = self.relay.take() else { return };
+        relay.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        relay.thread.join().unwrap();
+        for s in relay.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.cut();
+    }
+}
