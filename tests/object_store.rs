@@ -178,6 +178,19 @@ fn wrong_settings_get_errors_that_say_what_to_fix() {
     );
 }
 
+/// `sql`'s CSV answer from the tier's Flight SQL endpoint, through `sifa query --connect` as an analyst
+/// of the tier's unit.
+fn live(tier: &TestAggregator, sql: &str) -> Output {
+    let (cert, key) = support::pki().files(sifa_aggregator::auth::Role::Analyst, &tier.spec.unit);
+    Command::new(sifa_bin())
+        .args(["query", "--connect", &format!("https://{}", tier.sql_addr()), "--ca"])
+        .arg(support::pki().ca_cert())
+        .args([std::ffi::OsStr::new("--cert"), cert.as_os_str(), "--key".as_ref(), key.as_os_str()])
+        .args(["--format", "csv", sql])
+        .output()
+        .unwrap()
+}
+
 /// Polls until `pred` holds for the tier's log.
 fn wait_for_log(tier: &TestAggregator, what: &str, pred: impl Fn(&str) -> bool) {
     let t0 = Instant::now();
@@ -208,6 +221,7 @@ async fn a_tier_keeps_its_store_in_a_bucket_through_an_outage() {
         store: Some(remote.into()),
         env: gate.env(&moto.env()),
         flush_interval_ms: 200,
+        sql: true,
         ..TierSpec::top("620982")
     };
     let mut tier = TestAggregator::spawn(spec);
@@ -231,8 +245,12 @@ async fn a_tier_keeps_its_store_in_a_bucket_through_an_outage() {
     wait_for_log(&tier, "the flush waiting for the bucket", |log| {
         log.contains("cannot flush to Parquet (the reports stay safe in the log)") && log.contains(remote)
     });
+    // The tier's Flight SQL endpoint reads the bucket and the log's tail: without the bucket it
+    // says which store it cannot reach; with it back, it answers again.
+    refused(live(&tier, count), &["the store at s3://stores/gansu/620982", "cannot list reports/"]);
     gate.open();
     wait_for_answer(&env, remote, count, "n\n11\n", || tier.log());
+    assert_eq!(ok(live(&tier, count)), "n\n11\n");
 
     // Many small files in the bucket are compacted there: the merged file replaces its inputs.
     for m in 4..=12 {
