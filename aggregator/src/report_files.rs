@@ -17,18 +17,15 @@
 //! The methods block: they are called from the flusher's and the log writer's threads (a bucket
 //! is driven through the tier's runtime), never from a task of that runtime.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use sifa_proto::Catalog;
 use sifa_queries::remote::Bucket;
-use sifa_store::layout::{self, CATALOG_FILE, CURRENT_DIR, REGISTRY_FILE, REPORTS_DIR, STORE_META_FILE};
+use sifa_store::layout::{self, CURRENT_DIR, REPORTS_DIR, SMALL_FILES};
 use sifa_store::{StoreError, StoredReport};
-
-/// The small files a store is read with, put in the bucket whenever they change.
-const SMALL_FILES: [&str; 4] = [STORE_META_FILE, CATALOG_FILE, REGISTRY_FILE, sifa_store::approvals::APPROVALS_CSV];
 
 /// One report file of the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,8 +208,9 @@ impl ReportFiles {
     /// Moves report files left in the data directory (a tier that had its store there before its
     /// `store` named a bucket) into the bucket, then removes them and the directory's `current/`.
     /// Returns how many were moved.
-    pub fn take_in_directory_files(&self, data_dir: &Path) -> Result<usize, StoreError> {
+    pub fn take_in_directory_files(&self) -> Result<usize, StoreError> {
         let ReportFiles::Bucket(b) = self else { return Ok(0) };
+        let data_dir = b.data_dir.as_path();
         let local = sifa_store::list_files(data_dir)?;
         for (year, seq, path) in &local {
             let bytes = std::fs::read(path).map_err(|source| StoreError::Io {
@@ -330,8 +328,8 @@ impl InBucket {
             let Some(derived) = sifa_store::current::derive(catalog, contents)? else { continue };
             let name = format!("{CURRENT_DIR}/year={year}/{}", layout::file_name(derived.seq));
             self.put(&name, derived.encode()?)?;
-            let keep: BTreeSet<String> = [self.bucket.object(&name).to_string()].into();
-            for (_, older, _) in held.iter().filter(|(_, o, _)| !keep.contains(o.as_ref())) {
+            let kept = self.bucket.object(&name);
+            for (_, older, _) in held.iter().filter(|(_, o, _)| *o != kept) {
                 match self.block_on(self.bucket.store.delete(older)) {
                     Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                     Err(e) => return Err(self.error(&format!("cannot delete {older}"), e)),

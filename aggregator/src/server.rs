@@ -242,7 +242,7 @@ pub async fn run(config: Config, insecure: bool) -> anyhow::Result<()> {
     let next_seq = {
         let (files, data_dir) = (files.clone(), data_dir.clone());
         tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
-            let moved = files.take_in_directory_files(&data_dir)?;
+            let moved = files.take_in_directory_files()?;
             if moved > 0 {
                 tracing::info!(files = moved, "moved the report files of the data directory into the store's bucket");
             }

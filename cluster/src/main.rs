@@ -60,8 +60,8 @@ enum Command {
         /// The scheduler's address
         #[arg(long, value_name = "HOST:PORT")]
         scheduler: String,
-        /// The store: s3://BUCKET/PREFIX (an aggregator's `store`), or a directory every executor
-        /// sees at the same path
+        /// The store on object storage: s3://BUCKET/PREFIX (an aggregator's `store`, or a copy of a
+        /// data directory there)
         #[arg(long, value_name = "URL")]
         data: PathBuf,
         /// How many tasks each stage is cut into (default: this machine's cores; give the executors'

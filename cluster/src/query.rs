@@ -4,8 +4,9 @@
 //! and rollup SQL) and plans the statement into DataFusion's physical plan, listing the store's
 //! files; the plan goes to the scheduler, which cuts it into stages at its exchanges; the
 //! executors run the stages' tasks, reading the files themselves; the client streams the last
-//! stage's output from them. The small tables (`units`, `metrics`, `periods`, …) travel inside
-//! the plan; the report files are read where the executors are.
+//! stage's output from them. The session's small in-memory tables (`metrics`, `periods`, …)
+//! travel inside the plan, the large ones (`units`) as Parquet beside the store
+//! (`staged_tables`); the report files are read where the executors are.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,7 +33,7 @@ use crate::{plan_shape, staged_tables};
 pub struct Query {
     /// `HOST:PORT` of the scheduler.
     pub scheduler: String,
-    /// `s3://BUCKET/PREFIX`, or a directory every executor sees at the same path.
+    /// `s3://BUCKET/PREFIX` (a directory is refused: the executors read the bucket).
     pub data: PathBuf,
     /// How many tasks each stage is cut into.
     pub partitions: usize,

@@ -166,11 +166,11 @@ impl Remote {
             path: "/tmp".into(),
             source,
         })?;
-        let remote = Remote { bucket, cache: Some(cache) };
-        for file in [STORE_META_FILE, CATALOG_FILE, REGISTRY_FILE, sifa_store::approvals::APPROVALS_CSV] {
-            remote.fetch(file).await?;
+        let remote = Remote { bucket, cache: None };
+        for file in layout::SMALL_FILES {
+            remote.fetch(cache.path(), file).await?;
         }
-        Ok(remote)
+        Ok(Remote { cache: Some(cache), ..remote })
     }
 
     /// The store in `bucket` of the tier that writes it: its small files are the tier's own.
@@ -183,13 +183,13 @@ impl Remote {
         &self.bucket.url
     }
 
-    /// The local directory holding the fetched small files.
-    pub fn cache_dir(&self) -> &Path {
-        self.cache.as_ref().map_or(Path::new("."), |c| c.path())
+    /// The local directory holding the fetched small files (`None` for a tier's own store).
+    pub fn cache_dir(&self) -> Option<&Path> {
+        self.cache.as_ref().map(|c| c.path())
     }
 
-    /// Copies `name` into the cache; a missing store.toml, catalog.toml or registry.csv is an error.
-    async fn fetch(&self, name: &str) -> Result<()> {
+    /// Copies `name` into `dir`; a missing store.toml, catalog.toml or registry.csv is an error.
+    async fn fetch(&self, dir: &Path, name: &str) -> Result<()> {
         let bytes = match self.bucket.store.get(&self.bucket.object(name)).await {
             Ok(got) => got.bytes().await.map_err(|e| self.bucket.error(&format!("cannot read {name}"), e))?,
             Err(e @ object_store::Error::NotFound { .. }) if e.to_string().contains("NoSuchBucket") => {
@@ -201,8 +201,20 @@ impl Remote {
             }
             Err(e) => return Err(self.bucket.error(&format!("cannot read {name}"), e)),
         };
-        let path = self.cache_dir().join(name);
+        let path = dir.join(name);
         std::fs::write(&path, &bytes).map_err(|source| QueryError::Io { what: "cannot write", path, source })
+    }
+
+    /// The years with report files, from one listing of `reports/` (what a live tier's session needs
+    /// before each statement).
+    pub async fn stored_years(&self) -> Result<Vec<u16>> {
+        let dir = self.bucket.object(REPORTS_DIR);
+        let listed = self.bucket.store.list_with_delimiter(Some(&dir)).await;
+        let listed = listed.map_err(|e| self.bucket.error(&format!("cannot list {REPORTS_DIR}/"), e))?;
+        let mut years: Vec<u16> =
+            listed.common_prefixes.iter().filter_map(|p| p.filename().and_then(layout::parse_year_dir)).collect();
+        years.sort_unstable();
+        Ok(years)
     }
 
     /// The years with report files, and those whose newest current file covers exactly them

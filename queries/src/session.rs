@@ -100,18 +100,20 @@ impl Store {
             return Store::open(data);
         }
         let remote = Remote::open(&data.to_string_lossy()).await?;
-        let years = remote.years().await?;
-        let store = Store::open(remote.cache_dir())?;
-        Ok(Store { years: years.stored, current_years: years.current, remote: Some(Arc::new(remote)), ..store })
+        let store = Store::open(remote.cache_dir().expect("Remote::open fetches the small files"))?;
+        store.with_remote(remote).await
     }
 
     /// The store of a live tier whose report files live in `bucket` (its `store` key), its small
     /// files in its data directory `dir`.
     pub async fn open_in_bucket(dir: &Path, bucket: remote::Bucket) -> Result<Store> {
-        let store = Store::open(dir)?;
-        let remote = Remote::of_tier(bucket);
+        Store::open(dir)?.with_remote(Remote::of_tier(bucket)).await
+    }
+
+    /// This store's small files with the report files of `remote`.
+    async fn with_remote(self, remote: Remote) -> Result<Store> {
         let years = remote.years().await?;
-        Ok(Store { years: years.stored, current_years: years.current, remote: Some(Arc::new(remote)), ..store })
+        Ok(Store { years: years.stored, current_years: years.current, remote: Some(Arc::new(remote)), ..self })
     }
 
     /// Where the store is, as the user named it.
@@ -141,15 +143,16 @@ impl Store {
         !self.is_scoped() || self.registry.is_within(unit_code, &self.scope)
     }
 
-    /// Lists the years under `reports/` again (a live tier adds a year's directory when it first flushes it).
+    /// Lists the years under `reports/` again, before each statement of a live tier (which adds a
+    /// year's directory when it first flushes it): one listing, nothing read. The current years are
+    /// forgotten: a live session deduplicates the report files (it outlives the current files it
+    /// would read), and so would any session built from this store afterwards.
     pub async fn refresh_years(&mut self) -> Result<()> {
-        if let Some(remote) = &self.remote {
-            let years = remote.years().await?;
-            (self.years, self.current_years) = (years.stored, years.current);
-            return Ok(());
-        }
-        self.years = stored_years(&self.dir)?;
-        self.current_years = sifa_store::current::covered_years(&self.dir)?;
+        self.years = match &self.remote {
+            Some(remote) => remote.stored_years().await?,
+            None => stored_years(&self.dir)?,
+        };
+        self.current_years = Vec::new();
         Ok(())
     }
 

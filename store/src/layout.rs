@@ -46,6 +46,9 @@ pub const FORWARD_REJECTED_FILE: &str = "forward_rejected.jsonl";
 pub const FORWARD_LINK_FILE: &str = "forward.state.json";
 /// The tier's approvals of months (approved, accepted, withdrawn), one CSV row each (docs/STORAGE.md).
 pub const APPROVALS_FILE: &str = "approvals.csv";
+/// The small files a store is read with beside `reports/` and `current/` (what a bucket holding a
+/// store has besides its Parquet; `approvals.csv` only once a month was approved).
+pub const SMALL_FILES: [&str; 4] = [STORE_META_FILE, CATALOG_FILE, REGISTRY_FILE, APPROVALS_FILE];
 /// Under `state/`: a compaction under way (its inputs and output).
 pub const COMPACTION_FILE: &str = "compaction.json";
 /// Under `state/`: the key files of the Parquet files (the aggregator's `key_files` module).
