@@ -120,12 +120,7 @@ impl ReportFiles {
         match self {
             ReportFiles::Directory(_) => sifa_store::read_file(Path::new(&file.location), catalog),
             ReportFiles::Bucket(b) => {
-                let object = object_store::path::Path::from(file.location.as_str());
-                let bytes = b.block_on(async {
-                    let got = b.bucket.store.get(&object).await?;
-                    got.bytes().await
-                });
-                let bytes = bytes.map_err(|e| b.error(&format!("cannot read {object}"), e))?;
+                let bytes = b.get(&object_store::path::Path::from(file.location.as_str()))?;
                 sifa_store::decode_file(bytes, &b.origin(&file.location), catalog)
             }
         }
@@ -294,11 +289,21 @@ impl InBucket {
         }
     }
 
+    /// The bytes of `object`.
+    fn get(&self, object: &object_store::path::Path) -> Result<bytes::Bytes, StoreError> {
+        let bytes = self.block_on(async { self.bucket.store.get(object).await?.bytes().await });
+        bytes.map_err(|e| self.error(&format!("cannot read {object}"), e))
+    }
+
+    /// Deletes `name` (relative to the prefix); one already gone is no error.
     fn delete(&self, name: &str) -> Result<(), StoreError> {
-        let object = self.bucket.object(name);
-        match self.block_on(self.bucket.store.delete(&object)) {
+        self.delete_object(&self.bucket.object(name))
+    }
+
+    fn delete_object(&self, object: &object_store::path::Path) -> Result<(), StoreError> {
+        match self.block_on(self.bucket.store.delete(object)) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(self.error(&format!("cannot delete {name}"), e)),
+            Err(e) => Err(self.error(&format!("cannot delete {object}"), e)),
         }
     }
 
@@ -318,22 +323,14 @@ impl InBucket {
             }
             let mut contents = Vec::with_capacity(files.len());
             for (seq, object, _) in &files {
-                let bytes = self.block_on(async {
-                    let got = self.bucket.store.get(object).await?;
-                    got.bytes().await
-                });
-                let bytes = bytes.map_err(|e| self.error(&format!("cannot read {object}"), e))?;
-                contents.push((*seq, bytes, self.origin(object.as_ref())));
+                contents.push((*seq, self.get(object)?, self.origin(object.as_ref())));
             }
             let Some(derived) = sifa_store::current::derive(catalog, contents)? else { continue };
             let name = format!("{CURRENT_DIR}/year={year}/{}", layout::file_name(derived.seq));
             self.put(&name, derived.encode()?)?;
             let kept = self.bucket.object(&name);
             for (_, older, _) in held.iter().filter(|(_, o, _)| *o != kept) {
-                match self.block_on(self.bucket.store.delete(older)) {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(self.error(&format!("cannot delete {older}"), e)),
-                }
+                self.delete_object(older)?;
             }
             made.push((year, derived.covers.len()));
         }
