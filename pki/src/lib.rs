@@ -33,6 +33,8 @@ pub const CA_KEY_FILE: &str = "ca.key";
 pub const CRL_FILE: &str = "crl.pem";
 pub const REVOKED_FILE: &str = "revoked.toml";
 pub const ISSUED_FILE: &str = "issued.csv";
+/// Held exclusively while a revocation reads and rewrites `revoked.toml` and `crl.pem`.
+pub const REVOKE_LOCK_FILE: &str = "revoke.lock";
 
 /// Default lifetimes, in days.
 pub const CA_DAYS: u32 = 3650;
@@ -381,6 +383,9 @@ impl Ca {
     }
 
     fn revoke(&self, serial: &str, identity: String, reason: &str) -> Result<RevokedEntry, PkiError> {
+        // Two revocations at once (two operators, two scripts) each read the record, add their serial
+        // and write it back: without the lock the second write would drop the first's serial.
+        let _lock = self.lock_for_revocation()?;
         let mut record = self.revoked_record()?;
         if let Some(e) = record.revoked.iter().find(|e| e.serial == serial) {
             return Ok(e.clone());
@@ -390,6 +395,19 @@ impl Ca {
         record.revoked.push(entry.clone());
         self.write_crl(&record)?;
         Ok(entry)
+    }
+
+    /// The CA directory's revocation lock, held until the returned file is dropped.
+    fn lock_for_revocation(&self) -> Result<std::fs::File, PkiError> {
+        let path = self.paths.dir.join(REVOKE_LOCK_FILE);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io("open", &path))?;
+        file.lock().map_err(io("lock", &path))?;
+        Ok(file)
     }
 
     /// Signs a new CRL listing `record`'s serials, with the next CRL number, and writes

@@ -103,3 +103,28 @@ fn issued_certificates_name_the_unit_and_role_and_aggregators_are_servers() {
     assert!(issued.contains(&format!("{},office,620902001,", office.serial)), "{issued}");
     assert!(!format!("{office:?}").contains("PRIVATE"), "Debug never prints the key");
 }
+
+#[test]
+fn revocations_made_at_the_same_time_are_all_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = new_ca(dir.path());
+    let certs: Vec<Issued> =
+        (0..8).map(|i| ca.issue(&IssueRequest::new(id(Role::Office, &format!("62090200{i}")), 30)).unwrap()).collect();
+    // Each revocation loads the CA on its own, as separate `sifa pki revoke` processes do.
+    std::thread::scope(|s| {
+        for cert in &certs {
+            let dir = dir.path();
+            s.spawn(move || Ca::load(dir).unwrap().revoke_cert(cert.cert_pem.as_bytes(), "superseded").unwrap());
+        }
+    });
+    let record = ca.revoked_record().unwrap();
+    let mut serials: Vec<&str> = record.revoked.iter().map(|e| e.serial.as_str()).collect();
+    serials.sort();
+    let mut want: Vec<&str> = certs.iter().map(|c| c.serial.as_str()).collect();
+    want.sort();
+    assert_eq!(serials, want, "every revocation is in the record");
+    let crl = std::fs::read(&ca.paths().crl).unwrap();
+    let der = pem_block(&crl, "X509 CRL").unwrap();
+    let (_, crl) = x509_parser::parse_x509_crl(&der).unwrap();
+    assert_eq!(crl.iter_revoked_certificates().count(), certs.len(), "and in the signed list");
+}
