@@ -81,18 +81,18 @@ impl Flusher {
     /// A record leaves `unflushed` only once its file is written, so a reader of the tier's log tail
     /// and its Parquet files (the Flight SQL endpoint) never misses it in between.
     pub fn flush(&mut self) -> Result<usize, StoreError> {
-        let pending: Vec<(Lsn, SubmitRequest)> = self.unflushed.lock().expect("unflushed").clone();
+        let pending: Vec<(Lsn, Arc<SubmitRequest>)> = self.unflushed.lock().expect("unflushed").clone();
         let Some(&(last, _)) = pending.last() else {
             self.trim();
             return Ok(0);
         };
         let n = pending.len();
-        let mut by_year: BTreeMap<u16, Vec<(Lsn, SubmitRequest)>> = BTreeMap::new();
+        let mut by_year: BTreeMap<u16, Vec<(Lsn, Arc<SubmitRequest>)>> = BTreeMap::new();
         for rec in pending {
             let year = rec.1.report.as_ref().and_then(|r| r.period.get(..4)?.parse().ok()).unwrap_or(0);
             by_year.entry(year).or_default().push(rec);
         }
-        let mut written: HashSet<Lsn> = HashSet::with_capacity(n);
+        let mut written: Vec<Lsn> = Vec::new();
         let mut result = Ok(n);
         for (year, recs) in by_year {
             let rows: Vec<StoredReport> = recs.iter().map(|(_, r)| stored_report(r, &self.registry)).collect();
@@ -109,7 +109,16 @@ impl Flusher {
             }
             written.extend(recs.iter().map(|(lsn, _)| *lsn));
         }
-        self.unflushed.lock().expect("unflushed").retain(|(lsn, _)| !written.contains(lsn));
+        let mut unflushed = self.unflushed.lock().expect("unflushed");
+        if result.is_ok() {
+            // All of the snapshot is written, and it is what the log held before anything appended
+            // since (only the log writer appends, at the end; only this removes).
+            unflushed.drain(..n);
+        } else {
+            let written: HashSet<Lsn> = written.into_iter().collect();
+            unflushed.retain(|(lsn, _)| !written.contains(lsn));
+        }
+        drop(unflushed);
         if result.is_ok() {
             self.flushed.store(last, Ordering::SeqCst);
             self.trim();
@@ -308,7 +317,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut f = flusher(dir.path());
         for round in 0..COMPACT_MIN_FILES as u64 {
-            f.unflushed.lock().unwrap().extend((0..4).map(|i| (round * 4 + i + 1, rec(round * 4 + i))));
+            f.unflushed.lock().unwrap().extend((0..4).map(|i| (round * 4 + i + 1, Arc::new(rec(round * 4 + i)))));
             assert_eq!(f.flush().unwrap(), 4);
         }
         assert_eq!(f.flushed.load(Ordering::SeqCst), 4 * COMPACT_MIN_FILES as u64);
@@ -343,7 +352,7 @@ mod tests {
 
         // A failed write to Parquet keeps every record queued and every segment.
         std::fs::write(dir.path().join(layout::REPORTS_DIR), b"not a directory").unwrap();
-        f.unflushed.lock().unwrap().extend(records.iter().cloned());
+        f.unflushed.lock().unwrap().extend(records.iter().map(|(lsn, r)| (*lsn, Arc::new(r.clone()))));
         let e = f.flush().unwrap_err().to_string();
         assert!(e.contains("cannot create directory"), "{e}");
         assert_eq!(f.unflushed.lock().unwrap().len(), 5);
@@ -366,7 +375,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut f = flusher(dir.path());
         for round in 0..3u64 {
-            f.unflushed.lock().unwrap().push((round + 1, rec(round * 2)));
+            f.unflushed.lock().unwrap().push((round + 1, Arc::new(rec(round * 2))));
             f.flush().unwrap();
         }
         let before = keys(dir.path());

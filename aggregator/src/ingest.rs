@@ -67,8 +67,8 @@ struct Job {
 }
 
 /// Accepted records not yet in Parquet, in log order (the flusher removes them once written; the
-/// Flight SQL endpoint reads them).
-pub type Unflushed = Arc<Mutex<Vec<(Lsn, SubmitRequest)>>>;
+/// Flight SQL endpoint reads them). Shared, so that a reader's snapshot does not copy the reports.
+pub type Unflushed = Arc<Mutex<Vec<(Lsn, Arc<SubmitRequest>)>>>;
 
 /// The entry point of reports into a tier.
 #[derive(Clone)]
@@ -327,7 +327,7 @@ fn run_writer(mut w: Writer, rx: mpsc::Receiver<Job>) {
             w.unflushed
                 .lock()
                 .expect("unflushed lock")
-                .extend(accepted.into_iter().enumerate().map(|(i, r)| (first + i as u64, r)));
+                .extend(accepted.into_iter().enumerate().map(|(i, r)| (first + i as u64, Arc::new(r))));
             w.durable.send_replace(last);
         }
         for (reply, decision) in replies {
@@ -337,12 +337,11 @@ fn run_writer(mut w: Writer, rx: mpsc::Receiver<Job>) {
     tracing::debug!("log writer stopped");
 }
 
-/// The acknowledgement of a decision on a stream.
-pub fn ack(record: &SubmitRequest, decision: Decision) -> Result<sifa_proto::v1::Ack, tonic::Status> {
-    let report = record.report.clone().unwrap_or_default();
+/// The acknowledgement of a decision on the report `key` (its unit, period and revision).
+pub fn ack(key: &Report, decision: Decision) -> Result<sifa_proto::v1::Ack, tonic::Status> {
     match decision {
-        Ok(stored) => Ok(validate::ack_stored(&report, stored == Stored::Duplicate)),
-        Err(Refusal::Rejected(r)) => Ok(r.to_ack(&report)),
-        Err(e @ (Refusal::Unavailable(_) | Refusal::DiskFull(_))) => Err(crate::status::refusal_status(e, &report)),
+        Ok(stored) => Ok(validate::ack_stored(key, stored == Stored::Duplicate)),
+        Err(Refusal::Rejected(r)) => Ok(r.to_ack(key)),
+        Err(e @ (Refusal::Unavailable(_) | Refusal::DiskFull(_))) => Err(crate::status::refusal_status(e, key)),
     }
 }

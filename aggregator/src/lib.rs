@@ -24,6 +24,7 @@ pub mod disk;
 pub mod flush;
 pub mod forward;
 pub mod http;
+pub mod in_order;
 pub mod index;
 pub mod ingest;
 pub mod key_files;

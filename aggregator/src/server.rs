@@ -179,7 +179,7 @@ impl IndexLoad {
             let received = rec.provenance.as_ref().map(|p| p.received_at_ms).unwrap_or(0);
             // A record whose key is already in Parquet was flushed before the log was trimmed.
             if index.insert_digest(report, period, content_digest(report), received) {
-                unflushed.push((lsn, rec));
+                unflushed.push((lsn, std::sync::Arc::new(rec)));
             }
         }
         let flushed_lsn = unflushed.first().map(|(l, _)| l - 1).unwrap_or(self.last_lsn);

@@ -14,7 +14,7 @@ use sifa_proto::v1::report_service_server::ReportService;
 use sifa_proto::v1::{
     Ack, Approval, ApproveRequest, ApproveResponse, CatalogDocument, CompletenessReport, CompletenessRequest,
     GetCatalogRequest, GetRegistryRequest, LockRequest, LockResponse, OverrideRequest, OverrideResponse,
-    RegistryDocument, SubmitRequest, UnapproveRequest, UnapproveResponse,
+    RegistryDocument, Report, SubmitRequest, UnapproveRequest, UnapproveResponse,
 };
 use sifa_proto::{Catalog, Period, Registry, UnitCode};
 use tonic::{Request, Response, Status};
@@ -25,6 +25,7 @@ use sifa_proto::{Rejection, RejectionCode};
 
 use crate::completeness;
 use crate::http::metrics::{Metrics, Outcome};
+use crate::in_order::in_order;
 use crate::index::Index;
 use crate::ingest::{self, Ingest, Refusal};
 use crate::locks::Locks;
@@ -93,9 +94,9 @@ impl Tier {
         checked.inspect_err(|_| self.metrics.over_limit(limit))
     }
 
-    /// Counts what became of a report from `id` (`key`: its identity) and keeps a rejection for the page.
-    fn answered(&self, id: &Identity, key: &SubmitRequest, decision: &ingest::Decision) {
-        let report = key.report.clone().unwrap_or_default();
+    /// Counts what became of a report from `id` (`key`: its identity, [`key_of`]) and keeps a
+    /// rejection for the page.
+    fn answered(&self, id: &Identity, key: &Report, decision: &ingest::Decision) {
         let outcome = match decision {
             Ok(ingest::Stored::Accepted) => Outcome::Accepted,
             Ok(ingest::Stored::Duplicate) => Outcome::Duplicate,
@@ -105,9 +106,9 @@ impl Tier {
                 let rule = first.map_or("rejected", |p| p.rule.as_str());
                 self.rejections.record(Rejected {
                     at_ms: now_unix_ms(),
-                    unit: report.unit_code,
-                    period: report.period,
-                    revision: report.revision,
+                    unit: key.unit_code.clone(),
+                    period: key.period.clone(),
+                    revision: key.revision,
                     sender: id.to_string(),
                     rule: rule.to_string(),
                     message: r.problems.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; "),
@@ -136,7 +137,7 @@ impl ReportService for Service {
             )
             .into());
         };
-        let key = SubmitRequest { report: Some(key_of(report)), provenance: None };
+        let key = key_of(report);
         let decision = match self.0.authorize(&id, &record) {
             Err(rejection) => Err(Refusal::Rejected(rejection)),
             Ok(()) => match self.0.ingest.submit(&id.unit, record) {
@@ -145,9 +146,9 @@ impl ReportService for Service {
             },
         };
         self.0.answered(&id, &key, &decision);
-        match (decision, key.report.as_ref()) {
-            (Err(refusal @ Refusal::Rejected(_)), Some(report)) => Err(status::refusal_status(refusal, report)),
-            (other, _) => ingest::ack(&key, other).map(Response::new),
+        match decision {
+            Err(refusal @ Refusal::Rejected(_)) => Err(status::refusal_status(refusal, &key)),
+            other => ingest::ack(&key, other).map(Response::new),
         }
     }
 
@@ -166,18 +167,17 @@ impl ReportService for Service {
         let mut refused = false;
         // Each request is validated and queued in stream order as it arrives;
         // its acknowledgement comes when it is durable. Acks go out in request
-        // order, with many reports in flight so they share fsyncs.
-        let acks = request
-            .into_inner()
-            .map(move |item| {
-                let fut: Pin<Box<dyn Future<Output = Result<Ack, Status>> + Send>> = match item {
+        // order, with many reports in flight so they share fsyncs (in_order.rs).
+        let acks = request.into_inner().map(move |item| {
+            let fut: Pin<Box<dyn Future<Output = Result<Ack, Status>> + Send>> =
+                match item {
                     Err(status) => Box::pin(async move { Err(status) }),
                     Ok(_) if refused => Box::pin(async move {
                         Err(Status::resource_exhausted("the stream was refused at an earlier report"))
                     }),
                     Ok(record) => {
                         n += 1;
-                        let key = SubmitRequest { report: record.report.as_ref().map(key_of), provenance: None };
+                        let key = record.report.as_ref().map(key_of).unwrap_or_default();
                         // Over a limit, the stream ends with RESOURCE_EXHAUSTED; a report that is not
                         // the caller's to send is rejected like an invalid one, and the stream goes on.
                         let counted = tier.limits.check_stream_count(&id, n);
@@ -213,21 +213,15 @@ impl ReportService for Service {
                         }
                     }
                 };
-                fut
-            })
-            .buffered(STREAM_WINDOW);
-        Ok(Response::new(Box::pin(acks)))
+            fut
+        });
+        Ok(Response::new(Box::pin(in_order(acks, STREAM_WINDOW))))
     }
 }
 
 /// A report's identity without its values (what an Ack needs).
-fn key_of(r: &sifa_proto::v1::Report) -> sifa_proto::v1::Report {
-    sifa_proto::v1::Report {
-        unit_code: r.unit_code.clone(),
-        period: r.period.clone(),
-        revision: r.revision,
-        ..Default::default()
-    }
+fn key_of(r: &Report) -> Report {
+    Report { unit_code: r.unit_code.clone(), period: r.period.clone(), revision: r.revision, ..Default::default() }
 }
 
 #[tonic::async_trait]

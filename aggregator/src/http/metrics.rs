@@ -62,6 +62,10 @@ pub struct Metrics {
     received: Family<Sender, Counter>,
     accepted: Family<Sender, Counter>,
     duplicate: Family<Sender, Counter>,
+    /// The series of `received`, `accepted` and `duplicate` for offices and for aggregators, kept so
+    /// that counting a report looks nothing up.
+    by_office: SenderCounters,
+    by_aggregator: SenderCounters,
     rejected: Family<RejectedBy, Counter>,
     over_limit: Family<LimitKind, Counter>,
     tls_handshake_failures: Family<Handshake, Counter>,
@@ -195,12 +199,8 @@ impl Metrics {
             ]),
         );
         // The series of the known label values exist from the start, at 0.
-        for sender in ["office", "aggregator"] {
-            let who = Sender { sender: sender.to_string() };
-            for family in [&received, &accepted, &duplicate] {
-                family.get_or_create(&who).inc_by(0);
-            }
-        }
+        let by_office = SenderCounters::of("office", &received, &accepted, &duplicate);
+        let by_aggregator = SenderCounters::of("aggregator", &received, &accepted, &duplicate);
         for limit in ["rate", "message_size", "stream_count"] {
             over_limit.get_or_create(&LimitKind { limit: limit.to_string() }).inc_by(0);
         }
@@ -209,6 +209,8 @@ impl Metrics {
             received,
             accepted,
             duplicate,
+            by_office,
+            by_aggregator,
             rejected,
             over_limit,
             tls_handshake_failures,
@@ -229,17 +231,25 @@ impl Metrics {
 
     /// A report that got an answer from this tier: stored, duplicate, or rejected by `rule`.
     pub fn report_answered(&self, sender: &str, outcome: Outcome<'_>) {
-        let who = Sender { sender: sender.to_string() };
-        self.received.get_or_create(&who).inc();
+        let kept = match sender {
+            "office" => Some(&self.by_office),
+            "aggregator" => Some(&self.by_aggregator),
+            _ => None,
+        };
+        let series = |family: &Family<Sender, Counter>, kept: Option<&Counter>| match kept {
+            Some(counter) => {
+                counter.inc();
+            }
+            None => {
+                family.get_or_create(&Sender { sender: sender.to_string() }).inc();
+            }
+        };
+        series(&self.received, kept.map(|k| &k.received));
         match outcome {
-            Outcome::Accepted => {
-                self.accepted.get_or_create(&who).inc();
-            }
-            Outcome::Duplicate => {
-                self.duplicate.get_or_create(&who).inc();
-            }
+            Outcome::Accepted => series(&self.accepted, kept.map(|k| &k.accepted)),
+            Outcome::Duplicate => series(&self.duplicate, kept.map(|k| &k.duplicate)),
             Outcome::Rejected(rule) => {
-                self.rejected.get_or_create(&RejectedBy { sender: who.sender, rule: rule.to_string() }).inc();
+                self.rejected.get_or_create(&RejectedBy { sender: sender.to_string(), rule: rule.to_string() }).inc();
             }
             Outcome::Unavailable => {}
         }
@@ -308,3 +318,26 @@ pub enum Outcome<'a> {
 
 /// The content type of [`Metrics::encode`]'s text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// One sender role's series of the report counters.
+struct SenderCounters {
+    received: Counter,
+    accepted: Counter,
+    duplicate: Counter,
+}
+
+impl SenderCounters {
+    fn of(
+        sender: &str,
+        received: &Family<Sender, Counter>,
+        accepted: &Family<Sender, Counter>,
+        duplicate: &Family<Sender, Counter>,
+    ) -> SenderCounters {
+        let who = Sender { sender: sender.to_string() };
+        SenderCounters {
+            received: received.get_or_create(&who).clone(),
+            accepted: accepted.get_or_create(&who).clone(),
+            duplicate: duplicate.get_or_create(&who).clone(),
+        }
+    }
+}
